@@ -112,7 +112,11 @@ public sealed class PhiAccrualFailureDetector : IFailureDetector
         }
 
         HeartbeatOutcome outcome;
-        if (IsAvailable(nowMs))
+        if (Options.MaxRecordedIntervalMs > 0 && intervalMs > Options.MaxRecordedIntervalMs)
+        {
+            outcome = HeartbeatOutcome.AcceptedAfterSilence;
+        }
+        else if (IsAvailable(nowMs))
         {
             _history.Add(Math.Min(intervalMs, HeartbeatHistory.MaxIntervalMs));
             RefreshStatistics();

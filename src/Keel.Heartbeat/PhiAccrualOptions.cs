@@ -35,6 +35,14 @@ public sealed record PhiAccrualOptions
     /// </summary>
     public double MinIntervalFractionOfMean { get; init; } = 0.1;
 
+    /// <summary>
+    /// Intervals longer than this are not recorded (0 = record all, as Akka does). A gap that long is a pause or an
+    /// outage, which <see cref="AcceptableHeartbeatPauseMs"/> already budgets for; recording it too would count the
+    /// pause twice, inflate the standard deviation and delay the detection of a real crash for the whole window.
+    /// Cassandra's failure detector drops intervals above its MAX_INTERVAL for the same reason.
+    /// </summary>
+    public long MaxRecordedIntervalMs { get; init; }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting that is out of range.</summary>
     public void Validate()
     {
@@ -52,5 +60,7 @@ public sealed record PhiAccrualOptions
             throw new ArgumentOutOfRangeException(nameof(MinIntervalMs), MinIntervalMs, $"The minimum interval must be between 0 and {HeartbeatHistory.MaxIntervalMs} ms.");
         if (!(MinIntervalFractionOfMean >= 0 && MinIntervalFractionOfMean < 1))
             throw new ArgumentOutOfRangeException(nameof(MinIntervalFractionOfMean), MinIntervalFractionOfMean, "The minimum interval fraction of the mean must be in [0, 1).");
+        if (MaxRecordedIntervalMs < 0 || (MaxRecordedIntervalMs > 0 && MaxRecordedIntervalMs <= MinIntervalMs))
+            throw new ArgumentOutOfRangeException(nameof(MaxRecordedIntervalMs), MaxRecordedIntervalMs, "The maximum recorded interval must be 0 (record all) or above the minimum interval.");
     }
 }
