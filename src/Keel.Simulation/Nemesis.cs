@@ -28,6 +28,12 @@ public sealed class Nemesis
     public Func<int, bool> MayCrash { get; init; } = _ => true;
     /// <summary>Nodes that may be paused (default: all).</summary>
     public Func<int, bool> MayPause { get; init; } = _ => true;
+    /// <summary>
+    /// A node is not paused again until this long after its last pause ended (default 0: pauses may chain). A scenario
+    /// whose fault model is "pauses of at most N seconds" needs spacing, or two chained pauses make one longer stall.
+    /// </summary>
+    public long MinPauseSpacingMs { get; init; }
+
     /// <summary>At most this many nodes down at once (default: a minority of a cluster).</summary>
     public int MaxCrashedAtOnce { get; init; } = int.MaxValue;
 
@@ -114,7 +120,8 @@ public sealed class Nemesis
 
     private void PauseOne()
     {
-        var candidates = _simulation.Nodes.Where(node => node.State == NodeState.Up && MayPause(node.Id)).ToList();
+        var candidates = _simulation.Nodes.Where(node => node.State == NodeState.Up && MayPause(node.Id) &&
+            (node.PauseHistory.Count == 0 || _simulation.NowUs - node.PauseHistory[^1].EndUs >= MinPauseSpacingMs * 1000)).ToList();
         if (candidates.Count == 0 || _plan.MaxPauseMs <= 0) return;
         candidates[_random.NextInt32(candidates.Count)].Pause(_random.NextInt64(1_000, _plan.MaxPauseMs * 1000 + 1));
         Pauses++;

@@ -39,6 +39,7 @@ public sealed class SimNode
     private readonly Func<int, ISimProcess> _processFactory;
     private readonly DeterministicRandom _random;
     private readonly List<ScheduledEvent> _backlog = [];
+    private readonly List<(long StartUs, long EndUs)> _pauses = [];
     private long _nextTimerNumber;
     private long _pausedUntilUs;
 
@@ -76,8 +77,17 @@ public sealed class SimNode
     /// <summary>How many times the node crashed.</summary>
     public int CrashCount { get; private set; }
 
+    /// <summary>True time of the latest crash in microseconds, or -1 if it never crashed.</summary>
+    public long LastCrashUs { get; private set; } = -1;
+
     /// <summary>How many pauses it suffered.</summary>
-    public int PauseCount { get; private set; }
+    public int PauseCount => _pauses.Count;
+
+    /// <summary>Every pause so far as (start, end) in true microseconds, for checkers that must tell a pause from a failure.</summary>
+    public IReadOnlyList<(long StartUs, long EndUs)> PauseHistory => _pauses;
+
+    /// <summary>True if the node was paused at any moment in [<paramref name="fromUs"/>, <paramref name="toUs"/>].</summary>
+    public bool WasPausedDuring(long fromUs, long toUs) => _pauses.Any(p => p.StartUs <= toUs && p.EndUs >= fromUs);
 
     /// <summary>Crashes the node now: its process and timers vanish, unsynced disk writes are lost or torn.</summary>
     public void Crash()
@@ -85,6 +95,7 @@ public sealed class SimNode
         if (State is NodeState.Crashed or NodeState.NotStarted) return;
         State = NodeState.Crashed;
         CrashCount++;
+        LastCrashUs = _simulation.NowUs;
         Process = null;
         Context = null;
         _backlog.Clear();
@@ -107,8 +118,8 @@ public sealed class SimNode
     {
         if (State != NodeState.Up || durationUs <= 0) return;
         State = NodeState.Paused;
-        PauseCount++;
         _pausedUntilUs = _simulation.NowUs + durationUs;
+        _pauses.Add((_simulation.NowUs, _pausedUntilUs));
         _simulation.Enqueue(new ScheduledEvent(EventKind.Resume, Id, Incarnation, 0, null, 0), _pausedUntilUs);
         _simulation.Trace(0x50415553 /* PAUS */, Id, durationUs);
     }

@@ -11,8 +11,11 @@ public interface ISimulationScenario
     /// <summary>The name used on the command line (<c>./keel sim NAME</c>).</summary>
     string Name { get; }
 
-    /// <summary>The faults this scenario accepts; the swarm draws a plan within them.</summary>
-    FaultLimits Limits { get; }
+    /// <summary>Arguments besides the seed that the replay command must repeat (e.g. <c>--nodes 7</c>); empty if none.</summary>
+    string ReplayArguments { get; }
+
+    /// <summary>Draws the faults of this run from the seed (swarm testing within the scenario's limits).</summary>
+    FaultPlan DrawPlan(DeterministicRandom random);
 
     /// <summary>Total simulated run time.</summary>
     long DurationMs { get; }
@@ -43,20 +46,21 @@ public sealed record SimulationResult(ulong Seed, string Scenario, FaultPlan Pla
     public bool Passed => Failure is null;
 
     /// <summary>The exact command that replays this seed.</summary>
-    public string ReplayCommand => SimulationRunner.ReplayCommand(Scenario, Seed);
+    public string ReplayCommand { get; init; } = SimulationRunner.ReplayCommand(Scenario, Seed);
 }
 
 /// <summary>Runs scenarios seed by seed and turns any violation into a report with its replay command.</summary>
 public static class SimulationRunner
 {
     /// <summary>The command line that replays <paramref name="seed"/> of <paramref name="scenario"/>.</summary>
-    public static string ReplayCommand(string scenario, ulong seed) => $"./keel sim {scenario} --seed {seed}";
+    public static string ReplayCommand(string scenario, ulong seed, string arguments = "") =>
+        $"./keel sim {scenario} --seed {seed}" + (arguments.Length == 0 ? "" : " " + arguments);
 
     /// <summary>Runs one seed of a fresh scenario; never throws for a violation, which is reported in the result.</summary>
     public static SimulationResult Run(ISimulationScenario scenario, ulong seed)
     {
         var simulation = new Simulation(seed);
-        var plan = FaultPlan.Draw(simulation.Random.Split("fault-plan"), scenario.Limits);
+        var plan = scenario.DrawPlan(simulation.Random.Split("fault-plan"));
         SimulationFailureException? failure = null;
         try
         {
@@ -82,6 +86,9 @@ public static class SimulationRunner
                 $"unhandled {crash.GetType().Name}: {crash.Message}", crash);
         }
         return new SimulationResult(seed, scenario.Name, plan, simulation.EventCount, simulation.NowMs,
-            simulation.TraceHash, failure, scenario.Summary());
+            simulation.TraceHash, failure, scenario.Summary())
+        {
+            ReplayCommand = ReplayCommand(scenario.Name, seed, scenario.ReplayArguments),
+        };
     }
 }

@@ -1,0 +1,36 @@
+namespace Keel.Simulation.Scenarios;
+
+/// <summary>The scenarios <c>./keel sim</c> can run, by name.</summary>
+public static class ScenarioCatalog
+{
+    /// <summary>The scenario run when none is named.</summary>
+    public const string DefaultScenario = "heartbeat";
+
+    /// <summary>Every scenario name with a one-line description.</summary>
+    public static IReadOnlyList<(string Name, string Description)> Scenarios { get; } =
+    [
+        ("heartbeat", "heartbeats with hybrid-clock timestamps over a lossy network with pauses; one real crash; compares failure detectors"),
+    ];
+
+    /// <summary>Creates a fresh scenario instance for one seed.</summary>
+    /// <exception cref="ArgumentException">The name is unknown.</exception>
+    public static ISimulationScenario Create(string name, ScenarioSettings settings) => name switch
+    {
+        "heartbeat" => new HeartbeatScenario(new HeartbeatScenarioOptions
+        {
+            Nodes = settings.Nodes ?? 5,
+            Bug = settings.Bug,
+            MaxClockStepMs = settings.MaxClockStepMs ?? 2_000,
+            NemesisCrashes = settings.NemesisCrashes,
+            EnforceGoals = settings.Bug == PlantedBug.None,
+        }),
+        _ => throw new ArgumentException($"unknown scenario '{name}'; known: {string.Join(", ", Scenarios.Select(s => s.Name))}", nameof(name)),
+    };
+}
+
+/// <summary>Command-line settings shared by scenarios.</summary>
+/// <param name="Nodes">Cluster size, or the scenario's default.</param>
+/// <param name="Bug">A bug to plant on purpose.</param>
+/// <param name="MaxClockStepMs">Largest wall-clock step, or the scenario's default.</param>
+/// <param name="NemesisCrashes">Whether the nemesis crashes and restarts nodes besides the scenario's own.</param>
+public sealed record ScenarioSettings(int? Nodes = null, PlantedBug Bug = PlantedBug.None, long? MaxClockStepMs = null, bool NemesisCrashes = false);
