@@ -39,6 +39,16 @@ public class LeaseBenchmarks
         }
     }
 
+    /// <summary>The anchor: the same round-robin lookup in a plain dictionary of the lease ids.</summary>
+    [Benchmark(Baseline = true)]
+    public long Anchor_DictionaryLookup()
+    {
+        _plainDictionary ??= _ids.ToDictionary(id => id, id => id);
+        return _plainDictionary.TryGetValue(_ids[_next++ % _ids.Length], out var value) ? value : -1;
+    }
+
+    private Dictionary<long, long>? _plainDictionary;
+
     /// <summary>Renew one lease (round robin over all): dictionary lookup plus a heap sift.</summary>
     [Benchmark]
     public long KeepAlive()

@@ -47,6 +47,16 @@ public class QuorumBenchmarks
         _votes = new ArrayVotes(votes);
     }
 
+    /// <summary>The anchor: sorting a copy of the acknowledged indexes, the naive way to find the quorum-th largest.</summary>
+    [Benchmark(Baseline = true)]
+    public ulong Anchor_SortCopy()
+    {
+        Span<ulong> copy = stackalloc ulong[Voters];
+        for (var i = 0; i < Voters; i++) _acks.TryGetAckedIndex((ulong)(i + 1), out copy[i]);
+        copy.Sort();
+        return copy[Voters - (Voters / 2 + 1)];
+    }
+
     [Benchmark]
     public ulong MajorityCommittedIndex() => _config.CommittedIndex(_acks);
 
