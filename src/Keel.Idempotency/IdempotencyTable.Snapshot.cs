@@ -1,6 +1,5 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
 using System.Text;
+using Keel.Core.Encoding;
 
 namespace Keel.Idempotency;
 
@@ -18,7 +17,7 @@ public sealed partial class IdempotencyTable
     private static ReadOnlySpan<byte> SnapshotMagic => "KIDT"u8;
     private const byte SnapshotVersion = 1;
     private const int HeaderBytes = 4 + 1 + 36 + 8 + 11 * 8 + 4;
-    private const int ChecksumBytes = 4;
+    private const int ChecksumBytes = ChecksummedFrame.ChecksumBytes;
     private const byte CompletedFlag = 1;
 
     /// <summary>
@@ -39,9 +38,8 @@ public sealed partial class IdempotencyTable
             size += 2 + entry.Key.Length + RequestFingerprint.SizeBytes + 8 + (entry.IsCompleted ? 16 + entry.Body!.Length : 0);
 
         var buffer = new byte[size];
-        var writer = new SpanWriter(buffer);
-        writer.Bytes(SnapshotMagic);
-        writer.U8(SnapshotVersion);
+        var writer = new BinarySpanWriter(buffer);
+        ChecksummedFrame.WriteHeader(ref writer, SnapshotMagic, SnapshotVersion);
         writer.I64(Options.CompletedWindowMs);
         writer.I64(Options.InFlightWindowMs);
         writer.I32(Options.MaxEntries);
@@ -55,7 +53,7 @@ public sealed partial class IdempotencyTable
         {
             writer.U8(entry.IsCompleted ? CompletedFlag : (byte)0);
             writer.U8((byte)entry.Key.Length);
-            writer.Ascii(entry.Key);
+            Encoding.ASCII.GetBytes(entry.Key, writer.Take(entry.Key.Length));
             entry.Fingerprint.WriteTo(writer.Take(RequestFingerprint.SizeBytes));
             writer.I64(entry.ClaimedAtMs);
             if (!entry.IsCompleted) continue;
@@ -64,7 +62,7 @@ public sealed partial class IdempotencyTable
             writer.I32(entry.Body!.Length);
             writer.Bytes(entry.Body);
         }
-        BinaryPrimitives.WriteUInt32LittleEndian(writer.Take(ChecksumBytes), Crc32.HashToUInt32(buffer.AsSpan(0, size - ChecksumBytes)));
+        ChecksummedFrame.WriteChecksum(ref writer);
         writer.AssertFull();
         return buffer;
     }
@@ -79,18 +77,31 @@ public sealed partial class IdempotencyTable
     {
         if (snapshot.Length < HeaderBytes + ChecksumBytes)
             throw new IdempotencySnapshotException($"The snapshot is {snapshot.Length} bytes; even an empty table takes {HeaderBytes + ChecksumBytes}.");
-        var body = snapshot[..^ChecksumBytes];
-        var expectedCrc = BinaryPrimitives.ReadUInt32LittleEndian(snapshot[^ChecksumBytes..]);
-        var actualCrc = Crc32.HashToUInt32(body);
-        if (actualCrc != expectedCrc)
-            throw new IdempotencySnapshotException($"The snapshot checksum does not match (stored 0x{expectedCrc:X8}, computed 0x{actualCrc:X8}): the data is damaged.");
-
-        var reader = new SpanReader(body);
-        if (!reader.Take(SnapshotMagic.Length).SequenceEqual(SnapshotMagic))
+        // Checksum before magic and version: a damaged snapshot is reported as damaged, whatever byte was hit.
+        var frame = ChecksummedFrame.Inspect(snapshot, SnapshotMagic);
+        if (!frame.ChecksumMatches)
+            throw new IdempotencySnapshotException($"The snapshot checksum does not match (stored 0x{frame.StoredChecksum:X8}, computed 0x{frame.ComputedChecksum:X8}): the data is damaged.");
+        if (!frame.MagicMatches)
             throw new IdempotencySnapshotException("The data is not an idempotency-table snapshot (wrong magic).");
-        var version = reader.U8();
-        if (version != SnapshotVersion)
-            throw new IdempotencySnapshotException($"The snapshot has version {version}; this build reads version {SnapshotVersion}.");
+        if (frame.Version != SnapshotVersion)
+            throw new IdempotencySnapshotException($"The snapshot has version {frame.Version}; this build reads version {SnapshotVersion}.");
+
+        var reader = frame.PayloadReader();
+        try
+        {
+            return ReadTable(ref reader);
+        }
+        catch (EncodingFormatException e)
+        {
+            // Offsets count from the start of the snapshot, as the reader started there.
+            throw new IdempotencySnapshotException(e.Problem == EncodingProblem.Truncated
+                ? $"The snapshot is truncated: needed {e.Value} bytes at offset {e.Offset}, {e.AvailableBytes} left."
+                : $"The snapshot is malformed: {e.Message}", e);
+        }
+    }
+
+    private static IdempotencyTable ReadTable(ref BinarySpanReader reader)
+    {
 
         var options = new IdempotencyOptions
         {
@@ -146,24 +157,24 @@ public sealed partial class IdempotencyTable
         }
         if (table._responseBytes > options.MaxTotalResponseBytes)
             throw new IdempotencySnapshotException($"The snapshot stores {table._responseBytes} response bytes; the bound is {options.MaxTotalResponseBytes}.");
-        if (!reader.AtEnd)
+        if (!reader.IsAtEnd)
             throw new IdempotencySnapshotException($"The snapshot has {reader.Remaining} bytes after its last entry.");
         table._nextExpiryLowerBoundMs = table.EarliestExpiryMs();
         table.AssertInvariants();
         return table;
     }
 
-    private static Entry ReadEntry(ref SpanReader reader, IdempotencyOptions options, long lastNowMs, int index)
+    private static Entry ReadEntry(ref BinarySpanReader reader, IdempotencyOptions options, long lastNowMs, int index)
     {
         var flags = reader.U8();
         if ((flags & ~CompletedFlag) != 0) throw new IdempotencySnapshotException($"Snapshot entry #{index} has unknown flags 0x{flags:X2}.");
         var keyLength = reader.U8();
-        var keyBytes = reader.Take(keyLength);
+        var keyBytes = reader.ReadBytes(keyLength);
         var key = Encoding.ASCII.GetString(keyBytes);
         var keyProblem = IdempotencyKey.DescribeProblem(key);
         if (keyProblem is not null || keyBytes.ContainsAnyExceptInRange((byte)IdempotencyKey.MinChar, (byte)IdempotencyKey.MaxChar))
             throw new IdempotencySnapshotException($"Snapshot entry #{index} has an invalid key: {keyProblem ?? "non-ASCII bytes"}");
-        var fingerprint = RequestFingerprint.FromBytes(reader.Take(RequestFingerprint.SizeBytes));
+        var fingerprint = RequestFingerprint.FromBytes(reader.ReadBytes(RequestFingerprint.SizeBytes));
         var claimedAtMs = reader.I64();
         if (claimedAtMs < 0 || claimedAtMs > lastNowMs)
             throw new IdempotencySnapshotException($"Snapshot entry #{index} was claimed at {claimedAtMs} ms, outside [0, {lastNowMs}].");
@@ -183,7 +194,7 @@ public sealed partial class IdempotencyTable
         entry.CompletedAtMs = completedAtMs;
         entry.ExpiresAtMs = SaturatingAdd(completedAtMs, options.CompletedWindowMs);
         entry.StatusCode = statusCode;
-        entry.Body = bodyLength == 0 ? [] : reader.Take(bodyLength).ToArray();
+        entry.Body = bodyLength == 0 ? [] : reader.ReadBytes(bodyLength).ToArray();
         return entry;
     }
 
@@ -204,47 +215,5 @@ public sealed partial class IdempotencyTable
         _responsesTooLarge = values[8];
         _evictions = values[9];
         _expirations = values[10];
-    }
-
-    private ref struct SpanWriter(Span<byte> buffer)
-    {
-        private readonly Span<byte> _buffer = buffer;
-        private int _position;
-
-        public Span<byte> Take(int length)
-        {
-            var slice = _buffer.Slice(_position, length);
-            _position += length;
-            return slice;
-        }
-
-        public void U8(byte value) => Take(1)[0] = value;
-        public void I32(int value) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), value);
-        public void I64(long value) => BinaryPrimitives.WriteInt64LittleEndian(Take(8), value);
-        public void Bytes(ReadOnlySpan<byte> value) => value.CopyTo(Take(value.Length));
-        public void Ascii(string value) => Encoding.ASCII.GetBytes(value, Take(value.Length));
-        public readonly void AssertFull() => Keel.Core.Invariant.Check(_position == _buffer.Length, "snapshot size was computed wrongly");
-    }
-
-    private ref struct SpanReader(ReadOnlySpan<byte> data)
-    {
-        private readonly ReadOnlySpan<byte> _data = data;
-        private int _position;
-
-        public readonly bool AtEnd => _position == _data.Length;
-        public readonly int Remaining => _data.Length - _position;
-
-        public ReadOnlySpan<byte> Take(int length)
-        {
-            if (length > _data.Length - _position)
-                throw new IdempotencySnapshotException($"The snapshot is truncated: needed {length} bytes at offset {_position}, {_data.Length - _position} left.");
-            var slice = _data.Slice(_position, length);
-            _position += length;
-            return slice;
-        }
-
-        public byte U8() => Take(1)[0];
-        public int I32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
-        public long I64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
     }
 }

@@ -1,7 +1,6 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
 using System.Text;
 using Keel.Core;
+using Keel.Core.Encoding;
 
 namespace Keel.Leases;
 
@@ -15,7 +14,7 @@ public sealed partial class LeaseTable
     private const int HeaderSize = 4 + 1 + 8 + 8 + 8 + 4; // magic, version, last time, next id, fencing token, lease count
     private const int LeaseFixedSize = 8 + 8 + 8 + 8 + 8 + 8 + 8 + 4; // id, ttl, token, recorded, remaining, renews, deadline, key count
     private const int ResourceFixedSize = 4 + 8 + 8; // name length, lease id, token
-    private const int TrailerSize = 4; // CRC-32 of everything before it
+    private const int TrailerSize = ChecksummedFrame.ChecksumBytes; // CRC-32 of everything before it
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -40,42 +39,42 @@ public sealed partial class LeaseTable
         foreach (var hold in holds) size += ResourceFixedSize + StrictUtf8.GetByteCount(hold.Resource);
 
         var buffer = new byte[size];
-        var writer = new SpanWriter(buffer);
-        writer.WriteBytes(SnapshotMagic);
-        writer.WriteByte(SnapshotVersion);
-        writer.WriteInt64(_lastNowMs);
-        writer.WriteInt64(_nextLeaseId);
-        writer.WriteUInt64(_fencingToken);
-        writer.WriteInt32(ids.Length);
+        var writer = new BinarySpanWriter(buffer);
+        ChecksummedFrame.WriteHeader(ref writer, SnapshotMagic, SnapshotVersion);
+        writer.I64(_lastNowMs);
+        writer.I64(_nextLeaseId);
+        writer.U64(_fencingToken);
+        writer.I32(ids.Length);
         foreach (var id in ids)
         {
             var lease = _leases[id];
-            writer.WriteInt64(lease.Id);
-            writer.WriteInt64(lease.TtlMs);
-            writer.WriteUInt64(lease.FencingToken);
-            writer.WriteInt64(lease.RecordedAtMs);
-            writer.WriteInt64(lease.RemainingMs);
-            writer.WriteUInt64(lease.RenewCount);
-            writer.WriteInt64(lease.ExpiresAtMs);
-            writer.WriteInt32(lease.Keys?.Count ?? 0);
+            writer.I64(lease.Id);
+            writer.I64(lease.TtlMs);
+            writer.U64(lease.FencingToken);
+            writer.I64(lease.RecordedAtMs);
+            writer.I64(lease.RemainingMs);
+            writer.U64(lease.RenewCount);
+            writer.I64(lease.ExpiresAtMs);
+            writer.I32(lease.Keys?.Count ?? 0);
             if (lease.Keys is { } keys)
                 foreach (var key in keys)
                 {
-                    writer.WriteInt32(key.Length);
-                    writer.WriteBytes(key);
+                    writer.I32(key.Length);
+                    writer.Bytes(key);
                 }
         }
-        writer.WriteInt32(holds.Length);
+        writer.I32(holds.Length);
         foreach (var hold in holds)
         {
             var nameLength = StrictUtf8.GetByteCount(hold.Resource);
-            writer.WriteInt32(nameLength);
-            writer.Advance(StrictUtf8.GetBytes(hold.Resource, writer.Remaining[..nameLength]));
-            writer.WriteInt64(hold.LeaseId);
-            writer.WriteUInt64(hold.FencingToken);
+            writer.I32(nameLength);
+            var written = StrictUtf8.GetBytes(hold.Resource, writer.Take(nameLength));
+            Invariant.Check(written == nameLength, "resource name encoded to its counted length");
+            writer.I64(hold.LeaseId);
+            writer.U64(hold.FencingToken);
         }
-        writer.WriteUInt32(Crc32Of(buffer.AsSpan(0, writer.Position)));
-        Invariant.Check(writer.Position == buffer.Length, "snapshot size computed exactly");
+        ChecksummedFrame.WriteChecksum(ref writer);
+        writer.AssertFull();
         return buffer;
     }
 
@@ -88,31 +87,46 @@ public sealed partial class LeaseTable
     public static LeaseTable Restore(ReadOnlySpan<byte> snapshot, LeaseTableOptions? options = null)
     {
         if (snapshot.Length < HeaderSize + 4 + TrailerSize) throw new LeaseSnapshotException($"{snapshot.Length} bytes is too short");
-        if (!snapshot[..4].SequenceEqual(SnapshotMagic)) throw new LeaseSnapshotException("wrong magic");
-        if (snapshot[4] != SnapshotVersion) throw new LeaseSnapshotException($"unsupported version {snapshot[4]}");
-        var body = snapshot[..^TrailerSize];
-        if (BinaryPrimitives.ReadUInt32LittleEndian(snapshot[^TrailerSize..]) != Crc32Of(body))
-            throw new LeaseSnapshotException("checksum mismatch");
+        try
+        {
+            var reader = ChecksummedFrame.Open(snapshot, SnapshotMagic, SnapshotVersion);
+            return ReadTable(ref reader, options);
+        }
+        catch (EncodingFormatException e)
+        {
+            // The shared codec reports facts; the wording stays this table's own.
+            throw new LeaseSnapshotException(e.Problem switch
+            {
+                EncodingProblem.WrongMagic => "wrong magic",
+                EncodingProblem.UnsupportedVersion => $"unsupported version {e.Value}",
+                EncodingProblem.ChecksumMismatch => "checksum mismatch",
+                EncodingProblem.CountOutOfRange => $"count {e.Value} out of range",
+                EncodingProblem.Truncated => "truncated",
+                _ => e.Message,
+            });
+        }
+    }
 
+    private static LeaseTable ReadTable(ref BinarySpanReader reader, LeaseTableOptions? options)
+    {
         var table = new LeaseTable(options);
-        var reader = new SpanReader(body[5..]);
-        table._lastNowMs = reader.ReadInt64();
-        table._nextLeaseId = reader.ReadInt64();
-        table._fencingToken = reader.ReadUInt64();
+        table._lastNowMs = reader.I64();
+        table._nextLeaseId = reader.I64();
+        table._fencingToken = reader.U64();
         Require(table._nextLeaseId >= 0, "negative id counter");
 
         var leaseCount = reader.ReadCount(LeaseFixedSize);
         var previousId = 0L;
         for (var i = 0; i < leaseCount; i++)
         {
-            var lease = new LeaseEntry(reader.ReadInt64())
+            var lease = new LeaseEntry(reader.I64())
             {
-                TtlMs = reader.ReadInt64(),
-                FencingToken = reader.ReadUInt64(),
-                RecordedAtMs = reader.ReadInt64(),
-                RemainingMs = reader.ReadInt64(),
-                RenewCount = reader.ReadUInt64(),
-                ExpiresAtMs = reader.ReadInt64(),
+                TtlMs = reader.I64(),
+                FencingToken = reader.U64(),
+                RecordedAtMs = reader.I64(),
+                RemainingMs = reader.I64(),
+                RenewCount = reader.U64(),
+                ExpiresAtMs = reader.I64(),
             };
             Require(lease.Id > previousId, "lease ids not positive and ascending");
             previousId = lease.Id;
@@ -142,7 +156,7 @@ public sealed partial class LeaseTable
             string name;
             try { name = StrictUtf8.GetString(reader.ReadBytes(reader.ReadCount(1))); }
             catch (DecoderFallbackException) { throw new LeaseSnapshotException("resource name is not UTF-8"); }
-            var hold = new ResourceHold(name, reader.ReadInt64(), reader.ReadUInt64());
+            var hold = new ResourceHold(name, reader.I64(), reader.U64());
             Require(name.Length > 0, "empty resource name");
             Require(previousName is null || string.CompareOrdinal(previousName, name) < 0, "resources not ascending");
             Require(table._leases.TryGetValue(hold.LeaseId, out var holder), "resource held by a missing lease");
@@ -166,79 +180,5 @@ public sealed partial class LeaseTable
     private static void Require(bool condition, string problem)
     {
         if (!condition) throw new LeaseSnapshotException(problem);
-    }
-
-    private static uint Crc32Of(ReadOnlySpan<byte> data) => Crc32.HashToUInt32(data);
-
-    private ref struct SpanWriter(Span<byte> buffer)
-    {
-        private readonly Span<byte> _buffer = buffer;
-
-        public int Position { get; private set; }
-
-        public readonly Span<byte> Remaining => _buffer[Position..];
-
-        public void Advance(int count) => Position += count;
-
-        public void WriteByte(byte value) => _buffer[Position++] = value;
-
-        public void WriteBytes(ReadOnlySpan<byte> value)
-        {
-            value.CopyTo(_buffer[Position..]);
-            Position += value.Length;
-        }
-
-        public void WriteInt32(int value)
-        {
-            BinaryPrimitives.WriteInt32LittleEndian(_buffer[Position..], value);
-            Position += 4;
-        }
-
-        public void WriteUInt32(uint value)
-        {
-            BinaryPrimitives.WriteUInt32LittleEndian(_buffer[Position..], value);
-            Position += 4;
-        }
-
-        public void WriteInt64(long value)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(_buffer[Position..], value);
-            Position += 8;
-        }
-
-        public void WriteUInt64(ulong value)
-        {
-            BinaryPrimitives.WriteUInt64LittleEndian(_buffer[Position..], value);
-            Position += 8;
-        }
-    }
-
-    private ref struct SpanReader(ReadOnlySpan<byte> buffer)
-    {
-        private ReadOnlySpan<byte> _rest = buffer;
-
-        public readonly bool IsAtEnd => _rest.IsEmpty;
-
-        public ReadOnlySpan<byte> ReadBytes(int count)
-        {
-            if (count > _rest.Length) throw new LeaseSnapshotException("truncated");
-            var bytes = _rest[..count];
-            _rest = _rest[count..];
-            return bytes;
-        }
-
-        public int ReadInt32() => BinaryPrimitives.ReadInt32LittleEndian(ReadBytes(4));
-
-        public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(ReadBytes(8));
-
-        public ulong ReadUInt64() => BinaryPrimitives.ReadUInt64LittleEndian(ReadBytes(8));
-
-        /// <summary>A count or length that must be non-negative and fit in what is left (each item at least <paramref name="minItemSize"/> bytes).</summary>
-        public int ReadCount(int minItemSize)
-        {
-            var count = ReadInt32();
-            if (count < 0 || (long)count * minItemSize > _rest.Length) throw new LeaseSnapshotException($"count {count} out of range");
-            return count;
-        }
     }
 }
