@@ -21,6 +21,7 @@ public sealed class Simulation
     private readonly List<SimNode> _nodes = [];
     private readonly List<Func<string?>> _invariants = [];
     private long _nextSequence;
+    private long _eventsThisInstant;
 
     /// <summary>Creates a simulation whose every random choice derives from <paramref name="seed"/>.</summary>
     public Simulation(ulong seed, NetworkOptions? network = null)
@@ -44,6 +45,12 @@ public sealed class Simulation
 
     /// <summary>True virtual time in milliseconds.</summary>
     public long NowMs => NowUs / 1000;
+
+    /// <summary>
+    /// How many events may run at one virtual instant before the run is declared a livelock (a zero-delay timer that
+    /// re-arms itself, a message storm with zero latency): the simulator reports it instead of hanging.
+    /// </summary>
+    public long MaxEventsPerInstant { get; init; } = 1_000_000;
 
     /// <summary>Events processed so far.</summary>
     public long EventCount { get; private set; }
@@ -104,6 +111,16 @@ public sealed class Simulation
         while (_queue.TryPeek(out _, out var order) && order.TimeUs <= untilUs)
         {
             var scheduled = _queue.Dequeue();
+            if (order.TimeUs == NowUs)
+            {
+                if (++_eventsThisInstant > MaxEventsPerInstant)
+                    throw new SimulationFailureException(Seed, NowUs, EventCount, TraceHash,
+                        $"livelock: more than {MaxEventsPerInstant} events at one instant");
+            }
+            else
+            {
+                _eventsThisInstant = 1;
+            }
             NowUs = order.TimeUs;
             Execute(scheduled, order);
         }

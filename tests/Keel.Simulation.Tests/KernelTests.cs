@@ -33,7 +33,7 @@ internal sealed class EchoProcess : ISimProcess
         Timers.Add((_simulation.NowUs, tag));
         for (var peer = 0; peer < context.ClusterSize; peer++)
             if (peer != context.NodeId) context.Send(peer, $"ping{context.Random.NextInt32(1000)}");
-        context.SetTimer(_pingEveryMs, tag: 1);
+        if (_pingEveryMs > 0) context.SetTimer(_pingEveryMs, tag: 1);
     }
 }
 
@@ -183,6 +183,17 @@ public sealed class KernelTests
         Assert.Equal(monoBefore, node.Clock.MonotonicUs);
         simulation.RunFor(1);
         Assert.True(node.Clock.MonotonicUs > monoBefore);
+    }
+
+    [Fact]
+    public void A_livelock_of_events_at_one_instant_is_reported_instead_of_hanging()
+    {
+        var simulation = new Sim(14) { MaxEventsPerInstant = 10_000 };
+        void Again() => simulation.Schedule(0, Again);
+        simulation.Schedule(5, Again);
+        var failure = Assert.Throws<SimulationFailureException>(() => simulation.RunFor(1_000));
+        Assert.Contains("livelock", failure.Violation, StringComparison.Ordinal);
+        Assert.Equal(14UL, failure.Seed);
     }
 
     [Fact]
