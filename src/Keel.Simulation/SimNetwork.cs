@@ -36,7 +36,11 @@ public sealed class SimNetwork
 {
     private readonly Simulation _simulation;
     private readonly DeterministicRandom _random;
-    private readonly List<List<LinkState>> _links = []; // [from][to]
+    // Memory stays O(nodes + faulty links), so a simulation of 10,000 gossip members does not need 10^8 link objects:
+    // symmetric partitions are group labels (messages cross only within a group); one-way blocks and clogs are sparse.
+    private readonly List<int> _group = [];
+    private readonly Dictionary<(int From, int To), LinkState> _faultyLinks = [];
+    private int _nextGroup = 1;
 
     internal SimNetwork(Simulation simulation, NetworkOptions options, DeterministicRandom random)
     {
@@ -59,14 +63,12 @@ public sealed class SimNetwork
 
     internal void OnNodeAdded(int id)
     {
-        foreach (var row in _links) row.Add(new LinkState());
-        var newRow = new List<LinkState>();
-        for (var i = 0; i <= id; i++) newRow.Add(new LinkState());
-        _links.Add(newRow);
+        Invariant.Check(id == _group.Count, "nodes are added with consecutive ids");
+        _group.Add(0);
     }
 
     /// <summary>Blocks the link from <paramref name="from"/> to <paramref name="to"/> only (an asymmetric partition).</summary>
-    public void BlockOneWay(int from, int to) => _links[from][to].Blocked = true;
+    public void BlockOneWay(int from, int to) => Link(from, to).Blocked = true;
 
     /// <summary>Blocks both directions between two nodes.</summary>
     public void Block(int a, int b)
@@ -75,60 +77,67 @@ public sealed class SimNetwork
         BlockOneWay(b, a);
     }
 
-    /// <summary>Splits the nodes into <paramref name="side"/> and the rest: no message crosses in either direction.</summary>
+    /// <summary>
+    /// Cuts <paramref name="side"/> off from the rest: no message crosses in either direction. Earlier cuts stay, so
+    /// repeated partitions can split the cluster into more than two groups.
+    /// </summary>
     public void Partition(IReadOnlyCollection<int> side)
     {
-        for (var a = 0; a < _links.Count; a++)
-        for (var b = 0; b < _links.Count; b++)
-            if (side.Contains(a) != side.Contains(b)) _links[a][b].Blocked = true;
+        // Nodes of one side that were in the same group stay together; each old group is split by the cut.
+        var renamed = new Dictionary<int, int>();
+        foreach (var node in side.Order())
+        {
+            var old = _group[node];
+            if (!renamed.TryGetValue(old, out var fresh)) renamed[old] = fresh = _nextGroup++;
+            _group[node] = fresh;
+        }
     }
 
     /// <summary>Isolates one node from every other.</summary>
-    public void Isolate(int node)
-    {
-        for (var other = 0; other < _links.Count; other++)
-            if (other != node) Block(node, other);
-    }
+    public void Isolate(int node) => _group[node] = _nextGroup++;
 
     /// <summary>Clogs the link: messages take <paramref name="extraDelayUs"/> longer.</summary>
-    public void Clog(int from, int to, long extraDelayUs) => _links[from][to].ExtraDelayUs = extraDelayUs;
+    public void Clog(int from, int to, long extraDelayUs) => Link(from, to).ExtraDelayUs = extraDelayUs;
 
     /// <summary>Removes every partition and clog.</summary>
     public void HealAll()
     {
-        foreach (var row in _links)
-        foreach (var link in row)
-        {
-            link.Blocked = false;
-            link.ExtraDelayUs = 0;
-        }
+        for (var i = 0; i < _group.Count; i++) _group[i] = 0;
+        _faultyLinks.Clear();
         _simulation.Trace(0x4845414C /* HEAL */);
     }
 
     /// <summary>True when messages from <paramref name="from"/> to <paramref name="to"/> currently get through.</summary>
-    public bool IsConnected(int from, int to) => !_links[from][to].Blocked;
+    public bool IsConnected(int from, int to) =>
+        _group[from] == _group[to] && !(_faultyLinks.TryGetValue((from, to), out var link) && link.Blocked);
+
+    private LinkState Link(int from, int to)
+    {
+        if (!_faultyLinks.TryGetValue((from, to), out var link)) _faultyLinks[(from, to)] = link = new LinkState();
+        return link;
+    }
 
     internal void Send(int from, int to, object message, int sizeBytes)
     {
-        Invariant.Check(to >= 0 && to < _links.Count, "message to an unknown node");
+        Invariant.Check(to >= 0 && to < _group.Count, "message to an unknown node");
         SentCount++;
         SentBytes += sizeBytes;
-        var link = _links[from][to];
-        if (link.Blocked || _random.Chance(Options.LossProbability))
+        if (!IsConnected(from, to) || _random.Chance(Options.LossProbability))
         {
             DroppedCount++;
             return;
         }
         var envelope = new Envelope(from, to, message, sizeBytes);
-        ScheduleDelivery(envelope, link);
-        if (_random.Chance(Options.DuplicateProbability)) ScheduleDelivery(envelope, link);
+        var extraDelayUs = _faultyLinks.TryGetValue((from, to), out var link) ? link.ExtraDelayUs : 0;
+        ScheduleDelivery(envelope, extraDelayUs);
+        if (_random.Chance(Options.DuplicateProbability)) ScheduleDelivery(envelope, extraDelayUs);
     }
 
-    private void ScheduleDelivery(Envelope envelope, LinkState link)
+    private void ScheduleDelivery(Envelope envelope, long extraDelayUs)
     {
         var options = Options;
         var latencyUs = options.MinLatencyUs + (long)_random.NextExponential(options.MeanExtraLatencyUs);
-        latencyUs = Math.Min(latencyUs, options.MaxLatencyUs) + link.ExtraDelayUs;
+        latencyUs = Math.Min(latencyUs, options.MaxLatencyUs) + extraDelayUs;
         if (_random.Chance(options.ReorderProbability)) latencyUs += _random.NextInt64(options.ReorderDelayUs);
         _simulation.Schedule(latencyUs, () => Deliver(envelope), "deliver");
     }
@@ -137,7 +146,7 @@ public sealed class SimNetwork
     {
         // A partition that started while the message was in flight drops it too. A message sent to an earlier
         // incarnation of a restarted node is still delivered, as a stale datagram would be: protocols must cope.
-        if (_links[envelope.From][envelope.To].Blocked)
+        if (!IsConnected(envelope.From, envelope.To))
         {
             DroppedCount++;
             return;

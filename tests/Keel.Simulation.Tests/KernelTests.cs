@@ -108,6 +108,24 @@ public sealed class KernelTests
     }
 
     [Fact]
+    public void Successive_cuts_split_the_cluster_into_groups_and_isolation_cuts_one_node_off()
+    {
+        var (simulation, _) = Cluster(15, 5);
+        var network = simulation.Network;
+        network.Partition([0, 1]);
+        network.Partition([1, 2]);
+        Assert.False(network.IsConnected(0, 1)); // 1 moved away from 0
+        Assert.False(network.IsConnected(1, 2)); // 2 was on the other side of the first cut
+        Assert.False(network.IsConnected(0, 3));
+        Assert.True(network.IsConnected(3, 4));
+        network.HealAll();
+        network.Isolate(4);
+        Assert.False(network.IsConnected(4, 0));
+        Assert.False(network.IsConnected(3, 4));
+        Assert.True(network.IsConnected(0, 3));
+    }
+
+    [Fact]
     public void An_asymmetric_partition_blocks_one_direction_only()
     {
         var (simulation, processes) = Cluster(8, 2);
