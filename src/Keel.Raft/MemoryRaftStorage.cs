@@ -1,0 +1,149 @@
+using Keel.Core;
+using Keel.Quorum;
+
+namespace Keel.Raft;
+
+/// <summary>
+/// An in-memory <see cref="IRaftStorage"/> (etcd <c>MemoryStorage</c>), for tests and the simulator. The driver calls
+/// <see cref="SetHardState"/>, <see cref="Append"/> and <see cref="ApplySnapshot"/> while it handles a <see cref="Ready"/>,
+/// and <see cref="CreateSnapshot"/> when the application has a state image.
+/// </summary>
+public sealed class MemoryRaftStorage : IRaftStorage
+{
+    // _entries[0] stands for the snapshot's last entry (index and term only), like etcd's dummy entry.
+    private readonly List<Entry> _entries = [];
+    private HardState _hardState;
+    private Snapshot _snapshot;
+
+    /// <summary>Creates an empty log whose initial configuration is <paramref name="bootstrap"/>.</summary>
+    public MemoryRaftStorage(Membership bootstrap)
+    {
+        ArgumentNullException.ThrowIfNull(bootstrap);
+        _snapshot = new Snapshot(new SnapshotMetadata(0, 0, bootstrap), ReadOnlyMemory<byte>.Empty);
+        _entries.Add(new Entry(0, 0, EntryType.Normal, ReadOnlyMemory<byte>.Empty));
+    }
+
+    /// <summary>The persisted hard state.</summary>
+    public HardState HardState => _hardState;
+
+    /// <inheritdoc/>
+    public Snapshot Snapshot => _snapshot;
+
+    /// <inheritdoc/>
+    public ulong FirstIndex => _entries[0].Index + 1;
+
+    /// <inheritdoc/>
+    public ulong LastIndex => _entries[0].Index + (ulong)_entries.Count - 1;
+
+    /// <inheritdoc/>
+    public RaftInitialState InitialState() => new(_hardState, _snapshot.Metadata.Membership);
+
+    /// <summary>Persists the hard state.</summary>
+    public void SetHardState(HardState hardState) => _hardState = hardState;
+
+    /// <inheritdoc/>
+    public StorageStatus TryGetTerm(ulong index, out ulong term)
+    {
+        term = 0;
+        var offset = _entries[0].Index;
+        if (index < offset) return StorageStatus.Compacted;
+        if (index - offset >= (ulong)_entries.Count) return StorageStatus.Unavailable;
+        term = _entries[(int)(index - offset)].Term;
+        return StorageStatus.Ok;
+    }
+
+    /// <inheritdoc/>
+    public StorageStatus TryGetEntries(ulong low, ulong high, long maxBytes, List<Entry> into)
+    {
+        var offset = _entries[0].Index;
+        if (low <= offset) return StorageStatus.Compacted;
+        if (high > LastIndex + 1) return StorageStatus.Unavailable;
+        long size = 0;
+        for (var i = low; i < high; i++)
+        {
+            var entry = _entries[(int)(i - offset)];
+            size += entry.PayloadBytes;
+            if (i > low && size > maxBytes) break;
+            into.Add(entry);
+        }
+        return StorageStatus.Ok;
+    }
+
+    /// <summary>
+    /// Appends entries, overwriting any conflicting tail (a new leader may replace uncommitted entries). Entries already
+    /// compacted are skipped.
+    /// </summary>
+    public void Append(IReadOnlyList<Entry> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        if (entries.Count == 0) return;
+        var first = FirstIndex;
+        var lastNew = entries[^1].Index;
+        if (lastNew < first) return;
+        var skip = first > entries[0].Index ? (int)(first - entries[0].Index) : 0;
+        var start = entries[skip].Index;
+        Invariant.Check(start <= LastIndex + 1, "storage append must not leave a gap in the log");
+        var keep = (int)(start - _entries[0].Index);
+        _entries.RemoveRange(keep, _entries.Count - keep);
+        for (var i = skip; i < entries.Count; i++)
+        {
+            Invariant.Check(entries[i].Index == start + (ulong)(i - skip), "appended entries must be contiguous");
+            _entries.Add(entries[i]);
+        }
+    }
+
+    /// <summary>Replaces the log with a snapshot received from the leader; older snapshots are ignored.</summary>
+    /// <returns>False when the snapshot is older than the one held.</returns>
+    public bool ApplySnapshot(Snapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (snapshot.Metadata.Index <= _snapshot.Metadata.Index) return false;
+        _snapshot = snapshot;
+        _entries.Clear();
+        _entries.Add(new Entry(snapshot.Metadata.Index, snapshot.Metadata.Term, EntryType.Normal, ReadOnlyMemory<byte>.Empty));
+        return true;
+    }
+
+    /// <summary>
+    /// Records the application's state image at <paramref name="index"/> (which must be applied, hence stored). The
+    /// entries stay until <see cref="Compact"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The index is older than the current snapshot or beyond the log.</exception>
+    public Snapshot CreateSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data)
+    {
+        ArgumentNullException.ThrowIfNull(membership);
+        if (index <= _snapshot.Metadata.Index)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"snapshot index must be above the current snapshot {_snapshot.Metadata.Index}");
+        if (index > LastIndex)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"snapshot index is beyond the last stored entry {LastIndex}");
+        TryGetTerm(index, out var term);
+        _snapshot = new Snapshot(new SnapshotMetadata(index, term, membership), data);
+        return _snapshot;
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentOutOfRangeException">The index is beyond the snapshot (the entries would be lost).</exception>
+    public void Compact(ulong compactIndex)
+    {
+        var offset = _entries[0].Index;
+        if (compactIndex <= offset) return;
+        if (compactIndex > _snapshot.Metadata.Index)
+            throw new ArgumentOutOfRangeException(nameof(compactIndex), compactIndex,
+                $"cannot compact beyond the snapshot index {_snapshot.Metadata.Index}: those entries are in no snapshot");
+        var cut = (int)(compactIndex - offset);
+        var dummy = _entries[cut];
+        _entries.RemoveRange(0, cut);
+        _entries[0] = new Entry(dummy.Index, dummy.Term, EntryType.Normal, ReadOnlyMemory<byte>.Empty);
+    }
+
+    /// <summary>Checks the stored log: contiguous indexes, non-decreasing terms, snapshot not beyond the log start.</summary>
+    public void AssertInvariants()
+    {
+        for (var i = 1; i < _entries.Count; i++)
+        {
+            Invariant.Check(_entries[i].Index == _entries[i - 1].Index + 1, "stored entries must be contiguous");
+            Invariant.Check(_entries[i].Term >= _entries[i - 1].Term, "terms in the log never decrease");
+        }
+        Invariant.Check(_snapshot.Metadata.Index >= _entries[0].Index, "the log may not start after the snapshot");
+    }
+}
