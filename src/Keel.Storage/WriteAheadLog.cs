@@ -1,0 +1,333 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using Keel.Core;
+using Keel.Core.Storage;
+
+namespace Keel.Storage;
+
+/// <summary>
+/// A write-ahead log of opaque entries plus Raft hard state and snapshot markers, in preallocated segment files, with
+/// group commit: many proposals' records share one fdatasync.
+/// </summary>
+/// <remarks>
+/// <para>Shape (sans-I/O in spirit: synchronous, no threads, no clock): <see cref="Append(in WalEntry)"/>,
+/// <see cref="SetHardState"/> and <see cref="SaveSnapshotMarker"/> only buffer records in memory; <see cref="Sync"/>
+/// writes everything buffered with one write and one fdatasync. A caller acknowledges a proposal, grants a vote or
+/// answers an AppendEntries only after the <see cref="Sync"/> that covered it has returned: that is the whole
+/// durability contract. Group commit is the caller appending many proposals between two syncs (etcd's raft Ready loop
+/// does exactly this: one <c>wal.Save</c> per Ready, <c>server/storage/wal/wal.go</c>).</para>
+/// <para>Layout follows etcd's WAL: segment files named <c>{sequence:x16}-{firstIndex:x16}.wal</c>, each starting with a
+/// header record followed by the current hard state and snapshot marker (so deleting old segments never loses them),
+/// preallocated to <see cref="WalOptions.SegmentSizeBytes"/> so fdatasync need not update the file size. Recovery (see
+/// <see cref="Open"/>) cuts a torn tail and refuses to start on damage anywhere else.</para>
+/// </remarks>
+public sealed partial class WriteAheadLog : IDisposable
+{
+    private const string SegmentSuffix = ".wal";
+
+    private readonly IStorageDirectory _directory;
+    private readonly WalOptions _options;
+    private readonly List<Segment> _segments;
+    private IStorageFile _active;
+    private long _durableOffsetBytes;
+
+    private byte[] _pending = new byte[64 * 1024];
+    private int _pendingBytes;
+    private int _pendingRecords;
+
+    private ulong _lastIndex;
+    private ulong _durableLastIndex;
+    private WalHardState _hardState;
+    private WalHardState _durableHardState;
+    private WalSnapshotMarker _snapshot;
+    private WalSnapshotMarker _durableSnapshot;
+
+    private DiskFullException? _noSpace;
+    private bool _failed;
+    private bool _disposed;
+
+    private readonly record struct Segment(ulong Sequence, ulong FirstIndex, string Name);
+
+    private WriteAheadLog(IStorageDirectory directory, WalOptions options, List<Segment> segments, IStorageFile active,
+        long durableOffsetBytes, ulong lastIndex, WalHardState hardState, WalSnapshotMarker snapshot)
+    {
+        _directory = directory;
+        _options = options;
+        _segments = segments;
+        _active = active;
+        _durableOffsetBytes = durableOffsetBytes;
+        _lastIndex = _durableLastIndex = lastIndex;
+        _hardState = _durableHardState = hardState;
+        _snapshot = _durableSnapshot = snapshot;
+    }
+
+    /// <summary>Index of the last entry appended, including buffered ones (the snapshot index if there are none).</summary>
+    public ulong LastIndex => _lastIndex;
+
+    /// <summary>Index of the last entry made durable by <see cref="Sync"/>.</summary>
+    public ulong DurableLastIndex => _durableLastIndex;
+
+    /// <summary>The latest hard state set (durable once <see cref="PendingRecordCount"/> is 0).</summary>
+    public WalHardState HardState => _hardState;
+
+    /// <summary>The hard state made durable by the last <see cref="Sync"/>.</summary>
+    public WalHardState DurableHardState => _durableHardState;
+
+    /// <summary>The latest durable snapshot marker.</summary>
+    public WalSnapshotMarker DurableSnapshot => _durableSnapshot;
+
+    /// <summary>Records buffered and not yet durable.</summary>
+    public int PendingRecordCount => _pendingRecords;
+
+    /// <summary>Bytes buffered and not yet durable.</summary>
+    public int PendingBytes => _pendingBytes;
+
+    /// <summary>Segment files currently making up the log.</summary>
+    public int SegmentCount => _segments.Count;
+
+    /// <summary>Name of the segment being appended to.</summary>
+    public string ActiveSegmentName => _segments[^1].Name;
+
+    /// <summary>Byte offset in the active segment up to which records are durable.</summary>
+    internal long DurableOffsetBytes => _durableOffsetBytes;
+
+    /// <summary>True while the NOSPACE alarm is raised: appends are refused until a <see cref="Sync"/> succeeds.</summary>
+    public bool NoSpaceAlarm => _noSpace is not null;
+
+    /// <summary>Buffers one entry. Its index must be at most <see cref="LastIndex"/> + 1; a lower index replaces the uncommitted suffix from there (Raft log truncation).</summary>
+    /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
+    public void Append(in WalEntry entry)
+    {
+        ThrowIfUnusable();
+        Invariant.Check(entry.Index > _snapshot.Index, "an entry at or below the snapshot index cannot be appended");
+        Invariant.Check(entry.Index <= _lastIndex + 1, "appending with a gap in the log indexes");
+        Invariant.Check(entry.Index > _hardState.Commit, "overwriting a committed entry");
+        Span<byte> fixedPart = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart, entry.Index);
+        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart[8..], entry.Term);
+        Buffer(WalRecordType.Entry, fixedPart, entry.Payload.Span);
+        _lastIndex = entry.Index;
+    }
+
+    /// <summary>Buffers a batch of entries (group commit: the whole batch becomes durable at the next <see cref="Sync"/>).</summary>
+    /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
+    public void Append(ReadOnlySpan<WalEntry> batch)
+    {
+        foreach (ref readonly var entry in batch) Append(in entry);
+    }
+
+    /// <summary>Buffers a new hard state; a vote or term may be acted on only after the next <see cref="Sync"/>.</summary>
+    /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
+    public void SetHardState(WalHardState hardState)
+    {
+        ThrowIfUnusable();
+        Invariant.Check(hardState.Term >= _hardState.Term, "the term moved backwards");
+        Invariant.Check(hardState.Term != _hardState.Term || _hardState.Vote == 0 || hardState.Vote == _hardState.Vote,
+            "the vote changed within a term");
+        Invariant.Check(hardState.Commit >= _hardState.Commit, "the commit index moved backwards");
+        Span<byte> fixedPart = stackalloc byte[24];
+        WriteHardState(fixedPart, hardState);
+        Buffer(WalRecordType.HardState, fixedPart, []);
+        _hardState = hardState;
+    }
+
+    /// <summary>
+    /// Buffers a snapshot marker. Save the snapshot itself (<see cref="SnapshotStore.Save(ulong, ulong, ReadOnlySpan{byte})"/>) first: a marker must never
+    /// point at a snapshot that is not durable. A marker beyond <see cref="LastIndex"/> resets the log to start after it.
+    /// </summary>
+    /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
+    public void SaveSnapshotMarker(WalSnapshotMarker marker)
+    {
+        ThrowIfUnusable();
+        Invariant.Check(marker.Index >= _snapshot.Index, "the snapshot index moved backwards");
+        Span<byte> fixedPart = stackalloc byte[16];
+        WriteMarker(fixedPart, marker);
+        Buffer(WalRecordType.SnapshotMarker, fixedPart, []);
+        _snapshot = marker;
+        if (marker.Index > _lastIndex) _lastIndex = marker.Index;
+    }
+
+    /// <summary>
+    /// Makes every buffered record durable with one write and one fdatasync (rolling to a new segment first if the
+    /// active one is full). Acknowledge only after this returns.
+    /// </summary>
+    /// <exception cref="WalNoSpaceException">The device is full: the NOSPACE alarm is raised, the buffered records are kept for a retry, and nothing synced before was touched.</exception>
+    public void Sync()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_failed) throw new InvalidOperationException("the WAL failed an earlier write or sync and must be reopened (recovery decides what is durable)");
+        if (_pendingBytes == 0) return;
+        try
+        {
+            if (_durableOffsetBytes >= _options.SegmentSizeBytes) Roll();
+            // Only bytes past the durable offset are written, so a failure (even a partial write) cannot damage
+            // acknowledged records; a retry writes the same bytes again at the same place.
+            _active.Write(_durableOffsetBytes, _pending.AsSpan(0, _pendingBytes));
+            _active.Sync();
+        }
+        catch (DiskFullException e)
+        {
+            _noSpace = e;
+            throw new WalNoSpaceException(e);
+        }
+        catch
+        {
+            _failed = true;
+            throw;
+        }
+        _durableOffsetBytes += _pendingBytes;
+        _pendingBytes = 0;
+        _pendingRecords = 0;
+        _durableLastIndex = _lastIndex;
+        _durableHardState = _hardState;
+        _durableSnapshot = _snapshot;
+        _noSpace = null;
+    }
+
+    /// <summary>
+    /// Deletes the segments whose entries all lie at or below <paramref name="index"/>, which must be covered by the
+    /// durable snapshot marker. The active segment is never deleted. Returns the number of segments deleted.
+    /// </summary>
+    public int Compact(ulong index)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (index > _durableSnapshot.Index)
+            throw new ArgumentOutOfRangeException(nameof(index), index,
+                $"cannot compact beyond the durable snapshot index {_durableSnapshot.Index}");
+        var deletable = 0;
+        // Segment i holds no live entry above (first index of segment i+1) - 1.
+        while (deletable < _segments.Count - 1 && _segments[deletable + 1].FirstIndex - 1 <= index) deletable++;
+        if (deletable == 0) return 0;
+        // Oldest first, so a crash part-way leaves a contiguous run of segments.
+        for (var i = 0; i < deletable; i++) _directory.Delete(_segments[i].Name);
+        _directory.SyncDirectory();
+        _segments.RemoveRange(0, deletable);
+        return deletable;
+    }
+
+    /// <summary>Checks the WAL's internal consistency (for tests and the simulator).</summary>
+    public void AssertInvariants()
+    {
+        Invariant.Check(_segments.Count >= 1, "a WAL always has an active segment");
+        for (var i = 1; i < _segments.Count; i++)
+        {
+            Invariant.Check(_segments[i].Sequence == _segments[i - 1].Sequence + 1, "segment sequence numbers are contiguous");
+            // First indexes may decrease: Raft may replace an uncommitted suffix that began in an earlier segment.
+        }
+        Invariant.Check(_active.Name == _segments[^1].Name, "the active file is the last segment");
+        Invariant.Check(_durableOffsetBytes <= _active.LengthBytes, "the durable offset lies inside the active segment");
+        Invariant.Check(_pendingBytes >= 0 && _pendingBytes <= _pending.Length, "the pending buffer is consistent");
+        Invariant.Check((_pendingRecords == 0) == (_pendingBytes == 0), "pending records and bytes agree");
+        Invariant.Check(_pendingRecords != 0 || (_durableLastIndex == _lastIndex && _durableHardState == _hardState && _durableSnapshot == _snapshot),
+            "with nothing pending, the durable state is the current state");
+        Invariant.Check(_snapshot.Index <= _lastIndex, "the snapshot lies within the log");
+    }
+
+    /// <summary>Closes the active segment (buffered records that were not synced are dropped, as a crash would).</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _active.Dispose();
+    }
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_failed) throw new InvalidOperationException("the WAL failed an earlier write or sync and must be reopened");
+        if (_noSpace is not null) throw new WalNoSpaceException(_noSpace);
+    }
+
+    private void Buffer(WalRecordType type, ReadOnlySpan<byte> fixedPart, ReadOnlySpan<byte> data)
+    {
+        var payloadBytes = fixedPart.Length + data.Length;
+        if (payloadBytes > _options.MaxPayloadBytes)
+            throw new ArgumentException($"record payload of {payloadBytes} bytes exceeds the maximum of {_options.MaxPayloadBytes}");
+        var frameBytes = WalRecord.FrameBytes(payloadBytes);
+        if (_pendingBytes + frameBytes > _pending.Length)
+            Array.Resize(ref _pending, Math.Max(_pending.Length * 2, _pendingBytes + frameBytes));
+        var written = WalRecord.Write(_pending.AsSpan(_pendingBytes), type, fixedPart, data);
+        Debug.Assert(written == frameBytes, "the frame is as long as computed");
+        _pendingBytes += written;
+        _pendingRecords++;
+    }
+
+    private void Roll()
+    {
+        var previous = _segments[^1];
+        var segment = new Segment(previous.Sequence + 1, _durableLastIndex + 1, SegmentName(previous.Sequence + 1, _durableLastIndex + 1));
+        // A roll that failed for lack of space may have left the file behind; it holds nothing acknowledged.
+        if (_directory.Exists(segment.Name)) _directory.Delete(segment.Name);
+        var file = _directory.Create(segment.Name);
+        try
+        {
+            file.Preallocate(_options.SegmentSizeBytes);
+            var headerBytes = WriteSegmentStart(file, segment, _durableHardState, _durableSnapshot);
+            // The caller writes the pending batch after these bytes and syncs the file; the directory entry must be
+            // durable too, or a crash could drop the whole segment with acknowledged records in it.
+            _directory.SyncDirectory();
+            _active.Dispose();
+            _active = file;
+            _durableOffsetBytes = headerBytes;
+            _segments.Add(segment);
+        }
+        catch
+        {
+            file.Dispose();
+            TryDelete(segment.Name);
+            throw;
+        }
+    }
+
+    private void TryDelete(string name)
+    {
+        try
+        {
+            _directory.Delete(name);
+        }
+        catch (IOException)
+        {
+            // Best effort: recovery deletes a segment whose header never became durable.
+        }
+    }
+
+    private static long WriteSegmentStart(IStorageFile file, Segment segment, WalHardState hardState, WalSnapshotMarker snapshot)
+    {
+        Span<byte> buffer = stackalloc byte[3 * WalRecord.FrameOverheadBytes + 16 + 24 + 16];
+        Span<byte> fixedPart = stackalloc byte[24];
+        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart, segment.Sequence);
+        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart[8..], segment.FirstIndex);
+        var length = WalRecord.Write(buffer, WalRecordType.SegmentHeader, fixedPart[..16], []);
+        WriteHardState(fixedPart, hardState);
+        length += WalRecord.Write(buffer[length..], WalRecordType.HardState, fixedPart, []);
+        WriteMarker(fixedPart, snapshot);
+        length += WalRecord.Write(buffer[length..], WalRecordType.SnapshotMarker, fixedPart[..16], []);
+        file.Write(0, buffer[..length]);
+        return length;
+    }
+
+    private static void WriteHardState(Span<byte> destination, WalHardState hardState)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(destination, hardState.Term);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], hardState.Vote);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[16..], hardState.Commit);
+    }
+
+    private static void WriteMarker(Span<byte> destination, WalSnapshotMarker marker)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(destination, marker.Index);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], marker.Term);
+    }
+
+    internal static string SegmentName(ulong sequence, ulong firstIndex) =>
+        string.Create(CultureInfo.InvariantCulture, $"{sequence:x16}-{firstIndex:x16}{SegmentSuffix}");
+
+    internal static bool TryParseSegmentName(string name, out ulong sequence, out ulong firstIndex)
+    {
+        sequence = firstIndex = 0;
+        return name.Length == 16 + 1 + 16 + SegmentSuffix.Length && name.EndsWith(SegmentSuffix, StringComparison.Ordinal) && name[16] == '-'
+            && ulong.TryParse(name.AsSpan(0, 16), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out sequence)
+            && ulong.TryParse(name.AsSpan(17, 16), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out firstIndex);
+    }
+}

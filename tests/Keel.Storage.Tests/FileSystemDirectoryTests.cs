@@ -1,0 +1,99 @@
+using Keel.Core.Storage;
+using static Keel.Storage.Tests.TestDisks;
+
+namespace Keel.Storage.Tests;
+
+public sealed class FileSystemDirectoryTests : IDisposable
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), "keel-storage-tests", Path.GetRandomFileName());
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_path)) Directory.Delete(_path, recursive: true);
+    }
+
+    [Fact]
+    public void The_file_operations_do_what_the_seam_promises()
+    {
+        var directory = new FileSystemDirectory(_path);
+        using (var file = directory.Create("b"))
+        {
+            file.Write(0, "hello"u8);
+            file.Write(5, " world"u8);
+            file.Sync();
+            file.Preallocate(4096);
+            Assert.Equal(4096, file.LengthBytes);
+            var buffer = new byte[11];
+            Assert.Equal(11, file.Read(0, buffer));
+            Assert.Equal("hello world"u8.ToArray(), buffer);
+            Assert.Equal(0, file.Read(4096, buffer));
+            file.Truncate(5);
+            Assert.Equal(5, file.LengthBytes);
+        }
+        Assert.Throws<IOException>(() => directory.Create("b"));
+        Assert.Throws<FileNotFoundException>(() => directory.Open("missing"));
+        using (directory.Create("a")) { }
+        Assert.Equal(["a", "b"], directory.ListFiles());
+        directory.Rename("b", "a");
+        directory.SyncDirectory();
+        Assert.Equal(["a"], directory.ListFiles());
+        directory.Delete("a");
+        directory.Delete("a");
+        Assert.Empty(directory.ListFiles());
+        Assert.Throws<ArgumentException>(() => directory.Open("../x"));
+    }
+
+    [Fact]
+    public void A_locked_directory_cannot_be_locked_again_until_released()
+    {
+        var directory = new FileSystemDirectory(_path);
+        var held = directory.LockExclusive();
+        var error = Assert.Throws<IOException>(() => new FileSystemDirectory(_path).LockExclusive());
+        Assert.Contains("locked by another process", error.Message, StringComparison.Ordinal);
+        held.Dispose();
+        directory.LockExclusive().Dispose();
+    }
+
+    [Fact]
+    public void The_wal_recovers_from_a_real_directory_and_cuts_a_torn_tail()
+    {
+        var options = new WalOptions { SegmentSizeBytes = 64 * 1024 };
+        var expected = new List<WalEntry>();
+        string segment;
+        long cut;
+        using (var wal = WriteAheadLog.Open(new FileSystemDirectory(_path), options, out _))
+        {
+            for (ulong i = 1; i <= 200; i++)
+            {
+                var entry = Entry(i, length: 256);
+                wal.Append(entry);
+                if (i % 10 == 0) wal.Sync();
+                if (i <= 195) expected.Add(entry);
+                if (i == 195) { wal.Sync(); }
+            }
+            wal.Sync();
+            segment = wal.ActiveSegmentName;
+            cut = wal.DurableOffsetBytes - 3 * 270 - 100; // inside entry 197
+        }
+        // Tear the tail: zero everything from inside entry 197 onwards, as a lost page would.
+        using (var raw = File.Open(Path.Combine(_path, segment), FileMode.Open))
+        {
+            raw.Position = cut;
+            raw.Write(new byte[raw.Length - cut]);
+        }
+        using var reopened = WriteAheadLog.Open(new FileSystemDirectory(_path), options, out var recovery);
+        Assert.Equal(segment, recovery.TornTailFile);
+        AssertSameEntries(expected.Concat([Entry(196, length: 256)]).ToList(), recovery.Entries);
+    }
+
+    [Fact]
+    public void ENOSPC_from_the_operating_system_is_recognised_as_a_full_disk()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists("/dev/full")) return;
+        using var handle = File.OpenHandle("/dev/full", FileMode.Open, FileAccess.Write);
+        var error = Assert.ThrowsAny<IOException>(() => RandomAccess.Write(handle, new byte[16], 0));
+        Assert.True(FileSystemDirectory.IsDiskFull(error), $"HResult {error.HResult}: {error.Message}");
+        Assert.False(FileSystemDirectory.IsDiskFull(new IOException("other", 5)));
+        _ = new DiskFullException("x", error);
+    }
+}
