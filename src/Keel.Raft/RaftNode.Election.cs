@@ -153,13 +153,14 @@ public sealed partial class RaftNode
         // We can vote for the candidate we already voted for (a retransmission), for anyone if we have not voted
         // and know no leader in this term, and pre-vote for any future term.
         var canVote = Vote == m.From || (Vote == 0 && Leader == 0) || (isPreVote && m.Term > _term);
-        if (canVote && _log.IsUpToDate(m.Index, m.LogTerm))
+        var plantedDoubleVote = _options.PlantedBug == RaftPlantedBug.VoteTwiceInTerm && !isPreVote;
+        if ((canVote || plantedDoubleVote) && _log.IsUpToDate(m.Index, m.LogTerm))
         {
             // A granted vote carries the candidate's term, so that it counts it even if we are behind.
             Send(WithCommit(NewMessage(responseType, m.From) with { Term = m.Term }));
             if (!isPreVote)
             {
-                Invariant.Check(Vote == 0 || Vote == m.From, "at most one vote per term");
+                Invariant.Check(Vote == 0 || Vote == m.From || plantedDoubleVote, "at most one vote per term");
                 _electionElapsed = 0;
                 Vote = m.From;
             }

@@ -25,6 +25,12 @@ public sealed record RaftOptions
     public required ulong Id { get; init; }
 
     /// <summary>
+    /// A known bug switched on deliberately, only by the simulator's checker tests (FoundationDB calls this BUGGIFY):
+    /// proof that the safety checkers catch what they claim to. Internal: no application can set it.
+    /// </summary>
+    internal RaftPlantedBug PlantedBug { get; init; }
+
+    /// <summary>
     /// Source of the randomized election timeout in [ElectionTimeoutTicks, 2 x ElectionTimeoutTicks). Seeded, so a
     /// simulation replays exactly.
     /// </summary>
@@ -123,4 +129,14 @@ public sealed record RaftOptions
                 throw new ArgumentException("lease-based reads need a clock-drift bound in (0, ElectionTimeoutTicks)", nameof(MaxClockDriftTicks));
         }
     }
+}
+
+/// <summary>Bugs that can be planted in the Raft core to prove the simulator's checkers catch them.</summary>
+internal enum RaftPlantedBug
+{
+    /// <summary>No bug.</summary>
+    None,
+
+    /// <summary>A voter forgets it already voted in this term and grants its vote again: its vote counts twice.</summary>
+    VoteTwiceInTerm,
 }

@@ -29,6 +29,8 @@ public enum PlantedBug
     HlcIgnoresRemote,
     /// <summary>The hybrid clock's upper bound is never persisted: a restart after a backward clock step reissues old timestamps.</summary>
     HlcForgetsUpperBound,
+    /// <summary>A Raft voter forgets it already voted in a term and grants a second vote (raft scenario).</summary>
+    RaftVoteTwiceInTerm,
 }
 
 /// <summary>

@@ -10,6 +10,7 @@ public static class ScenarioCatalog
     public static IReadOnlyList<(string Name, string Description)> Scenarios { get; } =
     [
         ("heartbeat", "heartbeats with hybrid-clock timestamps over a lossy network with pauses; one real crash; compares failure detectors"),
+        ("raft", "a 3, 5 or 7 node Raft cluster under every fault, checked for election, log and state-machine safety, then liveness after healing"),
     ];
 
     /// <summary>Creates a fresh scenario instance for one seed.</summary>
@@ -24,6 +25,7 @@ public static class ScenarioCatalog
             NemesisCrashes = settings.NemesisCrashes,
             EnforceGoals = settings.Bug == PlantedBug.None,
         }),
+        "raft" => new RaftScenario(new RaftScenarioOptions { Nodes = settings.Nodes, Bug = settings.Bug }),
         _ => throw new ArgumentException($"unknown scenario '{name}'; known: {string.Join(", ", Scenarios.Select(s => s.Name))}", nameof(name)),
     };
 }

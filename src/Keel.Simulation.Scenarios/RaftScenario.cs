@@ -1,0 +1,406 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.IO.Hashing;
+using System.Text;
+using Keel.Core;
+using Keel.Quorum;
+using Keel.Raft;
+
+namespace Keel.Simulation.Scenarios;
+
+/// <summary>
+/// A Raft cluster of 3, 5 or 7 nodes (drawn from the seed unless fixed) under every fault of the simulator: loss,
+/// duplication, reordering, symmetric and asymmetric partitions, clogged links, crashes with restarts that lose or
+/// tear unsynced writes, pauses and clock steps, while clients propose a stream of unique values. After every event the
+/// checker verifies election safety (at most one leader per term), state-machine safety (every node applies the same
+/// entry at each index, and a committed entry never changes), leader completeness (a new leader holds every committed
+/// entry), and that restarts lose nothing that was committed. Then everything heals, and the liveness phase requires a
+/// leader and every proposal accepted from then on to commit everywhere within a bound.
+/// </summary>
+public sealed class RaftScenario : ISimulationScenario
+{
+    private readonly RaftScenarioOptions _options;
+    private readonly Dictionary<ulong, ulong> _leaderOfTerm = [];
+    private readonly Dictionary<ulong, (ulong Term, byte[] Data)> _committed = [];
+    private readonly Dictionary<string, long> _acceptedAtUs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _committedAtUs = new(StringComparer.Ordinal);
+    private readonly (RaftRole Role, ulong Term)[] _lastRole;
+    private Simulation _simulation = null!;
+    private DeterministicRandom _clientRandom = null!;
+    private string? _violation;
+    private long _nextValue;
+    private long _healAtUs;
+    private int _leaderChanges;
+    private int _dropped;
+
+    /// <summary>Creates the scenario.</summary>
+    public RaftScenario(RaftScenarioOptions? options = null)
+    {
+        _options = options ?? new RaftScenarioOptions();
+        _lastRole = new (RaftRole, ulong)[8];
+    }
+
+    /// <inheritdoc />
+    public string Name => "raft";
+
+    /// <inheritdoc />
+    public string ReplayArguments => _options.ReplayArguments();
+
+    /// <inheritdoc />
+    public long DurationMs => _options.DurationMs;
+
+    /// <summary>Cluster size of this run.</summary>
+    public int NodeCount { get; private set; }
+
+    /// <summary>Entries committed (distinct indexes applied by any node).</summary>
+    public int CommittedCount => _committed.Count;
+
+    internal RaftScenarioOptions Options => _options;
+
+    /// <inheritdoc />
+    public FaultPlan DrawPlan(DeterministicRandom random) => FaultPlan.Draw(random, new FaultLimits
+    {
+        MaxLossProbability = 0.20,
+        MaxDuplicateProbability = 0.20,
+        MaxReorderProbability = 0.30,
+        MaxPauseMs = 3_000,
+        MaxClockStepMs = 5_000,
+    });
+
+    /// <inheritdoc />
+    public void Build(Simulation simulation, FaultPlan plan)
+    {
+        _simulation = simulation;
+        var random = simulation.Random.Split("raft-scenario");
+        NodeCount = _options.Nodes ?? (3 + 2 * random.NextInt32(3));
+        Invariant.Check(NodeCount is >= 1 and <= 7, "the scenario supports 1 to 7 nodes");
+        var voters = Enumerable.Range(1, NodeCount).Select(i => (ulong)i).ToArray();
+        for (var i = 0; i < NodeCount; i++)
+            simulation.AddNode(id => new RaftProcess(this, id, voters), plan.DrawClock(random.Split("clock", i)));
+        _clientRandom = random.Split("clients");
+        simulation.AddInvariant(CheckStep);
+        var faultWindowMs = _options.DurationMs - _options.CalmTailMs;
+        _healAtUs = faultWindowMs * 1000;
+        var nemesis = new Nemesis(simulation, plan);
+        simulation.StartAll();
+        nemesis.Start(faultWindowMs);
+        ScheduleClient();
+    }
+
+    /// <inheritdoc />
+    public string? Finish(Simulation simulation)
+    {
+        if (_violation is not null) return _violation;
+        // Liveness: a leader exists, every node has applied every committed entry (nothing committed was lost across
+        // crashes), and every proposal accepted by a leader once the cluster had a second to settle committed in time.
+        var leaders = Processes().Where(p => p.Node.Role == RaftRole.Leader).ToList();
+        if (leaders.Count == 0) return $"liveness: no leader {_options.CalmTailMs} ms after healing";
+        var maxCommitted = _committed.Count == 0 ? 0 : _committed.Keys.Max();
+        foreach (var process in Processes())
+        {
+            if (process.AppliedIndex < maxCommitted)
+                return $"liveness: node {process.RaftId} applied up to {process.AppliedIndex} of {maxCommitted} committed entries after healing";
+        }
+        var settleUs = _healAtUs + _options.SettleAfterHealMs * 1000;
+        var quietUs = _options.DurationMs * 1000 - _options.CommitBoundMs * 1000;
+        foreach (var (value, acceptedUs) in _acceptedAtUs.OrderBy(kv => kv.Value))
+        {
+            if (acceptedUs < settleUs || acceptedUs > quietUs) continue;
+            if (!_committedAtUs.TryGetValue(value, out var committedUs))
+                return $"liveness: proposal {value} accepted at {acceptedUs / 1000} ms, after healing, never committed";
+            if (committedUs - acceptedUs > _options.CommitBoundMs * 1000)
+                return $"liveness: proposal {value} took {(committedUs - acceptedUs) / 1000} ms to commit after healing (bound {_options.CommitBoundMs} ms)";
+        }
+        return null;
+    }
+
+    /// <inheritdoc />
+    public string Summary() => string.Create(CultureInfo.InvariantCulture,
+        $"{NodeCount} nodes; {_committed.Count} entries committed, {_acceptedAtUs.Count} proposals appended by a leader, {_dropped} refused; " +
+        $"{_leaderOfTerm.Count} terms with a leader, {_leaderChanges} leadership changes observed");
+
+    internal IEnumerable<RaftProcess> Processes()
+    {
+        foreach (var node in _simulation.Nodes)
+            if (node.Process is RaftProcess process && node.State != NodeState.Crashed) yield return process;
+    }
+
+    internal void OnApplied(RaftProcess process, Entry entry)
+    {
+        var data = entry.Data.ToArray();
+        if (_committed.TryGetValue(entry.Index, out var known))
+        {
+            if (known.Term != entry.Term || !known.Data.AsSpan().SequenceEqual(data))
+                _violation ??= $"state machine safety: node {process.RaftId} applied {entry.Term}/{entry.Index}, but {known.Term}/{entry.Index} was applied before with other data";
+            return;
+        }
+        _committed[entry.Index] = (entry.Term, data);
+        if (data.Length > 0) _committedAtUs.TryAdd(Encoding.ASCII.GetString(data), _simulation.NowUs);
+        _simulation.Trace(0x4150504C /* APPL */, (long)entry.Index, (long)entry.Term);
+    }
+
+    private string? CheckStep()
+    {
+        if (_violation is not null) return _violation;
+        foreach (var process in Processes())
+        {
+            var node = process.Node;
+            var slot = (int)process.RaftId;
+            if (node.Role == RaftRole.Leader)
+            {
+                if (_leaderOfTerm.TryGetValue(node.Term, out var leader))
+                {
+                    if (leader != process.RaftId) return $"election safety: nodes {leader} and {process.RaftId} both led term {node.Term}";
+                }
+                else
+                {
+                    _leaderOfTerm[node.Term] = process.RaftId;
+                }
+                if (_lastRole[slot].Role != RaftRole.Leader || _lastRole[slot].Term != node.Term)
+                {
+                    _leaderChanges++;
+                    var missing = MissingCommittedEntry(node);
+                    if (missing is not null) return $"leader completeness: node {process.RaftId}, leader of term {node.Term}, {missing}";
+                }
+            }
+            _lastRole[slot] = (node.Role, node.Term);
+        }
+        return null;
+    }
+
+    private string? MissingCommittedEntry(RaftNode leader)
+    {
+        foreach (var (index, (term, _)) in _committed)
+        {
+            if (index < leader.Log.FirstIndex) continue; // compacted into its snapshot
+            if (leader.Log.TryGetTerm(index, out var ourTerm) != StorageStatus.Ok || ourTerm != term)
+                return $"lacks committed entry {term}/{index}";
+        }
+        return null;
+    }
+
+    private void ScheduleClient()
+    {
+        var delayUs = _clientRandom.NextInt64(_options.ProposalIntervalMs * 500, _options.ProposalIntervalMs * 1500);
+        _simulation.Schedule(delayUs, () =>
+        {
+            ProposeOne();
+            // Clients stop one commit bound before the end, so the run ends quiet and every node can catch up.
+            if (_simulation.NowUs < (_options.DurationMs - _options.CommitBoundMs) * 1000) ScheduleClient();
+        }, "client");
+    }
+
+    private void ProposeOne()
+    {
+        var live = Processes().ToList();
+        if (live.Count == 0) return;
+        // Clients mostly find the leader (as etcd clients do after a redirect), sometimes ask a follower, which forwards.
+        var leader = live.Where(p => p.Node.Role == RaftRole.Leader).MaxBy(p => p.Node.Term);
+        var target = leader is not null && _clientRandom.Chance(0.8) ? leader : live[_clientRandom.NextInt32(live.Count)];
+        var value = string.Create(CultureInfo.InvariantCulture, $"v{++_nextValue}");
+        var result = target.Propose(Encoding.ASCII.GetBytes(value));
+        if (result.Status == ProposeStatus.Appended) _acceptedAtUs[value] = _simulation.NowUs;
+        else if (result.Status == ProposeStatus.Dropped) _dropped++;
+    }
+}
+
+/// <summary>Settings of <see cref="RaftScenario"/>.</summary>
+public sealed record RaftScenarioOptions
+{
+    /// <summary>Cluster size; null draws 3, 5 or 7 from the seed.</summary>
+    public int? Nodes { get; init; }
+    /// <summary>Total simulated run.</summary>
+    public long DurationMs { get; init; } = 30_000;
+    /// <summary>Fault-free tail: the liveness phase.</summary>
+    public long CalmTailMs { get; init; } = 10_000;
+    /// <summary>Time after healing before proposals must commit within the bound (one election and a catch-up).</summary>
+    public long SettleAfterHealMs { get; init; } = 3_000;
+    /// <summary>The liveness bound: an accepted proposal commits everywhere within this after the cluster settled.</summary>
+    public long CommitBoundMs { get; init; } = 2_000;
+    /// <summary>Length of one Raft tick.</summary>
+    public long TickMs { get; init; } = 20;
+    /// <summary>Mean time between client proposals.</summary>
+    public long ProposalIntervalMs { get; init; } = 10;
+    /// <summary>A bug planted on purpose to prove the checkers catch it.</summary>
+    public PlantedBug Bug { get; init; }
+
+    internal string ReplayArguments() => string.Join(' ', new[]
+    {
+        Nodes is { } n ? $"--nodes {n}" : "",
+        Bug == PlantedBug.None ? "" : $"--plant-bug {Bug}",
+    }.Where(part => part.Length > 0));
+}
+
+/// <summary>
+/// One simulated Raft node: the I/O-free <see cref="RaftNode"/>, its log kept durably on the node's simulated disk
+/// (records framed with length and CRC-32, synced before anything that depends on them is sent or applied), a tick
+/// timer, and a trivial state machine that reports applied entries to the checker. A restart rebuilds the in-memory
+/// storage from what the disk kept: exactly what a real crash would leave.
+/// </summary>
+internal sealed class RaftProcess : ISimProcess
+{
+    private const string LogFile = "raft.log";
+    private const byte HardStateRecord = 1;
+    private const byte EntryRecord = 2;
+
+    private readonly RaftScenario _scenario;
+    private readonly ulong[] _voters;
+    private NodeContext _context = null!;
+    private MemoryRaftStorage _storage = null!;
+
+    public RaftProcess(RaftScenario scenario, int simId, ulong[] voters)
+    {
+        _scenario = scenario;
+        RaftId = (ulong)simId + 1;
+        _voters = voters;
+    }
+
+    public ulong RaftId { get; }
+    public RaftNode Node { get; private set; } = null!;
+    public ulong AppliedIndex { get; private set; }
+
+    public void Start(NodeContext context)
+    {
+        _context = context;
+        _storage = Recover(context.Disk);
+        var options = new RaftOptions
+        {
+            Id = RaftId,
+            Random = context.Random.Split("raft"),
+            PlantedBug = _scenario.Options.Bug == PlantedBug.RaftVoteTwiceInTerm ? RaftPlantedBug.VoteTwiceInTerm : RaftPlantedBug.None,
+        };
+        Node = new RaftNode(options, _storage);
+        AppliedIndex = _storage.Snapshot.Metadata.Index;
+        context.SetTimer(_scenario.Options.TickMs);
+    }
+
+    public void OnMessage(NodeContext context, int from, object message)
+    {
+        Node.Step((Message)message);
+        HandleReady();
+    }
+
+    public void OnTimer(NodeContext context, long timerId, int tag)
+    {
+        Node.Tick();
+        HandleReady();
+        context.SetTimer(_scenario.Options.TickMs);
+    }
+
+    public ProposeResult Propose(byte[] value)
+    {
+        var result = Node.Propose(value);
+        HandleReady();
+        return result;
+    }
+
+    private void HandleReady()
+    {
+        while (Node.HasReady())
+        {
+            var ready = Node.GetReady();
+            Persist(ready);
+            foreach (var message in ready.Messages) Send(message);
+            foreach (var message in ready.MessagesAfterPersist) Send(message);
+            foreach (var entry in ready.CommittedEntries)
+            {
+                if (entry.Index <= AppliedIndex) continue;
+                _scenario.OnApplied(this, entry);
+                AppliedIndex = entry.Index;
+            }
+            Node.Advance(ready);
+        }
+        Node.AssertInvariants();
+    }
+
+    private void Send(Message message) =>
+        _context.Send((int)message.To - 1, message, sizeBytes: 64 + (int)Math.Min(message.PayloadBytes, int.MaxValue - 64));
+
+    private void Persist(Ready ready)
+    {
+        if (ready.Snapshot is not null)
+            throw new InvalidOperationException("this scenario never compacts, so no snapshot should be sent");
+        var disk = _context.Disk;
+        if (ready.HardState is { } hard)
+        {
+            Span<byte> record = stackalloc byte[1 + 24];
+            record[0] = HardStateRecord;
+            BinaryPrimitives.WriteUInt64LittleEndian(record[1..], hard.Term);
+            BinaryPrimitives.WriteUInt64LittleEndian(record[9..], hard.Vote);
+            BinaryPrimitives.WriteUInt64LittleEndian(record[17..], hard.Commit);
+            AppendFramed(disk, record);
+            _storage.SetHardState(hard);
+        }
+        foreach (var entry in ready.Entries)
+        {
+            var record = new byte[1 + 8 + 8 + 1 + entry.Data.Length];
+            record[0] = EntryRecord;
+            BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(1), entry.Index);
+            BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(9), entry.Term);
+            record[17] = (byte)entry.Type;
+            entry.Data.Span.CopyTo(record.AsSpan(18));
+            AppendFramed(disk, record);
+        }
+        if (ready.Entries.Count > 0) _storage.Append(ready.Entries);
+        // Nothing that depends on these writes (votes, acks, applies) happens before they are durable.
+        if (ready.MustSync) disk.Sync(LogFile);
+    }
+
+    private static void AppendFramed(SimDisk disk, ReadOnlySpan<byte> payload)
+    {
+        Span<byte> header = stackalloc byte[8];
+        BinaryPrimitives.WriteInt32LittleEndian(header, payload.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Crc32.HashToUInt32(payload));
+        disk.Append(LogFile, header);
+        disk.Append(LogFile, payload);
+    }
+
+    private MemoryRaftStorage Recover(SimDisk disk)
+    {
+        var bootstrap = new Membership(_voters);
+        var storage = new MemoryRaftStorage(bootstrap);
+        // Every member starts from a snapshot at index 1 that holds the initial configuration (as etcd-io/raft tests do).
+        storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(1, 1, bootstrap), ReadOnlyMemory<byte>.Empty));
+        if (!disk.Exists(LogFile))
+        {
+            disk.Create(LogFile);
+            disk.SyncDirectory();
+            return storage;
+        }
+        var bytes = disk.ReadAll(LogFile);
+        var offset = 0;
+        while (offset + 8 <= bytes.Length)
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(offset));
+            if (length <= 0 || offset + 8 + length > bytes.Length) break;
+            var payload = bytes.AsSpan(offset + 8, length);
+            if (Crc32.HashToUInt32(payload) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset + 4))) break;
+            switch (payload[0])
+            {
+                case HardStateRecord:
+                    storage.SetHardState(new HardState(
+                        BinaryPrimitives.ReadUInt64LittleEndian(payload[1..]),
+                        BinaryPrimitives.ReadUInt64LittleEndian(payload[9..]),
+                        BinaryPrimitives.ReadUInt64LittleEndian(payload[17..])));
+                    break;
+                case EntryRecord:
+                    storage.Append([new Entry(
+                        BinaryPrimitives.ReadUInt64LittleEndian(payload[1..]),
+                        BinaryPrimitives.ReadUInt64LittleEndian(payload[9..]),
+                        (EntryType)payload[17],
+                        payload[18..].ToArray())]);
+                    break;
+                default:
+                    throw new InvalidDataException($"{LogFile}: unknown record type {payload[0]} at offset {offset}");
+            }
+            offset += 8 + length;
+        }
+        // Only a torn tail (writes never synced, hence never acknowledged) can fail to parse here: cut it off.
+        if (offset < bytes.Length)
+        {
+            disk.Truncate(LogFile, offset);
+            disk.Sync(LogFile);
+        }
+        return storage;
+    }
+}
