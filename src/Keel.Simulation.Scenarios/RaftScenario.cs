@@ -91,6 +91,7 @@ public sealed class RaftScenario : ISimulationScenario
     public string? Finish(Simulation simulation)
     {
         if (_violation is not null) return _violation;
+        if (CheckLogMatching() is { } mismatch) return mismatch;
         // Liveness: a leader exists, every node has applied every committed entry (nothing committed was lost across
         // crashes), and every proposal accepted by a leader once the cluster had a second to settle committed in time.
         var leaders = Processes().Where(p => p.Node.Role == RaftRole.Leader).ToList();
@@ -142,6 +143,8 @@ public sealed class RaftScenario : ISimulationScenario
     private string? CheckStep()
     {
         if (_violation is not null) return _violation;
+        // Log matching costs O(log length) per pair of nodes: checked on a stride, and always at the end.
+        if (_simulation.EventCount % _options.LogMatchingStrideEvents == 0 && CheckLogMatching() is { } mismatch) return mismatch;
         foreach (var process in Processes())
         {
             var node = process.Node;
@@ -167,6 +170,44 @@ public sealed class RaftScenario : ISimulationScenario
         }
         return null;
     }
+
+    /// <summary>
+    /// Raft's log matching property: if two logs hold an entry with the same index and term, they are identical in all
+    /// entries up to it. For each pair of live nodes, finds the highest index where their terms agree and compares
+    /// every retained entry at or below it.
+    /// </summary>
+    private string? CheckLogMatching()
+    {
+        var live = Processes().ToList();
+        for (var a = 0; a < live.Count; a++)
+        for (var b = a + 1; b < live.Count; b++)
+        {
+            var left = live[a].Node.Log;
+            var right = live[b].Node.Log;
+            var low = Math.Max(left.FirstIndex, right.FirstIndex);
+            var high = Math.Min(left.LastIndex, right.LastIndex);
+            if (high < low) continue;
+            var match = high;
+            while (match >= low && !(TermAt(left, match) is { } t && t == TermAt(right, match))) match--;
+            if (match < low) continue;
+            _leftEntries.Clear();
+            _rightEntries.Clear();
+            if (left.TryGetEntries(low, match + 1, long.MaxValue, _leftEntries) != StorageStatus.Ok ||
+                right.TryGetEntries(low, match + 1, long.MaxValue, _rightEntries) != StorageStatus.Ok) continue;
+            for (var i = 0; i < _leftEntries.Count; i++)
+            {
+                var (x, y) = (_leftEntries[i], _rightEntries[i]);
+                if (x.Term != y.Term || x.Type != y.Type || !x.Data.Span.SequenceEqual(y.Data.Span))
+                    return $"log matching: nodes {live[a].RaftId} and {live[b].RaftId} agree on {TermAt(left, match)}/{match} but differ at index {x.Index} ({x.Term} vs {y.Term})";
+            }
+        }
+        return null;
+    }
+
+    private static ulong? TermAt(RaftLog log, ulong index) => log.TryGetTerm(index, out var term) == StorageStatus.Ok ? term : null;
+
+    private readonly List<Entry> _leftEntries = [];
+    private readonly List<Entry> _rightEntries = [];
 
     private string? MissingCommittedEntry(RaftNode leader)
     {
@@ -219,6 +260,8 @@ public sealed record RaftScenarioOptions
     public long CommitBoundMs { get; init; } = 2_000;
     /// <summary>Length of one Raft tick.</summary>
     public long TickMs { get; init; } = 20;
+    /// <summary>How often (in events) the pairwise log-matching check runs; it always runs at the end.</summary>
+    public long LogMatchingStrideEvents { get; init; } = 500;
     /// <summary>Mean time between client proposals.</summary>
     public long ProposalIntervalMs { get; init; } = 10;
     /// <summary>A bug planted on purpose to prove the checkers catch it.</summary>
