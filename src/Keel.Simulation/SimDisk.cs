@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Keel.Core;
 
 namespace Keel.Simulation;
@@ -45,9 +46,7 @@ public sealed class SimDisk
     {
         var file = File(name);
         Invariant.Check(offset >= 0 && offset <= file.Current.Count, "write beyond the end of the file leaves a hole");
-        var op = new WriteOp(offset, data.ToArray());
-        file.Apply(op, file.Current);
-        file.Unsynced.Add(op);
+        file.Record(new WriteOp(offset, data.ToArray()));
         BytesWritten += data.Length;
     }
 
@@ -55,21 +54,15 @@ public sealed class SimDisk
     public void Append(string name, ReadOnlySpan<byte> data) => Write(name, Length(name), data);
 
     /// <summary>Cuts the file to <paramref name="length"/> bytes.</summary>
-    public void Truncate(string name, long length)
-    {
-        var file = File(name);
-        var op = new WriteOp(length, null);
-        file.Apply(op, file.Current);
-        file.Unsynced.Add(op);
-    }
+    public void Truncate(string name, long length) => File(name).Record(new WriteOp(length, null));
 
     /// <summary>Reads up to <paramref name="buffer"/>.Length bytes at <paramref name="offset"/>; returns bytes read.</summary>
     public int Read(string name, long offset, Span<byte> buffer)
     {
-        var content = File(name).Current;
-        if (offset >= content.Count) return 0;
-        var count = (int)Math.Min(buffer.Length, content.Count - offset);
-        for (var i = 0; i < count; i++) buffer[i] = content[(int)offset + i];
+        var content = CollectionsMarshal.AsSpan(File(name).Current);
+        if (offset >= content.Length) return 0;
+        var count = (int)Math.Min(buffer.Length, content.Length - offset);
+        content.Slice((int)offset, count).CopyTo(buffer);
         return count;
     }
 
@@ -79,9 +72,9 @@ public sealed class SimDisk
     /// <summary>Makes a file's content durable (fsync / fdatasync).</summary>
     public void Sync(string name)
     {
-        var file = File(name);
-        file.Durable = [.. file.Current];
-        file.Unsynced.Clear();
+        // Durable content is the visible content minus the unsynced writes, which the undo log can take back: a sync
+        // only forgets the undo log, so it costs nothing however large the file is.
+        File(name).Unsynced.Clear();
         SyncCount++;
     }
 
@@ -109,16 +102,16 @@ public sealed class SimDisk
         _files.Clear();
         foreach (var (name, file) in _durableDirectory)
         {
-            var survivor = new List<byte>(file.Durable);
-            var kept = file.Unsynced.Count == 0 ? 0 : _random.NextInt32(file.Unsynced.Count + 1);
+            var unsynced = file.Unsynced.ToList();
+            file.RollBackUnsynced();
+            var kept = unsynced.Count == 0 ? 0 : _random.NextInt32(unsynced.Count + 1);
             for (var i = 0; i < kept; i++)
             {
-                var op = file.Unsynced[i];
+                var op = unsynced[i].Op;
                 var torn = i == kept - 1 && op.Data is { Length: > 1 } && _random.Chance(TornWriteProbability);
-                file.Apply(torn ? op with { Data = op.Data![.._random.NextInt32(op.Data.Length)] } : op, survivor);
+                file.Record(torn ? op with { Data = op.Data![.._random.NextInt32(op.Data.Length)] } : op);
             }
-            file.Durable = [.. survivor];
-            file.Current = survivor;
+            // What survived the crash is on the platter now: durable.
             file.Unsynced.Clear();
             _files[name] = file;
         }
@@ -128,8 +121,8 @@ public sealed class SimDisk
     public void CorruptBit(string name, long offset, int bit)
     {
         var file = File(name);
+        Invariant.Check(file.Unsynced.Count == 0, "corrupt synced files only: the bit must be on the platter");
         file.Current[(int)offset] ^= (byte)(1 << bit);
-        if (offset < file.Durable.Length) file.Durable[offset] ^= (byte)(1 << bit);
     }
 
     private SimFile File(string name) =>
@@ -137,25 +130,51 @@ public sealed class SimDisk
 
     private sealed record WriteOp(long Offset, byte[]? Data);
 
+    /// <summary>An applied write with what it replaced, so a crash can take it back.</summary>
+    private sealed record UndoRecord(WriteOp Op, long LengthBefore, byte[] Replaced);
+
     private sealed class SimFile
     {
-        public byte[] Durable = [];
         public List<byte> Current = [];
-        public readonly List<WriteOp> Unsynced = [];
+        public readonly List<UndoRecord> Unsynced = [];
 
-        public void Apply(WriteOp op, List<byte> content)
+        /// <summary>Applies a write or truncation to the visible content and remembers how to undo it.</summary>
+        public void Record(WriteOp op)
         {
+            var lengthBefore = Current.Count;
+            var content = CollectionsMarshal.AsSpan(Current);
             if (op.Data is null)
             {
-                if (op.Offset < content.Count) content.RemoveRange((int)op.Offset, content.Count - (int)op.Offset);
+                var cut = (int)Math.Min(op.Offset, lengthBefore);
+                Unsynced.Add(new UndoRecord(op, lengthBefore, content[cut..].ToArray()));
+                Current.RemoveRange(cut, lengthBefore - cut);
                 return;
             }
-            for (var i = 0; i < op.Data.Length; i++)
+            var offset = (int)op.Offset;
+            var overlap = Math.Max(0, Math.Min(op.Data.Length, lengthBefore - offset));
+            Unsynced.Add(new UndoRecord(op, lengthBefore, content.Slice(offset, overlap).ToArray()));
+            op.Data.AsSpan(0, overlap).CopyTo(content[offset..]);
+            Current.AddRange(op.Data.AsSpan(overlap));
+        }
+
+        /// <summary>Takes back every unsynced write, newest first: what is left is what the platter holds.</summary>
+        public void RollBackUnsynced()
+        {
+            for (var i = Unsynced.Count - 1; i >= 0; i--)
             {
-                var at = (int)op.Offset + i;
-                if (at < content.Count) content[at] = op.Data[i];
-                else content.Add(op.Data[i]);
+                var (op, lengthBefore, replaced) = Unsynced[i];
+                if (op.Data is null)
+                {
+                    Current.AddRange(replaced);
+                }
+                else
+                {
+                    Current.RemoveRange((int)lengthBefore, Current.Count - (int)lengthBefore);
+                    replaced.CopyTo(CollectionsMarshal.AsSpan(Current)[(int)op.Offset..]);
+                }
+                Invariant.Check(Current.Count == lengthBefore, "undo restores the length");
             }
+            Unsynced.Clear();
         }
     }
 }
