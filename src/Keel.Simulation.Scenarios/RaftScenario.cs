@@ -1,10 +1,9 @@
-using System.Buffers.Binary;
 using System.Globalization;
-using System.IO.Hashing;
 using System.Text;
 using Keel.Core;
 using Keel.Quorum;
 using Keel.Raft;
+using Keel.Storage;
 
 namespace Keel.Simulation.Scenarios;
 
@@ -275,21 +274,22 @@ public sealed record RaftScenarioOptions
 }
 
 /// <summary>
-/// One simulated Raft node: the I/O-free <see cref="RaftNode"/>, its log kept durably on the node's simulated disk
-/// (records framed with length and CRC-32, synced before anything that depends on them is sent or applied), a tick
-/// timer, and a trivial state machine that reports applied entries to the checker. A restart rebuilds the in-memory
-/// storage from what the disk kept: exactly what a real crash would leave.
+/// One simulated Raft node: the I/O-free <see cref="RaftNode"/>, its log kept durably by Keel's real
+/// <see cref="WriteAheadLog"/> on the node's simulated disk (synced before any vote, ack or apply that depends on it),
+/// a tick timer, and a trivial state machine that reports applied entries to the checker. A restart recovers the WAL
+/// from whatever the disk kept (a crash loses or tears unsynced writes) and rebuilds the in-memory Raft storage from it.
 /// </summary>
 internal sealed class RaftProcess : ISimProcess
 {
-    private const string LogFile = "raft.log";
-    private const byte HardStateRecord = 1;
-    private const byte EntryRecord = 2;
+    // Small segments: the simulated disk keeps files in memory, and several segments exercise rolls and recovery.
+    private static readonly WalOptions WalOptions = new() { SegmentSizeBytes = 256 * 1024 };
 
     private readonly RaftScenario _scenario;
     private readonly ulong[] _voters;
+    private readonly List<WalEntry> _walBatch = [];
     private NodeContext _context = null!;
     private MemoryRaftStorage _storage = null!;
+    private WriteAheadLog _wal = null!;
 
     public RaftProcess(RaftScenario scenario, int simId, ulong[] voters)
     {
@@ -305,7 +305,7 @@ internal sealed class RaftProcess : ISimProcess
     public void Start(NodeContext context)
     {
         _context = context;
-        _storage = Recover(context.Disk);
+        _storage = Recover(new SimStorageDirectory(context.Disk, "wal/"));
         var options = new RaftOptions
         {
             Id = RaftId,
@@ -363,87 +363,54 @@ internal sealed class RaftProcess : ISimProcess
     {
         if (ready.Snapshot is not null)
             throw new InvalidOperationException("this scenario never compacts, so no snapshot should be sent");
-        var disk = _context.Disk;
+        if (ready.Entries.Count > 0)
+        {
+            // The WAL stores opaque payloads: the entry type travels as the payload's first byte.
+            _walBatch.Clear();
+            foreach (var entry in ready.Entries)
+            {
+                var payload = new byte[1 + entry.Data.Length];
+                payload[0] = (byte)entry.Type;
+                entry.Data.Span.CopyTo(payload.AsSpan(1));
+                _walBatch.Add(new WalEntry(entry.Index, entry.Term, payload));
+            }
+            _wal.Append(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_walBatch));
+            _storage.Append(ready.Entries);
+        }
+        // Entries first, then the hard state, whose commit index may cover entries of this very Ready (etcd's
+        // wal.Save writes them in the same order).
         if (ready.HardState is { } hard)
         {
-            Span<byte> record = stackalloc byte[1 + 24];
-            record[0] = HardStateRecord;
-            BinaryPrimitives.WriteUInt64LittleEndian(record[1..], hard.Term);
-            BinaryPrimitives.WriteUInt64LittleEndian(record[9..], hard.Vote);
-            BinaryPrimitives.WriteUInt64LittleEndian(record[17..], hard.Commit);
-            AppendFramed(disk, record);
+            _wal.SetHardState(new WalHardState(hard.Term, hard.Vote, hard.Commit));
             _storage.SetHardState(hard);
         }
-        foreach (var entry in ready.Entries)
-        {
-            var record = new byte[1 + 8 + 8 + 1 + entry.Data.Length];
-            record[0] = EntryRecord;
-            BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(1), entry.Index);
-            BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(9), entry.Term);
-            record[17] = (byte)entry.Type;
-            entry.Data.Span.CopyTo(record.AsSpan(18));
-            AppendFramed(disk, record);
-        }
-        if (ready.Entries.Count > 0) _storage.Append(ready.Entries);
-        // Nothing that depends on these writes (votes, acks, applies) happens before they are durable.
-        if (ready.MustSync) disk.Sync(LogFile);
+        // Group commit: one sync for the whole Ready. Nothing that depends on these writes (votes, acks, applies)
+        // happens before it returns.
+        if (ready.MustSync) _wal.Sync();
     }
 
-    private static void AppendFramed(SimDisk disk, ReadOnlySpan<byte> payload)
-    {
-        Span<byte> header = stackalloc byte[8];
-        BinaryPrimitives.WriteInt32LittleEndian(header, payload.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Crc32.HashToUInt32(payload));
-        disk.Append(LogFile, header);
-        disk.Append(LogFile, payload);
-    }
-
-    private MemoryRaftStorage Recover(SimDisk disk)
+    private MemoryRaftStorage Recover(SimStorageDirectory directory)
     {
         var bootstrap = new Membership(_voters);
         var storage = new MemoryRaftStorage(bootstrap);
         // Every member starts from a snapshot at index 1 that holds the initial configuration (as etcd-io/raft tests do).
         storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(1, 1, bootstrap), ReadOnlyMemory<byte>.Empty));
-        if (!disk.Exists(LogFile))
+        _wal = WriteAheadLog.Open(directory, WalOptions, out var recovery);
+        if (recovery.Snapshot.Index == 0)
         {
-            disk.Create(LogFile);
-            disk.SyncDirectory();
-            return storage;
+            // A fresh log starts after the bootstrap snapshot, as the in-memory storage does.
+            _wal.SaveSnapshotMarker(new WalSnapshotMarker(1, 1));
+            _wal.Sync();
         }
-        var bytes = disk.ReadAll(LogFile);
-        var offset = 0;
-        while (offset + 8 <= bytes.Length)
+        var hard = recovery.HardState;
+        storage.SetHardState(new HardState(hard.Term, hard.Vote, hard.Commit));
+        var entries = new List<Entry>(recovery.Entries.Count);
+        foreach (var entry in recovery.Entries)
         {
-            var length = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(offset));
-            if (length <= 0 || offset + 8 + length > bytes.Length) break;
-            var payload = bytes.AsSpan(offset + 8, length);
-            if (Crc32.HashToUInt32(payload) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset + 4))) break;
-            switch (payload[0])
-            {
-                case HardStateRecord:
-                    storage.SetHardState(new HardState(
-                        BinaryPrimitives.ReadUInt64LittleEndian(payload[1..]),
-                        BinaryPrimitives.ReadUInt64LittleEndian(payload[9..]),
-                        BinaryPrimitives.ReadUInt64LittleEndian(payload[17..])));
-                    break;
-                case EntryRecord:
-                    storage.Append([new Entry(
-                        BinaryPrimitives.ReadUInt64LittleEndian(payload[1..]),
-                        BinaryPrimitives.ReadUInt64LittleEndian(payload[9..]),
-                        (EntryType)payload[17],
-                        payload[18..].ToArray())]);
-                    break;
-                default:
-                    throw new InvalidDataException($"{LogFile}: unknown record type {payload[0]} at offset {offset}");
-            }
-            offset += 8 + length;
+            var payload = entry.Payload.Span;
+            entries.Add(new Entry(entry.Index, entry.Term, (EntryType)payload[0], payload[1..].ToArray()));
         }
-        // Only a torn tail (writes never synced, hence never acknowledged) can fail to parse here: cut it off.
-        if (offset < bytes.Length)
-        {
-            disk.Truncate(LogFile, offset);
-            disk.Sync(LogFile);
-        }
+        storage.Append(entries);
         return storage;
     }
 }

@@ -9,6 +9,7 @@ namespace Keel.Raft.Tests;
 /// follower is down for a long time, a leader that snapshots and compacts at its watermarks keeps its log, its
 /// in-flight window and its managed heap bounded, and the follower still catches up (by snapshot) when it returns.
 /// </summary>
+[Collection(HeapMeasurement.Name)]
 public sealed class BoundedMemoryTests(ITestOutputHelper output)
 {
     private const ulong TrailingEntries = 500;
@@ -76,4 +77,12 @@ public sealed class BoundedMemoryTests(ITestOutputHelper output)
         GC.Collect();
         return GC.GetTotalMemory(forceFullCollection: true);
     }
+}
+
+/// <summary>Heap measurements are process-wide: tests that take them run alone, after the parallel ones.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class HeapMeasurement
+{
+    /// <summary>The collection's name.</summary>
+    public const string Name = "heap measurement";
 }
