@@ -27,7 +27,7 @@ internal static class SimulateCommand
         var bug = new Option<PlantedBug>("--plant-bug") { Description = "Plant a known bug to see the checkers catch it." };
         var maxStep = new Option<long?>("--max-clock-step-ms") { Description = "Largest wall-clock step the nemesis applies." };
         var crashes = new Option<bool>("--nemesis-crashes") { Description = "Let the nemesis crash and restart nodes too." };
-        var table = new Option<bool>("--table") { Description = "With --seeds: print the scenario's aggregate table (Markdown)." };
+        var table = new Option<bool>("--table") { Description = "Print the scenario's measurements as a Markdown table (aggregated over --seeds)." };
         var command = new Command("sim", "Run the deterministic simulator.") { scenario, seed, seeds, startSeed, nodes, bug, maxStep, crashes, table };
         command.SetAction(parse => Run(parse.GetValue(scenario), parse.GetValue(seed), parse.GetValue(seeds), parse.GetValue(startSeed),
             new ScenarioSettings(parse.GetValue(nodes), parse.GetValue(bug), parse.GetValue(maxStep), parse.GetValue(crashes)), parse.GetValue(table)));
@@ -46,13 +46,14 @@ internal static class SimulateCommand
             Console.Error.WriteLine(error.Message);
             return 2;
         }
-        return seed is { } one ? RunOne(name, settings, one) : RunMany(name, settings, startSeed, seeds ?? 20, table);
+        return seed is { } one ? RunOne(name, settings, one, table) : RunMany(name, settings, startSeed, seeds ?? 20, table);
     }
 
-    private static int RunOne(string name, ScenarioSettings settings, ulong seed)
+    private static int RunOne(string name, ScenarioSettings settings, ulong seed, bool table)
     {
         var stopwatch = Stopwatch.StartNew();
-        var result = SimulationRunner.Run(ScenarioCatalog.Create(name, settings), seed);
+        var scenario = ScenarioCatalog.Create(name, settings);
+        var result = SimulationRunner.Run(scenario, seed);
         var elapsed = stopwatch.Elapsed;
         Console.WriteLine($"scenario:   {name}");
         Console.WriteLine($"seed:       {seed}");
@@ -61,6 +62,8 @@ internal static class SimulateCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"simulated:  {result.SimulatedMs / 1000.0:F1} s in {elapsed.TotalSeconds:F2} s wall ({Speed(result.SimulatedMs, elapsed)} simulated seconds per wall second)"));
         Console.WriteLine(result.Summary);
+        if (table && scenario is GossipScenario gossip) Console.WriteLine(gossip.Table());
+        if (table && scenario is HeartbeatScenario heartbeat) Console.WriteLine(HeartbeatScenario.Table([heartbeat]));
         if (result.Failure is { } failure)
         {
             Console.WriteLine($"FAILED:     {failure.Violation}");
