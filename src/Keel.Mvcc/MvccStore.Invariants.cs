@@ -1,0 +1,70 @@
+using Keel.Core;
+
+namespace Keel.Mvcc;
+
+public sealed partial class MvccStore
+{
+    /// <summary>
+    /// Checks every structural invariant (O(size of the store); for tests and the simulator): revisions and compaction
+    /// in bounds; one log record per revision from the compaction (or 2) to the current, with non-decreasing
+    /// timestamps; each key's versions in increasing revision order, stamped consistently (mod = revision, version +1
+    /// per put within a generation, create = first put of the generation), at most one version at or below the
+    /// compaction and that one live; every change logged above the compaction is in the index.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">An invariant does not hold.</exception>
+    public void AssertInvariants()
+    {
+        Invariant.Check(_currentRevision >= 1, "the store revision starts at 1");
+        Invariant.Check(_compactRevision >= 0 && _compactRevision <= _currentRevision, "compaction is within the revisions");
+        Invariant.Check(_pendingEvents.Count == 0, "no write is half applied");
+
+        var firstLogged = Math.Max(2, _compactRevision);
+        Invariant.Check(_log.Count == Math.Max(0, _currentRevision - firstLogged + 1), "one log record per retained revision");
+        for (var i = 0; i < _log.Count; i++)
+        {
+            Invariant.Check(_log[i].Revision == firstLogged + i, "log records are consecutive revisions");
+            Invariant.Check(_log[i].Events.Length > 0, "a revision changes something");
+            if (i > 0) Invariant.Check(_log[i].HybridTimestamp >= _log[i - 1].HybridTimestamp, "hybrid timestamps never decrease");
+        }
+        if (_log.Count > 0) Invariant.Check(_log[^1].HybridTimestamp == _lastHybridTimestamp, "the last timestamp is the last record's");
+
+        foreach (var history in _index)
+        {
+            var entries = history.Entries;
+            Invariant.Check(entries.Count > 0, "an indexed key has a retained version");
+            Invariant.Check(entries[0].Kv is not null, "a key's history starts with a put");
+            for (var i = 0; i < entries.Count; i++)
+            {
+                var entry = entries[i];
+                Invariant.Check(entry.Revision >= 2 && entry.Revision <= _currentRevision, "versions are within the revisions");
+                if (i > 0)
+                {
+                    Invariant.Check(entry.Revision > entries[i - 1].Revision, "a key's versions are in revision order");
+                    Invariant.Check(entry.Revision > _compactRevision, "at most one version at or below the compaction");
+                }
+                if (entry.Kv is not { } kv) continue;
+                Invariant.Check(kv.ModRevision == entry.Revision && ReferenceEquals(kv.Key, history.Key), "a version is stamped with its revision and key");
+                var previous = i > 0 ? entries[i - 1].Kv : null;
+                if (previous is not null)
+                    Invariant.Check(kv.Version == previous.Version + 1 && kv.CreateRevision == previous.CreateRevision, "a put in a generation adds 1 to the version");
+                else if (i > 0 || entry.Revision > _compactRevision)
+                    Invariant.Check(kv.Version == 1 && kv.CreateRevision == entry.Revision, "a generation starts with version 1 at its create revision");
+                else
+                    Invariant.Check(kv.Version >= 1 && kv.CreateRevision <= entry.Revision, "a compacted generation keeps its stamps");
+            }
+        }
+
+        foreach (var record in _log)
+        {
+            if (record.Revision <= _compactRevision) continue;
+            foreach (var change in record.Events)
+            {
+                Invariant.Check(change.Kv.ModRevision == record.Revision, "an event carries its revision");
+                Invariant.Check(_index.TryGetValue(new KeyHistory(change.Kv.Key), out var history), "a logged change's key is indexed");
+                var index = LastAtOrBelow(history.Entries, record.Revision);
+                Invariant.Check(index >= 0 && history.Entries[index].Revision == record.Revision &&
+                    (history.Entries[index].Kv is null) == (change.Type == EventType.Delete), "a logged change is in the index");
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+using Keel.Core;
+
+namespace Keel.Mvcc;
+
+/// <summary>
+/// The multi-version key-value store: the deterministic state machine that Raft log entries are applied to, with
+/// etcd's revision semantics (server/mvcc/kvstore.go, kvstore_txn.go, key_index.go; etcdserver/apply.go). An empty
+/// store is at revision 1; every write transaction that changes anything raises the revision by exactly 1 and stamps
+/// every key it changes with that mod revision. Old versions stay readable until <see cref="Compact"/>.
+/// </summary>
+/// <remarks>
+/// <para>Structure: a sorted index (a red-black tree, <see cref="SortedSet{T}"/>, in unsigned byte order) from key to
+/// the key's revision history (puts and tombstones, oldest first; a tombstone ends a generation, as etcd's keyIndex
+/// generations), plus a revision-ordered log of changes with their prev_kv (the watch history) and the hybrid
+/// timestamp of each revision. Both share the same immutable <see cref="KeyValue"/> objects.</para>
+/// <para>Costs (n keys in the store, m keys in a range, h versions of a key, R revisions retained): point read
+/// O(log n + log h); range O(log n + m log h) — also with a limit, because etcd's <c>count</c> counts the whole range;
+/// put/delete O(log n) plus the list append; compaction O(n + versions dropped), as etcd's index compaction walks every
+/// key; <see cref="RevisionAt"/> O(log R); watch history O(log R + events scanned).</para>
+/// <para>No I/O, clock, randomness or threads: the same sequence of calls gives the same state on every replica. Not
+/// thread-safe; the node applies entries on one thread. Requests are validated completely before anything changes, so a
+/// refused request (<see cref="MvccException"/>) leaves the store as it was.</para>
+/// </remarks>
+public sealed partial class MvccStore
+{
+    private readonly SortedSet<KeyHistory> _index = new(KeyHistoryComparer.Instance);
+    private readonly List<RevisionRecord> _log = [];
+    private readonly List<WatchEvent> _pendingEvents = [];
+    private long _currentRevision = 1;
+    private long _compactRevision;
+    private long _lastHybridTimestamp = long.MinValue;
+
+    /// <summary>Creates an empty store at revision 1.</summary>
+    public MvccStore() { }
+
+    /// <summary>The store revision: that of the latest write transaction, 1 for an empty store.</summary>
+    public long CurrentRevision => _currentRevision;
+
+    /// <summary>The revision of the last compaction, 0 if never compacted; reads below it fail.</summary>
+    public long CompactRevision => _compactRevision;
+
+    /// <summary>Number of keys with at least one retained version (live or not).</summary>
+    public int IndexedKeyCount => _index.Count;
+
+    /// <summary>Reads a key or range (see <see cref="RangeRequest"/>), at the current or a historical revision.</summary>
+    /// <exception cref="MvccException">Empty key; the revision is compacted or in the future.</exception>
+    public RangeResponse Range(RangeRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        CheckRange(request);
+        return RangeCore(request, _currentRevision);
+    }
+
+    /// <summary>Writes one key at a new revision stamped with <paramref name="hybridTimestamp"/>.</summary>
+    /// <param name="request">The put.</param>
+    /// <param name="hybridTimestamp">The opaque hybrid-clock time of the log entry; not below the previous write's.</param>
+    /// <exception cref="MvccException">Empty key; value or lease provided with ignore; ignore on a missing key.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timestamp is below the previous write's.</exception>
+    public PutResponse Put(PutRequest request, long hybridTimestamp)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        CheckPut(request);
+        CheckPutAgainstState(request);
+        CheckTimestamp(hybridTimestamp);
+        var writeRevision = _currentRevision + 1;
+        var response = PutCore(request, writeRevision);
+        EndWrite(hybridTimestamp);
+        return response with { Revision = _currentRevision };
+    }
+
+    /// <summary>Deletes a key or range; a new revision only if something was deleted.</summary>
+    /// <param name="request">The delete.</param>
+    /// <param name="hybridTimestamp">The opaque hybrid-clock time of the log entry; not below the previous write's.</param>
+    /// <exception cref="MvccException">Empty key.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timestamp is below the previous write's.</exception>
+    public DeleteRangeResponse DeleteRange(DeleteRangeRequest request, long hybridTimestamp)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        CheckDelete(request);
+        CheckTimestamp(hybridTimestamp);
+        var response = DeleteCore(request, _currentRevision + 1);
+        EndWrite(hybridTimestamp);
+        return response with { Revision = _currentRevision };
+    }
+
+    /// <summary>
+    /// Compacts history at <paramref name="revision"/>: every version superseded at or before it is dropped, so reads
+    /// and watches below it fail with the compacted error; the latest version of each live key stays. Does not create
+    /// a revision (as in etcd).
+    /// </summary>
+    /// <exception cref="MvccException">At or below the last compaction (compacted); above the current revision (future).</exception>
+    public void Compact(long revision)
+    {
+        if (revision <= _compactRevision) throw new MvccException(MvccError.Compacted);
+        if (revision > _currentRevision) throw new MvccException(MvccError.FutureRevision);
+        List<KeyHistory>? emptied = null;
+        foreach (var history in _index)
+        {
+            var entries = history.Entries;
+            var last = LastAtOrBelow(entries, revision);
+            if (last < 0) continue;
+            // Keep the version current at the compaction revision unless it is a tombstone (key_index.go compact).
+            var keepFrom = entries[last].Kv is null ? last + 1 : last;
+            entries.RemoveRange(0, keepFrom);
+            if (entries.Count == 0) (emptied ??= []).Add(history);
+        }
+        if (emptied is not null)
+            foreach (var history in emptied) _index.Remove(history);
+        var drop = 0;
+        while (drop < _log.Count && _log[drop].Revision < revision) drop++;
+        _log.RemoveRange(0, drop);
+        _compactRevision = revision;
+    }
+
+    /// <summary>
+    /// Keel's "read as of a wall-clock time": the revision that was current at hybrid time
+    /// <paramref name="hybridTimestamp"/>, i.e. the latest revision written at or before it (1 if none was).
+    /// Binary search over the retained revisions.
+    /// </summary>
+    /// <exception cref="MvccException">That revision has been compacted.</exception>
+    public long RevisionAt(long hybridTimestamp)
+    {
+        if (_log.Count == 0) return _currentRevision;
+        if (hybridTimestamp < _log[0].HybridTimestamp)
+        {
+            if (_log[0].Revision == 2 && _compactRevision <= 1) return 1;
+            throw new MvccException(MvccError.Compacted);
+        }
+        int low = 0, high = _log.Count - 1;
+        while (low < high)
+        {
+            var mid = low + (high - low + 1) / 2;
+            if (_log[mid].HybridTimestamp <= hybridTimestamp) low = mid;
+            else high = mid - 1;
+        }
+        return _log[low].Revision;
+    }
+
+    /// <summary>The hybrid timestamp recorded with <paramref name="revision"/> (a retained revision of at least 2).</summary>
+    /// <exception cref="MvccException">Compacted or future revision.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Revision 1 or less (the empty store has no write time).</exception>
+    public long TimestampOf(long revision)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(revision, 2);
+        if (revision > _currentRevision) throw new MvccException(MvccError.FutureRevision);
+        if (_log.Count == 0 || revision < _log[0].Revision) throw new MvccException(MvccError.Compacted);
+        return _log[(int)(revision - _log[0].Revision)].HybridTimestamp;
+    }
+
+    private void CheckTimestamp(long hybridTimestamp)
+    {
+        if (hybridTimestamp < _lastHybridTimestamp)
+            throw new ArgumentOutOfRangeException(nameof(hybridTimestamp), hybridTimestamp,
+                $"hybrid timestamps of writes must not go backwards (previous write: {_lastHybridTimestamp})");
+    }
+
+    /// <summary>Commits the pending changes, if any, as one new revision.</summary>
+    private void EndWrite(long hybridTimestamp)
+    {
+        if (_pendingEvents.Count == 0) return;
+        _currentRevision++;
+        _log.Add(new RevisionRecord(_currentRevision, hybridTimestamp, [.. _pendingEvents]));
+        _lastHybridTimestamp = hybridTimestamp;
+        _pendingEvents.Clear();
+    }
+
+    /// <summary>The revision a read inside a write sees: the write's own if it has changed something yet.</summary>
+    private long ReadRevisionInWrite => _pendingEvents.Count > 0 ? _currentRevision + 1 : _currentRevision;
+
+    private PutResponse PutCore(PutRequest request, long writeRevision)
+    {
+        var history = FindOrAdd(request.Key);
+        var previous = LiveAt(history.Entries, writeRevision);
+        var value = request.IgnoreValue ? previous!.Value : request.Value.ToArray();
+        var lease = request.IgnoreLease ? previous!.Lease : request.Lease;
+        var kv = new KeyValue(history.Key, previous?.CreateRevision ?? writeRevision, writeRevision,
+            (previous?.Version ?? 0) + 1, value, lease);
+        Append(history, writeRevision, kv);
+        _pendingEvents.Add(new WatchEvent(EventType.Put, kv, previous));
+        return new PutResponse(writeRevision, request.PrevKv ? previous : null);
+    }
+
+    private DeleteRangeResponse DeleteCore(DeleteRangeRequest request, long writeRevision)
+    {
+        List<KeyValue> previous = [];
+        foreach (var history in KeysIn(request.Key, request.RangeEnd))
+        {
+            var live = LiveAt(history.Entries, writeRevision);
+            if (live is null) continue;
+            Append(history, writeRevision, null);
+            _pendingEvents.Add(new WatchEvent(EventType.Delete, new KeyValue(history.Key, 0, writeRevision, 0, [], 0), live));
+            previous.Add(live);
+        }
+        return new DeleteRangeResponse(ReadRevisionInWrite, previous.Count, request.PrevKv ? previous : []);
+    }
+
+    private static void Append(KeyHistory history, long revision, KeyValue? kv)
+    {
+        Invariant.Check(history.Entries.Count == 0 || history.Entries[^1].Revision < revision,
+            "a key changes at most once per revision");
+        history.Entries.Add(new KeyRevision(revision, kv));
+    }
+
+    private KeyHistory FindOrAdd(byte[] key)
+    {
+        var probe = new KeyHistory(key);
+        if (_index.TryGetValue(probe, out var found)) return found;
+        var created = new KeyHistory(key.ToArray());
+        _index.Add(created);
+        return created;
+    }
+
+    /// <summary>The live version of a key at <paramref name="revision"/>, or null (never written, deleted, or not yet created).</summary>
+    private static KeyValue? LiveAt(List<KeyRevision> entries, long revision)
+    {
+        var index = LastAtOrBelow(entries, revision);
+        return index < 0 ? null : entries[index].Kv;
+    }
+
+    /// <summary>Index of the last entry with revision at most <paramref name="revision"/>, or -1.</summary>
+    private static int LastAtOrBelow(List<KeyRevision> entries, long revision)
+    {
+        int low = 0, high = entries.Count - 1, found = -1;
+        while (low <= high)
+        {
+            var mid = low + (high - low) / 2;
+            if (entries[mid].Revision <= revision) { found = mid; low = mid + 1; }
+            else high = mid - 1;
+        }
+        return found;
+    }
+
+    /// <summary>Whether <paramref name="key"/> lies in the request range (etcd's empty / "\0" / half-open conventions).</summary>
+    internal static bool InRange(byte[] start, byte[] rangeEnd, ReadOnlySpan<byte> key)
+    {
+        if (rangeEnd.Length == 0) return key.SequenceEqual(start);
+        if (key.SequenceCompareTo(start) < 0) return false;
+        return IsFromKey(rangeEnd) || key.SequenceCompareTo(rangeEnd) < 0;
+    }
+
+    private static bool IsFromKey(byte[] rangeEnd) => rangeEnd is [0];
+
+    /// <summary>The index entries of the keys in a request range, in key order (including keys not live now).</summary>
+    private IEnumerable<KeyHistory> KeysIn(byte[] key, byte[] rangeEnd)
+    {
+        if (rangeEnd.Length == 0)
+        {
+            if (_index.TryGetValue(new KeyHistory(key), out var single)) yield return single;
+            yield break;
+        }
+        if (_index.Count == 0) yield break;
+        var fromKey = IsFromKey(rangeEnd);
+        if (!fromKey && ByteKeyComparer.Instance.Compare(key, rangeEnd) >= 0) yield break;
+        var max = _index.Max!;
+        if (ByteKeyComparer.Instance.Compare(key, max.Key) > 0) yield break;
+        foreach (var history in _index.GetViewBetween(new KeyHistory(key), max))
+        {
+            if (!fromKey && ByteKeyComparer.Instance.Compare(history.Key, rangeEnd) >= 0) yield break;
+            yield return history;
+        }
+    }
+}
+
+/// <summary>A key's retained versions, oldest first; a null <see cref="KeyRevision.Kv"/> is a tombstone.</summary>
+internal sealed class KeyHistory(byte[] key)
+{
+    public byte[] Key { get; } = key;
+
+    public List<KeyRevision> Entries { get; } = [];
+}
+
+/// <summary>One change of a key: the version written at <paramref name="Revision"/>, or null for a delete.</summary>
+internal readonly record struct KeyRevision(long Revision, KeyValue? Kv);
+
+/// <summary>Everything one revision changed, with the hybrid time of its log entry.</summary>
+internal sealed record RevisionRecord(long Revision, long HybridTimestamp, WatchEvent[] Events);
+
+internal sealed class KeyHistoryComparer : IComparer<KeyHistory>
+{
+    public static KeyHistoryComparer Instance { get; } = new();
+
+    public int Compare(KeyHistory? x, KeyHistory? y) => ByteKeyComparer.Instance.Compare(x?.Key, y?.Key);
+}

@@ -1,0 +1,97 @@
+using Keel.Core.Encoding;
+using static Keel.Mvcc.Tests.B;
+
+namespace Keel.Mvcc.Tests;
+
+public class SnapshotTests
+{
+    private static MvccStore Busy()
+    {
+        var store = new MvccStore();
+        store.Put("a", "1", timestamp: 10);
+        store.Put("b", "2", timestamp: 20, lease: 5);
+        store.Put("a", "3", timestamp: 30);
+        store.Delete("b");
+        store.Put(new PutRequest { Key = [0xff, 0], Value = [] }, 50);
+        store.Compact(3);
+        store.Put("b", "again", timestamp: 60);
+        return store;
+    }
+
+    [Fact]
+    public void Restore_gives_back_the_same_state_history_and_timestamps()
+    {
+        var store = Busy();
+        var restored = MvccStore.Restore(store.Snapshot());
+        restored.AssertInvariants();
+        Assert.Equal(store.CurrentRevision, restored.CurrentRevision);
+        Assert.Equal(store.CompactRevision, restored.CompactRevision);
+        for (var revision = store.CompactRevision; revision <= store.CurrentRevision; revision++)
+        {
+            Assert.Equal(store.HashKv(revision), restored.HashKv(revision));
+            Assert.Equal(store.Range(new RangeRequest { Key = [0], RangeEnd = FromKey, Revision = revision }).Kvs,
+                restored.Range(new RangeRequest { Key = [0], RangeEnd = FromKey, Revision = revision }).Kvs);
+        }
+        Assert.Equal(store.Events(3, [0], FromKey), restored.Events(3, [0], FromKey));
+        Assert.Equal(store.RevisionAt(45), restored.RevisionAt(45));
+        Assert.Equal(store.Snapshot(), restored.Snapshot());
+        // The restored store goes on identically, including the timestamp rule.
+        Assert.Throws<ArgumentOutOfRangeException>(() => restored.Put("z", "1", timestamp: 59));
+        Assert.Equal(store.Put("z", "1", timestamp: 70), restored.Put("z", "1", timestamp: 70));
+    }
+
+    [Fact]
+    public void An_empty_store_round_trips()
+    {
+        var restored = MvccStore.Restore(new MvccStore().Snapshot());
+        Assert.Equal(1, restored.CurrentRevision);
+        Assert.Equal(0, restored.IndexedKeyCount);
+    }
+
+    [Fact]
+    public void Damaged_or_truncated_snapshots_are_refused()
+    {
+        var bytes = Busy().Snapshot();
+        var flipped = bytes.ToArray();
+        flipped[20] ^= 1;
+        Assert.Equal(EncodingProblem.ChecksumMismatch, Assert.Throws<EncodingFormatException>(() => MvccStore.Restore(flipped)).Problem);
+        Assert.Throws<EncodingFormatException>(() => MvccStore.Restore(bytes.AsSpan(0, bytes.Length - 9)));
+        Assert.Throws<EncodingFormatException>(() => MvccStore.Restore(new byte[3]));
+    }
+}
+
+/// <summary>A replica restored from a snapshot at any point goes on exactly as the original.</summary>
+public class SnapshotPropertyTests
+{
+    [FsCheck.Xunit.Property(MaxTest = 200, Replay = "5301,1777")]
+    public bool A_restored_replica_stays_identical(byte[] program, byte cut)
+    {
+        string[] keys = ["a", "b", "b/1", "c"];
+        var original = new MvccStore();
+        MvccStore? replica = null;
+        var steps = program.Length / 2;
+        var restoreAt = steps == 0 ? 0 : cut % steps;
+        for (var step = 0; step < steps; step++)
+        {
+            if (step == restoreAt) replica = MvccStore.Restore(original.Snapshot());
+            var kind = program[2 * step] % 4;
+            var key = Y(keys[program[2 * step + 1] % keys.Length]);
+            foreach (var store in new[] { original, replica })
+            {
+                if (store is null) continue;
+                switch (kind)
+                {
+                    case 0: store.Put(new PutRequest { Key = key, Value = [program[2 * step]] }, step); break;
+                    case 1: store.DeleteRange(new DeleteRangeRequest { Key = key, RangeEnd = FromKey }, step); break;
+                    case 2 when store.CurrentRevision > store.CompactRevision: store.Compact(store.CurrentRevision); break;
+                    default: store.Put(new PutRequest { Key = key, Lease = program[2 * step + 1] }, step); break;
+                }
+            }
+        }
+        replica ??= MvccStore.Restore(original.Snapshot());
+        replica.AssertInvariants();
+        Assert.Equal(original.HashKv(0), replica.HashKv(0));
+        Assert.Equal(original.Snapshot(), replica.Snapshot());
+        return true;
+    }
+}
