@@ -1,3 +1,5 @@
+using Keel.Core;
+
 namespace Keel.Leases;
 
 public sealed partial class LeaseTable

@@ -1,6 +1,6 @@
 using System.Text;
-using Keel.Core;
 using Keel.Core.Encoding;
+using Keel.Core;
 
 namespace Keel.Leases;
 

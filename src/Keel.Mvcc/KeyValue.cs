@@ -24,7 +24,7 @@ public sealed record KeyValue(byte[] Key, long CreateRevision, long ModRevision,
 
     /// <summary>Readable form for test failures: key and value as escaped text.</summary>
     public override string ToString() =>
-        $"{{key={ByteKeyComparer.Show(Key)} create={CreateRevision} mod={ModRevision} ver={Version} value={ByteKeyComparer.Show(Value)} lease={Lease}}}";
+        $"{{key={KeyText.Show(Key)} create={CreateRevision} mod={ModRevision} ver={Version} value={KeyText.Show(Value)} lease={Lease}}}";
 }
 
 /// <summary>The kind of a change, as etcd's <c>mvccpb.Event.EventType</c>.</summary>

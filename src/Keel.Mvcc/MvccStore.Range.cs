@@ -1,3 +1,5 @@
+using Keel.Core;
+
 namespace Keel.Mvcc;
 
 public sealed partial class MvccStore

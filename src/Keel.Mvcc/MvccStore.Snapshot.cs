@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
-using Keel.Core;
 using Keel.Core.Encoding;
+using Keel.Core;
 
 namespace Keel.Mvcc;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 
-namespace Keel.Leases;
+namespace Keel.Core;
 
 /// <summary>
 /// Compares keys by content: unsigned lexicographic order (etcd's and bbolt's key order) and content equality, with
