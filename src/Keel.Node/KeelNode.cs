@@ -1,0 +1,162 @@
+using Keel.Core;
+using Keel.Core.Storage;
+using Keel.HybridClock;
+using Keel.Mvcc;
+using Keel.Raft;
+using Keel.Storage;
+
+namespace Keel.Node;
+
+/// <summary>
+/// The I/O-free Keel node: a Raft replica (<see cref="RaftNode"/>) whose state machine is the MVCC key-value store
+/// (<see cref="MvccStore"/>), with its log made durable through the <see cref="WriteAheadLog"/> on an injected
+/// <see cref="IStorageDirectory"/> and its write timestamps from a <see cref="HybridLogicalClock"/>. It is the node of
+/// etcd's <c>server/etcdserver/server.go</c> without goroutines: the driver (a real network shell, or the simulator)
+/// feeds it client requests (<see cref="Submit"/>, <see cref="Read"/>), peer messages (<see cref="Step"/>) and time
+/// (<see cref="Tick"/>), and drains the <see cref="Outbox"/> of peer messages and client answers after each call.
+/// </summary>
+/// <remarks>
+/// <para>Writes: the command is encoded (<see cref="CommandCodec"/>) with a random proposal id and this node's hybrid
+/// timestamp and proposed to Raft; followers forward it to the leader (etcd forwards too). Every replica applies
+/// committed entries to its store in log order; the node that proposed answers its client when the entry with its
+/// proposal id applies. If the leader loses leadership first, or another entry lands at its index, the client gets
+/// "etcdserver: leader changed" (outcome unknown, as in etcd #8975); with no known leader, "etcdserver: no leader";
+/// without any answer in <see cref="KeelNodeOptions.RequestTimeoutMs"/>, "etcdserver: request timed out".</para>
+/// <para>Reads: linearizable reads go through Raft's ReadIndex (thesis 6.4) and are served once the store has
+/// applied the returned index; serializable reads are served at once from the local store.</para>
+/// <para>Restart: the WAL is replayed into Raft's storage and every committed entry is applied again from the start
+/// of the log, rebuilding the store (snapshots and log compaction are not done yet).</para>
+/// </remarks>
+public sealed partial class KeelNode
+{
+    private readonly KeelNodeOptions _options;
+    private readonly RaftNode _raft;
+    private readonly MemoryRaftStorage _storage;
+    private readonly WriteAheadLog _wal;
+    private readonly MvccStore _store = new();
+    private readonly HybridLogicalClock _clock = new(new HybridClockOptions { PersistUpperBound = false });
+    private readonly DeterministicRandom _random;
+    private readonly Outbox _outbox = new();
+    private long _nowMs = long.MinValue;
+    private long _wallMs;
+    private long _lastTickMs;
+    private ulong _knownLeader;
+
+    private KeelNode(KeelNodeOptions options, IStorageDirectory directory)
+    {
+        _options = options;
+        _random = options.Random.Split("keel-node");
+        _storage = Recover(directory, options, out _wal, out var bootstrapIndex);
+        var raftOptions = new RaftOptions
+        {
+            Id = options.NodeId,
+            Random = _random.Split("raft"),
+            ElectionTimeoutTicks = options.ElectionTimeoutTicks,
+            AppliedIndex = bootstrapIndex,
+        };
+        _raft = new RaftNode(raftOptions, _storage);
+        AppliedIndex = bootstrapIndex;
+    }
+
+    /// <summary>
+    /// Opens a node on <paramref name="directory"/>: recovers whatever its WAL holds (a fresh directory starts a new
+    /// member of the bootstrap configuration), and replays committed entries into the store as Raft hands them out.
+    /// </summary>
+    /// <exception cref="WalCorruptionException">The WAL is corrupt beyond a torn tail.</exception>
+    public static KeelNode Open(KeelNodeOptions options, IStorageDirectory directory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(directory);
+        Invariant.Check(options.NodeId != 0 && options.Voters.Contains(options.NodeId), "the node must be one of the voters");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.TickMs);
+        return new KeelNode(options, directory);
+    }
+
+    /// <summary>This node's Raft id.</summary>
+    public ulong Id => _options.NodeId;
+
+    /// <summary>The Raft replica (read-only use: role, term, log).</summary>
+    public RaftNode Raft => _raft;
+
+    /// <summary>The replicated store (read-only use: tests compare replicas).</summary>
+    public MvccStore Store => _store;
+
+    /// <summary>True when this node believes it is the leader.</summary>
+    public bool IsLeader => _raft.Role == RaftRole.Leader;
+
+    /// <summary>The highest log index applied to the store.</summary>
+    public ulong AppliedIndex { get; private set; }
+
+    /// <summary>Messages and client answers produced so far; the driver drains it after every call.</summary>
+    public Outbox Outbox => _outbox;
+
+    /// <summary>Client writes waiting for their entry to apply.</summary>
+    public int PendingWriteCount => _pendingWrites.Count;
+
+    /// <summary>Client linearizable reads waiting for ReadIndex or for the store to catch up.</summary>
+    public int PendingReadCount => _readsAwaitingIndex.Count + _readsAwaitingApply.Count;
+
+    /// <summary>
+    /// Advances time. Ticks Raft once per <see cref="KeelNodeOptions.TickMs"/> of <paramref name="monotonicMs"/> that
+    /// passed since the last tick, feeds <paramref name="wallMs"/> to the hybrid clock, and fails requests older than
+    /// the request timeout.
+    /// </summary>
+    /// <param name="monotonicMs">A monotonic clock reading (never decreases).</param>
+    /// <param name="wallMs">The wall clock, Unix ms (may step backwards; the hybrid clock copes).</param>
+    public void Tick(long monotonicMs, long wallMs)
+    {
+        Invariant.Check(monotonicMs >= _nowMs || _nowMs == long.MinValue, "the monotonic clock never goes backwards");
+        if (_nowMs == long.MinValue) _lastTickMs = monotonicMs;
+        _nowMs = monotonicMs;
+        _wallMs = wallMs;
+        _clock.Now(wallMs);
+        // After a long pause the node catches up on every tick it missed, as a real timer backlog would.
+        while (_nowMs - _lastTickMs >= _options.TickMs)
+        {
+            _lastTickMs += _options.TickMs;
+            _raft.Tick();
+        }
+        ExpireRequests();
+        HandleReady();
+    }
+
+    /// <summary>Handles a message from a peer.</summary>
+    public void Step(Message message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        _raft.Step(message);
+        HandleReady();
+    }
+
+    /// <summary>Checks the node's invariants (Raft's, the store's, and the bookkeeping of waiting requests).</summary>
+    public void AssertInvariants()
+    {
+        _raft.AssertInvariants();
+        _store.AssertInvariants();
+        Invariant.Check(AppliedIndex <= _raft.Log.Committed, "the store never applies past the commit index");
+        foreach (var (index, _) in _readsAwaitingApply)
+            Invariant.Check(index > AppliedIndex, "a read whose index is applied is served at once");
+        foreach (var (index, proposalId) in _proposalAtIndex)
+            Invariant.Check(index > AppliedIndex && _pendingWrites.ContainsKey(proposalId),
+                "an index is tracked only for a waiting write not yet applied");
+    }
+
+    private void HandleReady()
+    {
+        while (_raft.HasReady())
+        {
+            var ready = _raft.GetReady();
+            Persist(ready);
+            _outbox.AddMessages(ready.Messages);
+            _outbox.AddMessages(ready.MessagesAfterPersist);
+            if (ready.SoftState is { } soft) OnSoftState(soft);
+            foreach (var outcome in ready.ProposalOutcomes) OnProposalOutcome(outcome);
+            foreach (var entry in ready.CommittedEntries) Apply(entry);
+            foreach (var state in ready.ReadStates) OnReadState(state);
+            ServeAppliedReads();
+            _raft.Advance(ready);
+        }
+    }
+
+    private void Respond(KvResult result) => _outbox.AddResponse(result);
+}

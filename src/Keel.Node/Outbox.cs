@@ -1,0 +1,43 @@
+using Keel.Raft;
+
+namespace Keel.Node;
+
+/// <summary>
+/// What a <see cref="KeelNode"/> produced for its driver: messages to peers and answers to clients. The driver drains
+/// it after every call into the node (<see cref="DrainTo"/>), so the node never performs I/O itself.
+/// </summary>
+public sealed class Outbox
+{
+    private readonly List<Message> _messages = [];
+    private readonly List<KvResult> _responses = [];
+
+    /// <summary>Peer messages waiting to be sent, in order.</summary>
+    public IReadOnlyList<Message> Messages => _messages;
+
+    /// <summary>Client answers waiting to be delivered, in order.</summary>
+    public IReadOnlyList<KvResult> Responses => _responses;
+
+    /// <summary>True when there is nothing to drain.</summary>
+    public bool IsEmpty => _messages.Count == 0 && _responses.Count == 0;
+
+    /// <summary>
+    /// Moves everything into the caller's lists and empties the outbox, so the driver may call back into the node
+    /// while it delivers (a client answered may issue its next request at once).
+    /// </summary>
+    public void DrainTo(List<Message> messages, List<KvResult> responses)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ArgumentNullException.ThrowIfNull(responses);
+        messages.AddRange(_messages);
+        responses.AddRange(_responses);
+        _messages.Clear();
+        _responses.Clear();
+    }
+
+    internal void AddMessages(IReadOnlyList<Message> messages)
+    {
+        foreach (var message in messages) _messages.Add(message);
+    }
+
+    internal void AddResponse(KvResult result) => _responses.Add(result);
+}
