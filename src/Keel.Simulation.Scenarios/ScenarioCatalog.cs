@@ -11,6 +11,7 @@ public static class ScenarioCatalog
     [
         ("heartbeat", "heartbeats with hybrid-clock timestamps over a lossy network with pauses; one real crash; compares failure detectors"),
         ("raft", "a 3, 5 or 7 node Raft cluster under every fault, checked for election, log and state-machine safety, then liveness after healing"),
+        ("kv", "the Keel KV node (Raft + WAL + MVCC) on 3 or 5 nodes under every fault; client histories checked for linearizability"),
         ("gossip", "SWIM gossip members (100 by default) with Lifeguard against plain SWIM, digest against full-state anti-entropy; 1% loss, 3 s pauses, one crash"),
     ];
 
@@ -27,6 +28,7 @@ public static class ScenarioCatalog
             EnforceGoals = settings.Bug == PlantedBug.None,
         }),
         "raft" => new RaftScenario(new RaftScenarioOptions { Nodes = settings.Nodes, Bug = settings.Bug }),
+        "kv" => new KvScenario(new KvScenarioOptions { Nodes = settings.Nodes }),
         "gossip" => new GossipScenario(new GossipScenarioOptions { Nodes = settings.Nodes ?? 100 }),
         _ => throw new ArgumentException($"unknown scenario '{name}'; known: {string.Join(", ", Scenarios.Select(s => s.Name))}", nameof(name)),
     };

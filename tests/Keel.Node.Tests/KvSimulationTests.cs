@@ -1,3 +1,4 @@
+using Keel.Simulation.Scenarios;
 using Keel.Simulation;
 
 namespace Keel.Node.Tests;

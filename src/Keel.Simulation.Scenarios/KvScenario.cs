@@ -8,18 +8,26 @@ using Keel.Raft;
 using Keel.Simulation;
 using Sim = Keel.Simulation.Simulation;
 
-namespace Keel.Node.Tests;
+namespace Keel.Simulation.Scenarios;
 
 /// <summary>Settings of <see cref="KvScenario"/>.</summary>
 public sealed record KvScenarioOptions
 {
+    /// <summary>Cluster size; null draws 3 or 5 from the seed.</summary>
     public int? Nodes { get; init; }
+    /// <summary>Total simulated run.</summary>
     public long DurationMs { get; init; } = 8_000;
+    /// <summary>Fault-free tail: the liveness phase.</summary>
     public long CalmTailMs { get; init; } = 3_000;
+    /// <summary>Concurrent clients.</summary>
     public int Clients { get; init; } = 4;
+    /// <summary>The keys clients work on (few, so operations contend).</summary>
     public string[] Keys { get; init; } = ["a", "b", "c"];
+    /// <summary>How long a client waits before giving up (the operation is then recorded as pending).</summary>
     public long ClientTimeoutMs { get; init; } = 2_500;
+    /// <summary>Length of one node tick.</summary>
     public long TickMs { get; init; } = 20;
+    /// <summary>The planted bug: a leader serves "linearizable" reads locally, even after it was deposed.</summary>
     public bool UnsafeLocalReadsOnLeader { get; init; }
     /// <summary>Chance a client sends to the current leader rather than a random live node.</summary>
     public double LeaderAffinity { get; init; } = 0.7;
@@ -48,15 +56,23 @@ public sealed class KvScenario : ISimulationScenario
     private int _unknown;
     private int _refused;
 
+    /// <summary>Creates the scenario.</summary>
     public KvScenario(KvScenarioOptions? options = null) => _options = options ?? new KvScenarioOptions();
 
-    public string Name => "node-kv";
+    /// <inheritdoc />
+    public string Name => "kv";
+    /// <inheritdoc />
     public string ReplayArguments => _options.Nodes is { } n ? $"--nodes {n}" : "";
+    /// <inheritdoc />
     public long DurationMs => _options.DurationMs;
+    /// <summary>Cluster size of this run.</summary>
     public int NodeCount { get; private set; }
+    /// <summary>The linearizability report of the run (after Finish).</summary>
     public LinearizabilityReport? Report { get; private set; }
+    /// <summary>The recorded client history.</summary>
     public History<KvInput, KvOutput> History => _history;
 
+    /// <inheritdoc />
     public FaultPlan DrawPlan(DeterministicRandom random) => FaultPlan.All(new FaultLimits
     {
         MaxLossProbability = 0.10,
@@ -66,6 +82,7 @@ public sealed class KvScenario : ISimulationScenario
         MaxClockStepMs = 3_000,
     });
 
+    /// <inheritdoc />
     public void Build(Sim simulation, FaultPlan plan)
     {
         ArgumentNullException.ThrowIfNull(simulation);
@@ -90,6 +107,7 @@ public sealed class KvScenario : ISimulationScenario
         }
     }
 
+    /// <inheritdoc />
     public string? Finish(Sim simulation)
     {
         // Operations still in flight have an unknown outcome: they may or may not have taken effect.
@@ -106,6 +124,7 @@ public sealed class KvScenario : ISimulationScenario
         return CheckReplicas();
     }
 
+    /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
         $"{NodeCount} nodes; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}");
 
