@@ -31,8 +31,7 @@ public sealed partial class KeelNode
 {
     private readonly KeelNodeOptions _options;
     private readonly RaftNode _raft;
-    private readonly MemoryRaftStorage _storage;
-    private readonly WriteAheadLog _wal;
+    private readonly DurableRaftLog _log;
     private readonly MvccStore _store = new();
     private readonly HybridLogicalClock _clock = new(new HybridClockOptions { PersistUpperBound = false });
     private readonly DeterministicRandom _random;
@@ -46,7 +45,8 @@ public sealed partial class KeelNode
     {
         _options = options;
         _random = options.Random.Split("keel-node");
-        _storage = Recover(directory, options, out _wal, out var bootstrapIndex);
+        _log = DurableRaftLog.Open(directory, options.Voters, options.WalSegmentSizeBytes);
+        var bootstrapIndex = DurableRaftLog.BootstrapIndex;
         var raftOptions = new RaftOptions
         {
             Id = options.NodeId,
@@ -54,7 +54,7 @@ public sealed partial class KeelNode
             ElectionTimeoutTicks = options.ElectionTimeoutTicks,
             AppliedIndex = bootstrapIndex,
         };
-        _raft = new RaftNode(raftOptions, _storage);
+        _raft = new RaftNode(raftOptions, _log.Storage);
         AppliedIndex = bootstrapIndex;
     }
 
@@ -146,7 +146,7 @@ public sealed partial class KeelNode
         while (_raft.HasReady())
         {
             var ready = _raft.GetReady();
-            Persist(ready);
+            _log.Persist(ready);
             _outbox.AddMessages(ready.Messages);
             _outbox.AddMessages(ready.MessagesAfterPersist);
             if (ready.SoftState is { } soft) OnSoftState(soft);

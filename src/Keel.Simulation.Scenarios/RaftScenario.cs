@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Keel.Core;
-using Keel.Quorum;
+using Keel.Node;
 using Keel.Raft;
 using Keel.Storage;
 
@@ -274,22 +274,20 @@ public sealed record RaftScenarioOptions
 }
 
 /// <summary>
-/// One simulated Raft node: the I/O-free <see cref="RaftNode"/>, its log kept durably by Keel's real
-/// <see cref="WriteAheadLog"/> on the node's simulated disk (synced before any vote, ack or apply that depends on it),
+/// One simulated Raft node: the I/O-free <see cref="RaftNode"/>, its log kept durably by <see cref="DurableRaftLog"/> (Keel's real
+/// <see cref="WriteAheadLog"/>) on the node's simulated disk (synced before any vote, ack or apply that depends on it),
 /// a tick timer, and a trivial state machine that reports applied entries to the checker. A restart recovers the WAL
 /// from whatever the disk kept (a crash loses or tears unsynced writes) and rebuilds the in-memory Raft storage from it.
 /// </summary>
 internal sealed class RaftProcess : ISimProcess
 {
     // Small segments: the simulated disk keeps files in memory, and several segments exercise rolls and recovery.
-    private static readonly WalOptions WalOptions = new() { SegmentSizeBytes = 256 * 1024 };
+    private const long WalSegmentBytes = 256 * 1024;
 
     private readonly RaftScenario _scenario;
     private readonly ulong[] _voters;
-    private readonly List<WalEntry> _walBatch = [];
     private NodeContext _context = null!;
-    private MemoryRaftStorage _storage = null!;
-    private WriteAheadLog _wal = null!;
+    private DurableRaftLog _log = null!;
 
     public RaftProcess(RaftScenario scenario, int simId, ulong[] voters)
     {
@@ -305,15 +303,15 @@ internal sealed class RaftProcess : ISimProcess
     public void Start(NodeContext context)
     {
         _context = context;
-        _storage = Recover(new SimStorageDirectory(context.Disk, "wal/"));
+        _log = DurableRaftLog.Open(new SimStorageDirectory(context.Disk, "wal/"), _voters, WalSegmentBytes);
         var options = new RaftOptions
         {
             Id = RaftId,
             Random = context.Random.Split("raft"),
             PlantedBug = _scenario.Options.Bug == PlantedBug.RaftVoteTwiceInTerm ? RaftPlantedBug.VoteTwiceInTerm : RaftPlantedBug.None,
         };
-        Node = new RaftNode(options, _storage);
-        AppliedIndex = _storage.Snapshot.Metadata.Index;
+        Node = new RaftNode(options, _log.Storage);
+        AppliedIndex = DurableRaftLog.BootstrapIndex;
         context.SetTimer(_scenario.Options.TickMs);
     }
 
@@ -342,7 +340,7 @@ internal sealed class RaftProcess : ISimProcess
         while (Node.HasReady())
         {
             var ready = Node.GetReady();
-            Persist(ready);
+            _log.Persist(ready);
             foreach (var message in ready.Messages) Send(message);
             foreach (var message in ready.MessagesAfterPersist) Send(message);
             foreach (var entry in ready.CommittedEntries)
@@ -358,59 +356,4 @@ internal sealed class RaftProcess : ISimProcess
 
     private void Send(Message message) =>
         _context.Send((int)message.To - 1, message, sizeBytes: 64 + (int)Math.Min(message.PayloadBytes, int.MaxValue - 64));
-
-    private void Persist(Ready ready)
-    {
-        if (ready.Snapshot is not null)
-            throw new InvalidOperationException("this scenario never compacts, so no snapshot should be sent");
-        if (ready.Entries.Count > 0)
-        {
-            // The WAL stores opaque payloads: the entry type travels as the payload's first byte.
-            _walBatch.Clear();
-            foreach (var entry in ready.Entries)
-            {
-                var payload = new byte[1 + entry.Data.Length];
-                payload[0] = (byte)entry.Type;
-                entry.Data.Span.CopyTo(payload.AsSpan(1));
-                _walBatch.Add(new WalEntry(entry.Index, entry.Term, payload));
-            }
-            _wal.Append(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_walBatch));
-            _storage.Append(ready.Entries);
-        }
-        // Entries first, then the hard state, whose commit index may cover entries of this very Ready (etcd's
-        // wal.Save writes them in the same order).
-        if (ready.HardState is { } hard)
-        {
-            _wal.SetHardState(new WalHardState(hard.Term, hard.Vote, hard.Commit));
-            _storage.SetHardState(hard);
-        }
-        // Group commit: one sync for the whole Ready. Nothing that depends on these writes (votes, acks, applies)
-        // happens before it returns.
-        if (ready.MustSync) _wal.Sync();
-    }
-
-    private MemoryRaftStorage Recover(SimStorageDirectory directory)
-    {
-        var bootstrap = new Membership(_voters);
-        var storage = new MemoryRaftStorage(bootstrap);
-        // Every member starts from a snapshot at index 1 that holds the initial configuration (as etcd-io/raft tests do).
-        storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(1, 1, bootstrap), ReadOnlyMemory<byte>.Empty));
-        _wal = WriteAheadLog.Open(directory, WalOptions, out var recovery);
-        if (recovery.Snapshot.Index == 0)
-        {
-            // A fresh log starts after the bootstrap snapshot, as the in-memory storage does.
-            _wal.SaveSnapshotMarker(new WalSnapshotMarker(1, 1));
-            _wal.Sync();
-        }
-        var hard = recovery.HardState;
-        storage.SetHardState(new HardState(hard.Term, hard.Vote, hard.Commit));
-        var entries = new List<Entry>(recovery.Entries.Count);
-        foreach (var entry in recovery.Entries)
-        {
-            var payload = entry.Payload.Span;
-            entries.Add(new Entry(entry.Index, entry.Term, (EntryType)payload[0], payload[1..].ToArray()));
-        }
-        storage.Append(entries);
-        return storage;
-    }
 }
