@@ -20,19 +20,6 @@ public enum DetectorKind
     KubernetesGracePeriod,
 }
 
-/// <summary>Bugs that can be planted on purpose to prove that the simulator's checkers catch them.</summary>
-public enum PlantedBug
-{
-    /// <summary>No bug.</summary>
-    None,
-    /// <summary>On receive, the hybrid clock ignores the sender's timestamp (Now instead of Update): breaks happens-before.</summary>
-    HlcIgnoresRemote,
-    /// <summary>The hybrid clock's upper bound is never persisted: a restart after a backward clock step reissues old timestamps.</summary>
-    HlcForgetsUpperBound,
-    /// <summary>A Raft voter forgets it already voted in a term and grants a second vote (raft scenario).</summary>
-    RaftVoteTwiceInTerm,
-}
-
 /// <summary>
 /// Nodes heartbeat each other over a lossy network (1% loss, plus swarm-drawn duplication and reordering) while the
 /// nemesis pauses them for up to 3 s and steps their wall clocks; one node really crashes mid-run and restarts much
