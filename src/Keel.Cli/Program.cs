@@ -6,7 +6,8 @@ using Keel.Simulation.Scenarios;
 var root = new RootCommand("Keel: a distributed coordination service built from production patterns.")
 {
     SimulateCommand.Create(),
+    ServeCommand.Create(),
 };
-// No command: run the default simulation, the most useful thing Keel can do until the server lands.
-root.SetAction(parseResult => SimulateCommand.Run(scenario: null, seed: null, seeds: 20, startSeed: 1, new ScenarioSettings(), table: false));
-return root.Parse(args).Invoke();
+// No command: a single member serving 127.0.0.1:2379 with its data in ./keel-data, as `etcd` with no flags does.
+root.SetAction((parseResult, cancellation) => ServeCommand.RunDefaultAsync(cancellation));
+return await root.Parse(args).InvokeAsync();

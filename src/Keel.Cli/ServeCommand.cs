@@ -1,0 +1,137 @@
+using System.CommandLine;
+using Keel.Server;
+using Keel.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace Keel.Cli;
+
+/// <summary>
+/// <c>./keel serve</c>: runs one Keel member with etcd's flags and their meanings (etcd <c>server/etcdmain/config.go</c>),
+/// so a command line written for etcd starts Keel unchanged. Every flag can also come from <c>appsettings.json</c>
+/// (section <c>Keel</c>, e.g. <c>"Keel": { "name": "n1" }</c>) or the environment (<c>KEEL_NAME</c>,
+/// <c>KEEL_DATA_DIR</c>, ...); a flag on the command line wins. With no arguments at all, <c>./keel</c> runs this with
+/// the defaults: a single member serving 127.0.0.1:2379 with its data in <c>./keel-data</c>.
+/// </summary>
+internal static class ServeCommand
+{
+    private static readonly Option<string?> Name = new("--name") { Description = "Human-readable name for this member (default: default)." };
+    private static readonly Option<string?> DataDir = new("--data-dir") { Description = "Path to the data directory (default: ./keel-data)." };
+    private static readonly Option<string?> ListenClientUrls = new("--listen-client-urls") { Description = "URLs to listen on for client traffic (default: http://127.0.0.1:2379)." };
+    private static readonly Option<string?> AdvertiseClientUrls = new("--advertise-client-urls") { Description = "This member's client URLs to advertise to the rest of the cluster." };
+    private static readonly Option<string?> ListenPeerUrls = new("--listen-peer-urls") { Description = "URLs to listen on for peer traffic (default: http://127.0.0.1:2380)." };
+    private static readonly Option<string?> InitialAdvertisePeerUrls = new("--initial-advertise-peer-urls") { Description = "This member's peer URLs to advertise to the rest of the cluster." };
+    private static readonly Option<string?> InitialCluster = new("--initial-cluster") { Description = "Initial cluster configuration for bootstrapping: name=url,name=url." };
+    private static readonly Option<string?> InitialClusterState = new("--initial-cluster-state") { Description = "new (bootstrap) or existing (join a running cluster)." };
+    private static readonly Option<string?> InitialClusterToken = new("--initial-cluster-token") { Description = "Initial cluster token, mixed into member and cluster ids." };
+    private static readonly Option<int?> HeartbeatInterval = new("--heartbeat-interval") { Description = "Time (ms) of a heartbeat interval (default 100)." };
+    private static readonly Option<int?> ElectionTimeout = new("--election-timeout") { Description = "Time (ms) for an election to time out (default 1000)." };
+    private static readonly Option<int?> SnapshotCount = new("--snapshot-count") { Description = "Committed entries between snapshots (default 10000)." };
+    private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
+
+    public static Command Create()
+    {
+        var command = new Command("serve", "Run a Keel member (etcd-compatible flags).")
+        {
+            Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
+            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, LogFormat,
+        };
+        command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
+        return command;
+    }
+
+    /// <summary>Runs with the defaults (the no-argument <c>./keel</c>).</summary>
+    public static Task<int> RunDefaultAsync(CancellationToken cancellation) => RunAsync(null, cancellation);
+
+    private static async Task<int> RunAsync(ParseResult? parse, CancellationToken cancellation)
+    {
+        var config = new ConfigurationBuilder()
+            .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true)
+            .AddEnvironmentVariables("KEEL_")
+            .Build();
+        string? Get(Option<string?> option) => (parse?.GetValue(option)) ?? Setting(config, option.Name);
+        int? GetInt(Option<int?> option) => parse?.GetValue(option) ?? (int.TryParse(Setting(config, option.Name), out var value) ? value : null);
+
+        ServerOptions options;
+        try
+        {
+            var name = Get(Name) ?? "default";
+            var peerUrls = Urls(Get(InitialAdvertisePeerUrls) ?? Get(ListenPeerUrls) ?? ServerOptions.DefaultPeerUrl, "--initial-advertise-peer-urls");
+            var clientUrls = Urls(Get(ListenClientUrls) ?? ServerOptions.DefaultClientUrl, "--listen-client-urls");
+            options = new ServerOptions
+            {
+                Name = name,
+                DataDir = Get(DataDir) ?? (parse is null || Get(Name) is null ? "keel-data" : $"{name}.keel"),
+                ListenClientUrls = clientUrls,
+                AdvertiseClientUrls = Urls(Get(AdvertiseClientUrls) ?? string.Join(',', clientUrls.Select(u => u.OriginalString)), "--advertise-client-urls"),
+                ListenPeerUrls = Urls(Get(ListenPeerUrls) ?? ServerOptions.DefaultPeerUrl, "--listen-peer-urls"),
+                InitialAdvertisePeerUrls = peerUrls,
+                InitialCluster = Get(InitialCluster) ?? $"{name}={string.Join($",{name}=", peerUrls.Select(u => u.OriginalString))}",
+                InitialClusterState = (Get(InitialClusterState) ?? "new") switch
+                {
+                    "new" => Keel.Server.InitialClusterState.New,
+                    "existing" => Keel.Server.InitialClusterState.Existing,
+                    var other => throw new ArgumentException($"--initial-cluster-state must be new or existing, not '{other}'"),
+                },
+                InitialClusterToken = Get(InitialClusterToken) ?? "etcd-cluster",
+                HeartbeatIntervalMs = GetInt(HeartbeatInterval) ?? 100,
+                ElectionTimeoutMs = GetInt(ElectionTimeout) ?? 1000,
+                SnapshotCount = GetInt(SnapshotCount) ?? 10_000,
+            };
+            if (options.ElectionTimeoutMs < 5 * options.HeartbeatIntervalMs)
+                throw new ArgumentException("--election-timeout must be at least 5 times --heartbeat-interval (etcd's rule)");
+            options.ParseInitialCluster();
+        }
+        catch (ArgumentException invalid)
+        {
+            Console.Error.WriteLine($"keel: {invalid.Message}");
+            return 2;
+        }
+
+        var json = string.Equals(Get(LogFormat), "json", StringComparison.OrdinalIgnoreCase);
+        Action<ILoggingBuilder> logging = builder =>
+        {
+            if (json) builder.AddJsonConsole(o => o.TimestampFormat = "O");
+            else builder.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        };
+        KeelServer server;
+        try
+        {
+            server = await KeelServer.StartAsync(options, logging);
+        }
+        catch (WalCorruptionException corrupt)
+        {
+            Console.Error.WriteLine($"keel: refusing to start: {corrupt.Message}");
+            return 1;
+        }
+        catch (IOException busy)
+        {
+            Console.Error.WriteLine($"keel: cannot start: {busy.Message}");
+            return 1;
+        }
+        Console.WriteLine($"keel: member {options.Name} serving clients on {string.Join(", ", options.ListenClientUrls)} " +
+            $"(peers on {string.Join(", ", options.ListenPeerUrls)}), data in {Path.GetFullPath(options.DataDir)}");
+        using var registration = cancellation.Register(() => server.Lifetime.StopApplication());
+        await server.WaitForShutdownAsync();
+        return 0;
+    }
+
+    private static string? Setting(IConfiguration config, string flag)
+    {
+        var key = flag.TrimStart('-');
+        return config[key] ?? config[key.Replace('-', '_').ToUpperInvariant()] ?? config[$"Keel:{key}"];
+    }
+
+    private static Uri[] Urls(string text, string flag)
+    {
+        var urls = new List<Uri>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(part, UriKind.Absolute, out var url) || url.Scheme != "http" || url.Port <= 0)
+                throw new ArgumentException($"{flag}: '{part}' is not an http://host:port URL (Keel serves plaintext HTTP/2)");
+            urls.Add(url);
+        }
+        if (urls.Count == 0) throw new ArgumentException($"{flag} is empty");
+        return [.. urls];
+    }
+}

@@ -1,0 +1,101 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Keel.Mvcc;
+using Keel.Protocol.Etcd.Etcdserverpb;
+using Keel.Server.Hosting;
+
+namespace Keel.Server.Api;
+
+/// <summary>
+/// etcd's Maintenance service (<c>etcdserver/api/v3rpc/maintenance.go</c>): status, alarms, hashes, defragment,
+/// snapshot and leader transfer.
+/// </summary>
+internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBase
+{
+    /// <summary>The etcd API version Keel speaks; etcdctl prints it in <c>endpoint status</c>.</summary>
+    public const string ApiVersion = "3.4.23";
+
+    public override async Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
+    {
+        var (revision, applied, committed, leader, term, learner) = await host.InvokeAsync(node =>
+            (node.Store.CurrentRevision, node.AppliedIndex, node.Raft.Log.Committed, node.Raft.Leader, node.Raft.Term,
+             node.Raft.Membership.IsLearner(node.Id)));
+        var size = DataDirBytes();
+        var response = new StatusResponse
+        {
+            Header = host.Header(revision),
+            Version = ApiVersion,
+            DbSize = size,
+            DbSizeInUse = size,
+            Leader = leader,
+            RaftIndex = committed,
+            RaftTerm = term,
+            RaftAppliedIndex = applied,
+            IsLearner = learner,
+        };
+        if (leader == 0) response.Errors.Add("etcdserver: no leader");
+        return response;
+    }
+
+    public override Task<AlarmResponse> Alarm(AlarmRequest request, ServerCallContext context) =>
+        // Keel raises NOSPACE by refusing writes with "database space exceeded" when the disk is full (the WAL's
+        // alarm); no alarm is active while the server answers, so GET lists none and (de)activation is a no-op.
+        Task.FromResult(new AlarmResponse { Header = host.Header(host.Status.Revision) });
+
+    public override async Task<HashKVResponse> HashKV(HashKVRequest request, ServerCallContext context)
+    {
+        var (hash, current) = await host.InvokeAsync(node =>
+        {
+            try
+            {
+                return (node.Store.HashKv(request.Revision), node.Store.CurrentRevision);
+            }
+            catch (MvccException refused)
+            {
+                throw Errors.ToRpc(Keel.Node.KeelError.FromMvcc(refused));
+            }
+        });
+        return new HashKVResponse { Header = host.Header(current), Hash = hash.Hash, CompactRevision = hash.CompactRevision, HashRevision = hash.HashRevision };
+    }
+
+    public override async Task<HashResponse> Hash(HashRequest request, ServerCallContext context)
+    {
+        var (hash, current) = await host.InvokeAsync(node => (node.Store.HashKv(0), node.Store.CurrentRevision));
+        return new HashResponse { Header = host.Header(current), Hash = hash.Hash };
+    }
+
+    public override Task<DefragmentResponse> Defragment(DefragmentRequest request, ServerCallContext context) =>
+        // The store lives in memory over a WAL whose old segments are deleted at snapshot time: there is no file to
+        // defragment, so this succeeds at once (etcdctl defrag reports success, as it would on a compacted etcd).
+        Task.FromResult(new DefragmentResponse { Header = host.Header(host.Status.Revision) });
+
+    public override async Task Snapshot(SnapshotRequest request, IServerStreamWriter<SnapshotResponse> responseStream, ServerCallContext context)
+    {
+        var (snapshot, revision) = await host.InvokeAsync(node => (node.Store.Snapshot(), node.Store.CurrentRevision));
+        const int chunkBytes = 32 * 1024;
+        for (var offset = 0; offset < snapshot.Length || offset == 0; offset += chunkBytes)
+        {
+            var length = Math.Min(chunkBytes, snapshot.Length - offset);
+            await responseStream.WriteAsync(new SnapshotResponse
+            {
+                Header = host.Header(revision),
+                RemainingBytes = (ulong)(snapshot.Length - offset - length),
+                Blob = ByteString.CopyFrom(snapshot, offset, length),
+                Version = ApiVersion,
+            }, context.CancellationToken);
+            if (length == 0) break;
+        }
+    }
+
+    private long DataDirBytes()
+    {
+        try
+        {
+            return new DirectoryInfo(host.Directory.Path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using Grpc.Core;
+using Keel.Protocol.Etcd.Etcdserverpb;
+using Keel.Server.Hosting;
+
+namespace Keel.Server.Api;
+
+/// <summary>
+/// etcd's Watch service (<c>etcdserver/api/v3rpc/watch.go</c>): one bidirectional stream carries many watches. Creates,
+/// cancels and progress requests are handed to the <see cref="WatchHub"/> on the node loop; a writer task drains the
+/// stream's queue to the client in order, so a watch's created reply always precedes its events.
+/// </summary>
+internal sealed class WatchApi(NodeHost host) : Watch.WatchBase
+{
+    public override async Task Watch(IAsyncStreamReader<WatchRequest> requestStream, IServerStreamWriter<WatchResponse> responseStream, ServerCallContext context)
+    {
+        var stream = new WatchStream();
+        var cancellation = context.CancellationToken;
+        var writer = Task.Run(async () =>
+        {
+            await foreach (var response in stream.Reader.ReadAllAsync(cancellation))
+            {
+                await responseStream.WriteAsync(response, cancellation);
+                stream.OnSent();
+            }
+        }, cancellation);
+        var nextWatchId = 0L;
+        var usedIds = new HashSet<long>();
+        try
+        {
+            await foreach (var request in requestStream.ReadAllAsync(cancellation))
+            {
+                switch (request.RequestUnionCase)
+                {
+                    case WatchRequest.RequestUnionOneofCase.CreateRequest:
+                        var create = request.CreateRequest;
+                        long watchId;
+                        if (create.WatchId != 0)
+                        {
+                            watchId = create.WatchId;
+                        }
+                        else
+                        {
+                            while (usedIds.Contains(nextWatchId)) nextWatchId++;
+                            watchId = nextWatchId++;
+                        }
+                        if (!usedIds.Add(watchId) || create.StartRevision < 0)
+                        {
+                            // etcd answers a duplicate id (or a bad revision) with created = false and canceled = true.
+                            var header = host.Header(host.Status.Revision);
+                            stream.Enqueue(new WatchResponse { Header = header, WatchId = watchId, Created = true, Canceled = true, CancelReason = "etcdserver: invalid watch request" });
+                            break;
+                        }
+                        var watcher = new Watcher
+                        {
+                            Stream = stream,
+                            WatchId = watchId,
+                            Key = create.Key.ToByteArray(),
+                            RangeEnd = create.RangeEnd.ToByteArray(),
+                            NextRevision = create.StartRevision,
+                            PrevKv = create.PrevKv,
+                            NoPut = create.Filters.Contains(WatchCreateRequest.Types.FilterType.Noput),
+                            NoDelete = create.Filters.Contains(WatchCreateRequest.Types.FilterType.Nodelete),
+                        };
+                        host.Post(() => host.Watches.Add(watcher));
+                        break;
+                    case WatchRequest.RequestUnionOneofCase.CancelRequest:
+                        var cancelId = request.CancelRequest.WatchId;
+                        usedIds.Remove(cancelId);
+                        host.Post(() =>
+                        {
+                            if (host.Watches.Remove(stream, cancelId))
+                                stream.Enqueue(new WatchResponse { Header = host.Header(host.Node.Store.CurrentRevision), WatchId = cancelId, Canceled = true });
+                        });
+                        break;
+                    case WatchRequest.RequestUnionOneofCase.ProgressRequest:
+                        host.Post(() => host.Watches.RequestProgress(stream));
+                        break;
+                }
+            }
+            // The client closed its side: etcd keeps sending until the call ends.
+            await Task.Delay(Timeout.Infinite, cancellation);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (IOException)
+        {
+        }
+        finally
+        {
+            try
+            {
+                host.Post(() => host.Watches.RemoveAll(stream));
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+            stream.Complete();
+            try
+            {
+                await writer;
+            }
+            catch (Exception exception) when (exception is OperationCanceledException or IOException or InvalidOperationException)
+            {
+            }
+        }
+    }
+}

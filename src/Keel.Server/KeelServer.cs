@@ -1,0 +1,116 @@
+using Keel.Protocol;
+using Keel.Server.Api;
+using Keel.Server.Hosting;
+using Keel.Server.Peers;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Keel.Server;
+
+/// <summary>
+/// A running Keel member: the <see cref="NodeHost"/> (node loop, WAL, peer transport) behind a Kestrel server that
+/// speaks plaintext HTTP/2 gRPC on the client URLs with etcd's services (KV, Watch, Lease, Cluster, Maintenance,
+/// Lock, Election, gRPC health) and Keel's own <c>keel.v1.KeelService</c>.
+/// </summary>
+public sealed class KeelServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private KeelServer(WebApplication app, NodeHost host)
+    {
+        _app = app;
+        Host = host;
+    }
+
+    /// <summary>The node host.</summary>
+    public NodeHost Host { get; }
+
+    /// <summary>Stops when the application is asked to stop (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    public IHostApplicationLifetime Lifetime => _app.Lifetime;
+
+    /// <summary>
+    /// Starts a member: opens the data directory (refusing to start on a corrupt WAL, with a message naming the file and
+    /// offset), starts the node and peer transport, then binds the client URLs.
+    /// </summary>
+    /// <param name="options">The member's settings.</param>
+    /// <param name="configureLogging">Optional logging setup (console format, levels).</param>
+    public static async Task<KeelServer> StartAsync(ServerOptions options, Action<ILoggingBuilder>? configureLogging = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (configureLogging is not null) configureLogging(builder.Logging);
+        else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            foreach (var url in options.ListenClientUrls)
+            {
+                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            }
+            kestrel.Limits.MaxRequestBodySize = EtcdErrors.MaxReceiveMessageBytes;
+            kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
+            kestrel.AddServerHeader = false;
+        });
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = EtcdErrors.MaxReceiveMessageBytes;
+            grpc.MaxSendMessageSize = null;
+            grpc.EnableDetailedErrors = false;
+        });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        var loggerFactory = LoggerFactory.Create(logging =>
+        {
+            if (configureLogging is not null) configureLogging(logging);
+            else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        });
+        var host = NodeHost.Start(options, TimeProvider.System, loggerFactory.CreateLogger("keel"));
+        builder.Services.AddSingleton(host);
+        var app = builder.Build();
+        app.MapGrpcService<KvApi>();
+        app.MapGrpcService<WatchApi>();
+        app.MapGrpcService<LeaseApi>();
+        app.MapGrpcService<ClusterApi>();
+        app.MapGrpcService<MaintenanceApi>();
+        app.MapGrpcService<LockApi>();
+        app.MapGrpcService<ElectionApi>();
+        app.MapGrpcService<HealthApi>();
+        app.MapGrpcService<KeelApi>();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+        return new KeelServer(app, host);
+    }
+
+    /// <summary>Waits until the server is asked to stop, then stops it gracefully.</summary>
+    public async Task WaitForShutdownAsync()
+    {
+        await _app.WaitForShutdownAsync();
+        await Host.DisposeAsync();
+    }
+
+    /// <summary>Stops serving clients, then the node.</summary>
+    public async Task StopAsync()
+    {
+        await _app.StopAsync();
+        await Host.DisposeAsync();
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        await _app.DisposeAsync();
+    }
+}

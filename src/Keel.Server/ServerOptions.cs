@@ -1,0 +1,121 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Keel.Server;
+
+/// <summary>Whether a member starts a new cluster or joins an existing one (etcd <c>--initial-cluster-state</c>).</summary>
+public enum InitialClusterState
+{
+    /// <summary>Every member of <see cref="ServerOptions.InitialCluster"/> bootstraps together.</summary>
+    New,
+
+    /// <summary>The member was added to a running cluster (<c>member add</c>) and learns the configuration from it.</summary>
+    Existing,
+}
+
+/// <summary>One member of the bootstrap configuration: its name and peer URLs, and the id derived from them.</summary>
+/// <param name="Id">The member id (etcd's derivation: SHA-1 of the peer URLs and the cluster token).</param>
+/// <param name="Name">The member's name.</param>
+/// <param name="PeerUrls">Where its peers reach it.</param>
+public sealed record InitialMember(ulong Id, string Name, IReadOnlyList<Uri> PeerUrls);
+
+/// <summary>
+/// Settings of a Keel server, named and defaulted as etcd's flags (etcd <c>server/embed/config.go</c>) so that a
+/// command line written for etcd starts Keel unchanged.
+/// </summary>
+public sealed record ServerOptions
+{
+    /// <summary>etcd's default client URL.</summary>
+    public const string DefaultClientUrl = "http://127.0.0.1:2379";
+
+    /// <summary>etcd's default peer URL.</summary>
+    public const string DefaultPeerUrl = "http://127.0.0.1:2380";
+
+    /// <summary>Human-readable name of this member (<c>--name</c>).</summary>
+    public string Name { get; init; } = "default";
+
+    /// <summary>Where the WAL, snapshots and the directory lock live (<c>--data-dir</c>).</summary>
+    public string DataDir { get; init; } = "keel-data";
+
+    /// <summary>Where clients connect (<c>--listen-client-urls</c>), plaintext HTTP/2 gRPC.</summary>
+    public IReadOnlyList<Uri> ListenClientUrls { get; init; } = [new(DefaultClientUrl)];
+
+    /// <summary>What this member tells others its client URLs are (<c>--advertise-client-urls</c>).</summary>
+    public IReadOnlyList<Uri> AdvertiseClientUrls { get; init; } = [new(DefaultClientUrl)];
+
+    /// <summary>Where peers connect (<c>--listen-peer-urls</c>).</summary>
+    public IReadOnlyList<Uri> ListenPeerUrls { get; init; } = [new(DefaultPeerUrl)];
+
+    /// <summary>What this member tells others its peer URLs are (<c>--initial-advertise-peer-urls</c>).</summary>
+    public IReadOnlyList<Uri> InitialAdvertisePeerUrls { get; init; } = [new(DefaultPeerUrl)];
+
+    /// <summary>The bootstrap configuration, <c>name=url,name=url</c> (<c>--initial-cluster</c>).</summary>
+    public string InitialCluster { get; init; } = "default=" + DefaultPeerUrl;
+
+    /// <summary><c>--initial-cluster-state</c>.</summary>
+    public InitialClusterState InitialClusterState { get; init; } = InitialClusterState.New;
+
+    /// <summary>Mixed into member and cluster ids so two clusters with the same URLs differ (<c>--initial-cluster-token</c>).</summary>
+    public string InitialClusterToken { get; init; } = "etcd-cluster";
+
+    /// <summary>One Raft tick (<c>--heartbeat-interval</c>, ms).</summary>
+    public int HeartbeatIntervalMs { get; init; } = 100;
+
+    /// <summary>Election timeout (<c>--election-timeout</c>, ms).</summary>
+    public int ElectionTimeoutMs { get; init; } = 1000;
+
+    /// <summary>Entries between state snapshots (<c>--snapshot-count</c>).</summary>
+    public int SnapshotCount { get; init; } = 10_000;
+
+    /// <summary>Parses <see cref="InitialCluster"/> into members with their ids, in the order given.</summary>
+    /// <exception cref="ArgumentException">The string is malformed or names a member twice.</exception>
+    public IReadOnlyList<InitialMember> ParseInitialCluster()
+    {
+        var urlsByName = new Dictionary<string, List<Uri>>(StringComparer.Ordinal);
+        var order = new List<string>();
+        foreach (var part in InitialCluster.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = part.IndexOf('=');
+            if (equals <= 0 || equals == part.Length - 1)
+                throw new ArgumentException($"--initial-cluster: '{part}' is not name=url");
+            var name = part[..equals];
+            if (!Uri.TryCreate(part[(equals + 1)..], UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+                throw new ArgumentException($"--initial-cluster: '{part[(equals + 1)..]}' is not an http URL");
+            if (!urlsByName.TryGetValue(name, out var urls))
+            {
+                urlsByName[name] = urls = [];
+                order.Add(name);
+            }
+            urls.Add(url);
+        }
+        if (order.Count == 0) throw new ArgumentException("--initial-cluster names no member");
+        var members = order.Select(name => new InitialMember(MemberId(urlsByName[name], InitialClusterToken), name, urlsByName[name])).ToList();
+        if (members.Select(m => m.Id).Distinct().Count() != members.Count)
+            throw new ArgumentException("--initial-cluster: two members share peer URLs");
+        if (!members.Any(m => m.Name == Name))
+            throw new ArgumentException($"--initial-cluster does not contain this member's name '{Name}'");
+        return members;
+    }
+
+    /// <summary>
+    /// etcd's member id: the first 8 bytes (big-endian) of SHA-1 over the sorted peer URLs and the cluster token
+    /// (etcd <c>server/etcdserver/api/membership/member.go</c> NewMember), so ids are stable across restarts.
+    /// </summary>
+    public static ulong MemberId(IEnumerable<Uri> peerUrls, string clusterToken)
+    {
+        var text = string.Concat(peerUrls.Select(u => u.OriginalString.TrimEnd('/')).Order(StringComparer.Ordinal)) + clusterToken;
+        var hash = SHA1.HashData(Encoding.UTF8.GetBytes(text));
+        var id = BinaryPrimitives.ReadUInt64BigEndian(hash);
+        return id == 0 ? 1 : id;
+    }
+
+    /// <summary>The cluster id: SHA-1 over the sorted member ids (etcd's derivation in <c>membership/cluster.go</c>).</summary>
+    public static ulong ClusterId(IEnumerable<ulong> memberIds)
+    {
+        var ids = memberIds.Order().ToArray();
+        var bytes = new byte[ids.Length * 8];
+        for (var i = 0; i < ids.Length; i++) BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(i * 8), ids[i]);
+        return BinaryPrimitives.ReadUInt64BigEndian(SHA1.HashData(bytes));
+    }
+}
