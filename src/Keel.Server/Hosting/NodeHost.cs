@@ -244,6 +244,9 @@ public sealed class NodeHost : IAsyncDisposable
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             var ran = 0;
+            // The node reads the wall clock only when ticked: tick before each batch so a write's hybrid timestamp is
+            // never older than the moment its request was queued (reads "as of" a time depend on it).
+            Tick();
             // Run everything queued before draining once: a burst of client requests becomes one batch of work.
             while (ran < 4096 && reader.TryRead(out var work))
             {
