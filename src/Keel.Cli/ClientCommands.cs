@@ -1,0 +1,166 @@
+using System.CommandLine;
+using System.Globalization;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Keel.Protocol;
+using Keel.Protocol.Etcd.Etcdserverpb;
+using Keel.Protocol.V1;
+
+namespace Keel.Cli;
+
+/// <summary>
+/// The client side of Keel's extensions to etcd, for the things etcdctl cannot ask for:
+/// <c>./keel put KEY VALUE --idempotency-key K</c> (a retry returns the first answer and changes nothing),
+/// <c>./keel get KEY [--prefix] [--at-time TIME]</c> (a read as of a wall-clock time) and
+/// <c>./keel changes --from TIME --to TIME [KEY --prefix]</c> (every change in a time window, with its time).
+/// Output follows etcdctl's simple format (key line, value line).
+/// </summary>
+internal static class ClientCommands
+{
+    private static readonly Option<string> Endpoints = new("--endpoints")
+    {
+        Description = "Comma-separated endpoints (host:port or URL); the first that answers is used.",
+        DefaultValueFactory = _ => "127.0.0.1:2379",
+    };
+
+    public static IEnumerable<Command> Create()
+    {
+        yield return Put();
+        yield return Get();
+        yield return Changes();
+    }
+
+    private static Command Put()
+    {
+        var key = new Argument<string>("key");
+        var value = new Argument<string>("value");
+        var idempotencyKey = new Option<string?>("--idempotency-key") { Description = "A client-chosen key: a retry with it returns the first response instead of writing again." };
+        var command = new Command("put", "Put a key (etcdctl put, plus --idempotency-key).") { key, value, idempotencyKey, Endpoints };
+        command.SetAction(async (parse, cancellation) => await Call(parse.GetValue(Endpoints)!, async channel =>
+        {
+            var headers = new Metadata();
+            if (parse.GetValue(idempotencyKey) is { } idempotency) headers.Add(KeelMetadata.IdempotencyKey, idempotency);
+            var response = await new KV.KVClient(channel).PutAsync(new PutRequest
+            {
+                Key = ByteString.CopyFromUtf8(parse.GetValue(key)!),
+                Value = ByteString.CopyFromUtf8(parse.GetValue(value)!),
+            }, headers, cancellationToken: cancellation);
+            Console.WriteLine("OK");
+            Console.Error.WriteLine($"revision {response.Header.Revision}");
+        }));
+        return command;
+    }
+
+    private static Command Get()
+    {
+        var key = new Argument<string>("key");
+        var prefix = new Option<bool>("--prefix") { Description = "Get every key with this prefix." };
+        var atTime = new Option<string?>("--at-time") { Description = "Read as of this wall-clock time (ISO 8601, e.g. 2026-11-26T14:00:00Z, or Unix milliseconds)." };
+        var command = new Command("get", "Get keys (etcdctl get, plus --at-time).") { key, prefix, atTime, Endpoints };
+        command.SetAction(async (parse, cancellation) => await Call(parse.GetValue(Endpoints)!, async channel =>
+        {
+            var keyBytes = ByteString.CopyFromUtf8(parse.GetValue(key)!);
+            var rangeEnd = parse.GetValue(prefix) ? ByteString.CopyFrom(PrefixEnd(keyBytes.ToByteArray())) : ByteString.Empty;
+            if (parse.GetValue(atTime) is { } text)
+            {
+                var at = ParseTime(text);
+                var response = await new KeelService.KeelServiceClient(channel).ReadAtAsync(
+                    new ReadAtRequest { Key = keyBytes, RangeEnd = rangeEnd, AtUnixMs = at }, cancellationToken: cancellation);
+                Console.Error.WriteLine($"as of {DateTimeOffset.FromUnixTimeMilliseconds(at):O}: revision {response.ResolvedRevision}");
+                foreach (var kv in response.Kvs) Print(kv);
+                return;
+            }
+            var range = await new KV.KVClient(channel).RangeAsync(new RangeRequest { Key = keyBytes, RangeEnd = rangeEnd }, cancellationToken: cancellation);
+            foreach (var kv in range.Kvs) Print(kv);
+        }));
+        return command;
+    }
+
+    private static Command Changes()
+    {
+        var key = new Argument<string>("key") { Arity = ArgumentArity.ZeroOrOne, Description = "Key or prefix (default: every key)." };
+        var prefix = new Option<bool>("--prefix") { Description = "Every key with this prefix." };
+        var from = new Option<string>("--from") { Required = true, Description = "Start of the window (ISO 8601 or Unix ms)." };
+        var to = new Option<string>("--to") { Required = true, Description = "End of the window (ISO 8601 or Unix ms)." };
+        var command = new Command("changes", "List every change between two wall-clock times, with the time of each.") { key, prefix, from, to, Endpoints };
+        command.SetAction(async (parse, cancellation) => await Call(parse.GetValue(Endpoints)!, async channel =>
+        {
+            var name = parse.GetValue(key);
+            var keyBytes = name is null ? ByteString.CopyFrom(0) : ByteString.CopyFromUtf8(name);
+            var rangeEnd = name is null ? ByteString.CopyFrom(0) : parse.GetValue(prefix) ? ByteString.CopyFrom(PrefixEnd(keyBytes.ToByteArray())) : ByteString.Empty;
+            var response = await new KeelService.KeelServiceClient(channel).ChangesBetweenAsync(new ChangesBetweenRequest
+            {
+                Key = keyBytes,
+                RangeEnd = rangeEnd,
+                FromUnixMs = ParseTime(parse.GetValue(from)!),
+                ToUnixMs = ParseTime(parse.GetValue(to)!),
+            }, cancellationToken: cancellation);
+            foreach (var change in response.Events)
+            {
+                var time = DateTimeOffset.FromUnixTimeMilliseconds(change.Timestamp.WallTimeUnixMs).ToString("O", CultureInfo.InvariantCulture);
+                Console.WriteLine($"{time} rev {change.Event.Kv.ModRevision} {change.Event.Type.ToString().ToUpperInvariant()} {change.Event.Kv.Key.ToStringUtf8()} {change.Event.Kv.Value.ToStringUtf8()}");
+            }
+            if (response.CompactRevision != 0) Console.Error.WriteLine($"history before revision {response.CompactRevision} was compacted; the list may be incomplete");
+        }));
+        return command;
+    }
+
+    private static void Print(Keel.Protocol.Etcd.Mvccpb.KeyValue kv)
+    {
+        Console.WriteLine(kv.Key.ToStringUtf8());
+        Console.WriteLine(kv.Value.ToStringUtf8());
+    }
+
+    internal static long ParseTime(string text)
+    {
+        if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var unixMs)) return unixMs;
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)) return time.ToUnixTimeMilliseconds();
+        throw new ArgumentException($"'{text}' is not a time (ISO 8601 such as 2026-11-26T14:00:00Z, or Unix milliseconds)");
+    }
+
+    private static byte[] PrefixEnd(byte[] prefix)
+    {
+        var end = (byte[])prefix.Clone();
+        for (var i = end.Length - 1; i >= 0; i--)
+        {
+            if (end[i] < 0xff)
+            {
+                end[i]++;
+                return end[..(i + 1)];
+            }
+        }
+        return [0];
+    }
+
+    private static async Task<int> Call(string endpoints, Func<GrpcChannel, Task> call)
+    {
+        RpcException? last = null;
+        foreach (var endpoint in endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var address = endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint;
+            using var channel = GrpcChannel.ForAddress(address);
+            try
+            {
+                await call(channel);
+                return 0;
+            }
+            catch (RpcException error) when (error.StatusCode == StatusCode.Unavailable)
+            {
+                last = error;
+            }
+            catch (RpcException error)
+            {
+                Console.Error.WriteLine($"Error: {error.Status.Detail}");
+                return 1;
+            }
+            catch (ArgumentException error)
+            {
+                Console.Error.WriteLine($"Error: {error.Message}");
+                return 2;
+            }
+        }
+        Console.Error.WriteLine($"Error: {last?.Status.Detail ?? "no endpoint given"}");
+        return 1;
+    }
+}
