@@ -13,7 +13,7 @@ internal static class DevClusterCommand
 {
     public static Command Create()
     {
-        var nodes = new Option<int>("--nodes") { Description = "How many members (1 to 7).", DefaultValueFactory = _ => 3 };
+        var nodes = new Option<int>("--nodes") { Description = "How many members (1 to 5).", DefaultValueFactory = _ => 3 };
         var dataDir = new Option<string>("--data-dir") { Description = "Parent directory of the members' data.", DefaultValueFactory = _ => "keel-dev" };
         var command = new Command("dev-cluster", "Run a local cluster of separate member processes on loopback.") { nodes, dataDir };
         command.SetAction((parse, cancellation) => RunAsync(parse.GetValue(nodes), parse.GetValue(dataDir)!, cancellation));
@@ -22,9 +22,9 @@ internal static class DevClusterCommand
 
     private static async Task<int> RunAsync(int count, string dataDir, CancellationToken cancellation)
     {
-        if (count is < 1 or > 7)
+        if (count is < 1 or > 5)
         {
-            Console.Error.WriteLine("keel: --nodes must be between 1 and 7");
+            Console.Error.WriteLine("keel: --nodes must be between 1 and 5");
             return 2;
         }
         int ClientPort(int i) => i == 0 ? 2379 : (i + 1) * 10_000 + 2379;

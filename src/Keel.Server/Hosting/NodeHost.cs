@@ -246,8 +246,9 @@ public sealed class NodeHost : IAsyncDisposable
             var ran = 0;
             // The node reads the wall clock only when ticked: tick before each batch so a write's hybrid timestamp is
             // never older than the moment its request was queued (reads "as of" a time depend on it).
+            // Run everything queued as one batch (group commit): one WAL sync and one round of messages for all of it.
+            Node.BeginBatch();
             Tick();
-            // Run everything queued before draining once: a burst of client requests becomes one batch of work.
             while (ran < 4096 && reader.TryRead(out var work))
             {
                 try
@@ -267,6 +268,7 @@ public sealed class NodeHost : IAsyncDisposable
                 }
                 ran++;
             }
+            Node.EndBatch();
             Flush();
         }
     }
