@@ -1,5 +1,7 @@
+using System.Text;
 using Keel.Core;
 using Keel.Core.Encoding;
+using Keel.Idempotency;
 using Keel.Mvcc;
 
 namespace Keel.Node;
@@ -10,11 +12,19 @@ namespace Keel.Node;
 /// duplicated).</param>
 /// <param name="Proposer">The Raft id of the node that proposed it.</param>
 /// <param name="HybridTimestamp">The proposer's hybrid-clock time (raw), clamped to be monotonic at apply.</param>
-public readonly record struct CommandHeader(ulong ProposalId, ulong Proposer, ulong HybridTimestamp);
+public readonly record struct CommandHeader(ulong ProposalId, ulong Proposer, ulong HybridTimestamp)
+{
+    /// <summary>The client's idempotency key (1 to 255 printable ASCII characters), or null for none.</summary>
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>The fingerprint of the command (<see cref="CommandCodec.Fingerprint"/>), set with <see cref="IdempotencyKey"/>.</summary>
+    public RequestFingerprint Fingerprint { get; init; }
+}
 
 /// <summary>
 /// The binary encoding of a <see cref="KvCommand"/> in a Raft entry (little-endian, Keel.Core.Encoding):
-/// <c>u8 version=1 | u64 proposal id | u64 proposer | u64 hybrid timestamp | u8 kind | body</c>. Byte strings are an
+/// <c>u8 version=2 | u64 proposal id | u64 proposer | u64 hybrid timestamp | u8 key length | key (ASCII) |
+/// [32-byte fingerprint when the key is present] | u8 kind | body</c> (version 1 had no key and is still read). Byte strings are an
 /// <c>i32</c> length then the bytes; flags are one byte. Sizes are computed first, so encoding allocates exactly the
 /// entry's array and nothing else. Decoding is defensive (every count is checked against the bytes left) because a
 /// torn or corrupt log must fail loudly, never apply garbage.
@@ -22,7 +32,9 @@ public readonly record struct CommandHeader(ulong ProposalId, ulong Proposer, ul
 public static class CommandCodec
 {
     /// <summary>The format version written first.</summary>
-    public const byte Version = 1;
+    public const byte Version = 2;
+
+    private const byte VersionWithoutIdempotency = 1;
 
     /// <summary>etcd's request limit (1.5 MiB, <c>--max-request-bytes</c>): larger commands are refused.</summary>
     public const int MaxRequestBytes = 1_572_864;
@@ -31,23 +43,36 @@ public static class CommandCodec
     private const int MaxTxnDepth = 64;
 
     /// <summary>The encoded size of <paramref name="command"/> with its header.</summary>
-    public static long EncodedSize(KvCommand command)
+    public static long EncodedSize(KvCommand command) => EncodedSize(command, null);
+
+    /// <summary>The encoded size of <paramref name="command"/> with a header carrying <paramref name="idempotencyKey"/>.</summary>
+    public static long EncodedSize(KvCommand command, string? idempotencyKey)
     {
         ArgumentNullException.ThrowIfNull(command);
-        return HeaderBytes + 1 + command.Kind switch
-        {
-            KvCommandKind.Put => SizeOf(command.Put!),
-            KvCommandKind.DeleteRange => SizeOf(command.DeleteRange!),
-            KvCommandKind.Txn => SizeOf(command.Txn!, 0),
-            KvCommandKind.Compact => 8,
-            _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "unknown command kind"),
-        };
+        return HeaderBytes + 1 + (idempotencyKey is null ? 0 : idempotencyKey.Length + RequestFingerprint.SizeBytes) + BodySize(command);
     }
 
+    private static long BodySize(KvCommand command) => 1 + command.Kind switch
+    {
+        KvCommandKind.Put => SizeOf(command.Put!),
+        KvCommandKind.DeleteRange => SizeOf(command.DeleteRange!),
+        KvCommandKind.Txn => SizeOf(command.Txn!, 0),
+        KvCommandKind.Compact => 8,
+        KvCommandKind.LeaseGrant => 16,
+        KvCommandKind.LeaseRevoke or KvCommandKind.LeaseKeepAlive => 8,
+        KvCommandKind.PublishMember => 8 + StringSize(command.Member!.Name) + StringsSize(command.Member.ClientUrls),
+        KvCommandKind.MemberChange => 1 + 8 + 1 + StringsSize(command.MemberChange!.PeerUrls),
+        KvCommandKind.LeaseCheckpoint => 4 + 32L * command.Checkpoints.Count,
+        _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "unknown command kind"),
+    };
+
     /// <summary>Encodes the header and command into a new array of exactly the encoded size.</summary>
+    /// <exception cref="ArgumentException">The header's idempotency key is not 1 to 255 printable ASCII characters.</exception>
     public static byte[] Encode(CommandHeader header, KvCommand command)
     {
-        var size = EncodedSize(command);
+        if (header.IdempotencyKey is { } key && !IdempotencyKey.IsValid(key))
+            throw new ArgumentException(IdempotencyKey.DescribeProblem(key), nameof(header));
+        var size = EncodedSize(command, header.IdempotencyKey);
         Invariant.Check(size <= int.MaxValue, "command too large to encode");
         var buffer = new byte[size];
         var writer = new BinarySpanWriter(buffer);
@@ -55,6 +80,39 @@ public static class CommandCodec
         writer.U64(header.ProposalId);
         writer.U64(header.Proposer);
         writer.U64(header.HybridTimestamp);
+        if (header.IdempotencyKey is { } idempotencyKey)
+        {
+            writer.U8((byte)idempotencyKey.Length);
+            var written = Encoding.ASCII.GetBytes(idempotencyKey, writer.Take(idempotencyKey.Length));
+            Invariant.Check(written == idempotencyKey.Length, "an idempotency key is ASCII");
+            header.Fingerprint.WriteTo(writer.Take(RequestFingerprint.SizeBytes));
+        }
+        else
+        {
+            writer.U8(0);
+        }
+        WriteBody(ref writer, command);
+        writer.AssertFull();
+        return buffer;
+    }
+
+    /// <summary>
+    /// The fingerprint of a command for idempotency keys: SHA-256 of the encoded command body (kind and fields, not the
+    /// header), so a retry of the same request matches and any other request with the key does not.
+    /// </summary>
+    public static RequestFingerprint Fingerprint(KvCommand command)
+    {
+        var size = BodySize(command);
+        Invariant.Check(size <= int.MaxValue, "command too large to encode");
+        var buffer = new byte[size];
+        var writer = new BinarySpanWriter(buffer);
+        WriteBody(ref writer, command);
+        writer.AssertFull();
+        return RequestFingerprint.Of("keel.node.command"u8, buffer);
+    }
+
+    private static void WriteBody(ref BinarySpanWriter writer, KvCommand command)
+    {
         writer.U8((byte)command.Kind);
         switch (command.Kind)
         {
@@ -62,9 +120,87 @@ public static class CommandCodec
             case KvCommandKind.DeleteRange: Write(ref writer, command.DeleteRange!); break;
             case KvCommandKind.Txn: Write(ref writer, command.Txn!); break;
             case KvCommandKind.Compact: writer.I64(command.CompactRevision); break;
+            case KvCommandKind.LeaseGrant: writer.I64(command.LeaseId); writer.I64(command.TtlSeconds); break;
+            case KvCommandKind.LeaseRevoke or KvCommandKind.LeaseKeepAlive: writer.I64(command.LeaseId); break;
+            case KvCommandKind.PublishMember:
+                writer.U64(command.Member!.MemberId);
+                WriteString(ref writer, command.Member.Name);
+                WriteStrings(ref writer, command.Member.ClientUrls);
+                break;
+            case KvCommandKind.LeaseCheckpoint:
+                writer.I32(command.Checkpoints.Count);
+                foreach (var record in command.Checkpoints)
+                {
+                    writer.I64(record.LeaseId);
+                    writer.U64(record.RenewCount);
+                    writer.I64(record.CheckpointAtMs);
+                    writer.I64(record.RemainingMs);
+                }
+                break;
+            case KvCommandKind.MemberChange:
+                writer.U8((byte)command.MemberChange!.Kind);
+                writer.U64(command.MemberChange.MemberId);
+                writer.U8(command.MemberChange.IsLearner ? (byte)1 : (byte)0);
+                WriteStrings(ref writer, command.MemberChange.PeerUrls);
+                break;
         }
-        writer.AssertFull();
-        return buffer;
+    }
+
+    internal static long StringSize(string value) => 4L + Encoding.UTF8.GetByteCount(value);
+
+    internal static long StringsSize(IReadOnlyList<string> values)
+    {
+        long size = 4;
+        foreach (var value in values) size += StringSize(value);
+        return size;
+    }
+
+    internal static void WriteString(ref BinarySpanWriter writer, string value)
+    {
+        var length = Encoding.UTF8.GetByteCount(value);
+        writer.I32(length);
+        Encoding.UTF8.GetBytes(value, writer.Take(length));
+    }
+
+    internal static void WriteStrings(ref BinarySpanWriter writer, IReadOnlyList<string> values)
+    {
+        writer.I32(values.Count);
+        foreach (var value in values) WriteString(ref writer, value);
+    }
+
+    internal static string ReadString(ref BinarySpanReader reader)
+    {
+        try
+        {
+            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(reader.ReadBytes(reader.ReadCount(1)));
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new InvalidCommandException($"a string before offset {reader.Position} is not UTF-8");
+        }
+    }
+
+    private static Keel.Leases.LeaseCheckpoint[] ReadCheckpoints(ref BinarySpanReader reader)
+    {
+        var records = new Keel.Leases.LeaseCheckpoint[reader.ReadCount(32)];
+        for (var i = 0; i < records.Length; i++) records[i] = new(reader.I64(), reader.U64(), reader.I64(), reader.I64());
+        return records;
+    }
+
+    private static MemberChange ReadMemberChange(ref BinarySpanReader reader)
+    {
+        var kind = (MemberChangeKind)reader.U8();
+        if (kind is not (MemberChangeKind.Add or MemberChangeKind.Update)) throw new InvalidCommandException($"member change kind {kind} is not replicated as a command");
+        var id = reader.U64();
+        var learner = reader.U8() != 0;
+        return MemberChange.Decoded(kind, id, ReadStrings(ref reader), learner);
+    }
+
+    internal static string[] ReadStrings(ref BinarySpanReader reader)
+    {
+        var values = new string[reader.ReadCount(4)];
+        for (var i = 0; i < values.Length; i++) values[i] = ReadString(ref reader);
+        return values;
     }
 
     /// <summary>Decodes an entry's payload.</summary>
@@ -74,8 +210,15 @@ public static class CommandCodec
     {
         var reader = new BinarySpanReader(data);
         var version = reader.U8();
-        if (version != Version) throw new EncodingFormatException(EncodingProblem.UnsupportedVersion, 0, version, data.Length);
+        if (version is not (Version or VersionWithoutIdempotency))
+            throw new EncodingFormatException(EncodingProblem.UnsupportedVersion, 0, version, data.Length);
         var header = new CommandHeader(reader.U64(), reader.U64(), reader.U64());
+        if (version == Version && reader.U8() is var keyLength and > 0)
+        {
+            var key = Encoding.ASCII.GetString(reader.ReadBytes(keyLength));
+            if (!IdempotencyKey.IsValid(key)) throw new InvalidCommandException($"invalid idempotency key before offset {reader.Position}");
+            header = header with { IdempotencyKey = key, Fingerprint = RequestFingerprint.FromBytes(reader.ReadBytes(RequestFingerprint.SizeBytes)) };
+        }
         var kindOffset = reader.Position;
         var kind = (KvCommandKind)reader.U8();
         var command = kind switch
@@ -84,6 +227,12 @@ public static class CommandCodec
             KvCommandKind.DeleteRange => KvCommand.Of(ReadDelete(ref reader)),
             KvCommandKind.Txn => KvCommand.Of(ReadTxn(ref reader, 0)),
             KvCommandKind.Compact => KvCommand.Compact(reader.I64()),
+            KvCommandKind.LeaseGrant => KvCommand.LeaseGrant(reader.I64(), reader.I64()),
+            KvCommandKind.LeaseRevoke => KvCommand.LeaseRevoke(reader.I64()),
+            KvCommandKind.LeaseKeepAlive => KvCommand.LeaseKeepAlive(reader.I64()),
+            KvCommandKind.PublishMember => KvCommand.PublishMember(new MemberAttributes(reader.U64(), ReadString(ref reader), ReadStrings(ref reader))),
+            KvCommandKind.MemberChange => KvCommand.OfMemberChange(ReadMemberChange(ref reader)),
+            KvCommandKind.LeaseCheckpoint => KvCommand.LeaseCheckpoint(ReadCheckpoints(ref reader)),
             _ => throw new InvalidCommandException($"unknown command kind {(byte)kind} at offset {kindOffset}"),
         };
         if (!reader.IsAtEnd) throw new InvalidCommandException($"{reader.Remaining} bytes after the command at offset {reader.Position}");

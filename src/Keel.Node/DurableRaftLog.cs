@@ -13,7 +13,12 @@ namespace Keel.Node;
 /// durable state leaves and before anything is applied. Opening recovers the in-memory <see cref="MemoryRaftStorage"/>
 /// Raft reads from whatever the WAL kept (a crash may tear or lose unsynced writes; the WAL cuts a torn tail).
 /// </summary>
-/// <remarks>The log is not compacted yet, so no Raft snapshot is ever persisted; one arriving is a bug.</remarks>
+/// <remarks>
+/// Snapshots (when opened with a <see cref="SnapshotStore"/>): <see cref="SaveSnapshot"/> writes the state image to the
+/// store, then the WAL marker, then syncs, then the caller compacts (<see cref="Compact"/>): the WAL never refers to a
+/// snapshot that is not durable (etcd's order). A snapshot received from the leader (InstallSnapshot) is persisted the
+/// same way in <see cref="Persist"/>. Opening restores Raft's storage from the newest snapshot and the WAL entries after it.
+/// </remarks>
 public sealed class DurableRaftLog
 {
     /// <summary>Every member starts from a snapshot at this index holding the initial configuration (as etcd-io/raft tests do).</summary>
@@ -22,24 +27,62 @@ public sealed class DurableRaftLog
     private readonly WriteAheadLog _wal;
     private readonly List<WalEntry> _walBatch = [];
 
-    private DurableRaftLog(WriteAheadLog wal, MemoryRaftStorage storage)
+    private readonly SnapshotStore? _snapshots;
+
+    private DurableRaftLog(WriteAheadLog wal, MemoryRaftStorage storage, SnapshotStore? snapshots, StoredSnapshot? recovered)
     {
         _wal = wal;
         Storage = storage;
+        _snapshots = snapshots;
+        RecoveredSnapshot = recovered;
     }
+
+    /// <summary>The snapshot the log was opened from (null when it starts from the bootstrap configuration).</summary>
+    public StoredSnapshot? RecoveredSnapshot { get; }
 
     /// <summary>The storage Raft reads; kept equal to what the WAL holds.</summary>
     public MemoryRaftStorage Storage { get; }
 
     /// <summary>Opens (or creates) the log in <paramref name="directory"/> for a cluster bootstrapped with <paramref name="voters"/>.</summary>
     /// <exception cref="WalCorruptionException">The WAL is damaged before its tail.</exception>
-    public static DurableRaftLog Open(IStorageDirectory directory, IEnumerable<ulong> voters, long segmentSizeBytes)
+    public static DurableRaftLog Open(IStorageDirectory directory, IEnumerable<ulong> voters, long segmentSizeBytes) =>
+        Open(directory, voters, segmentSizeBytes, null);
+
+    /// <summary>
+    /// Opens the log with snapshot support: the newest snapshot in the directory (if any) becomes Raft's snapshot, with
+    /// the configuration <paramref name="membershipOf"/> reads from its data, and only WAL entries after it are kept.
+    /// </summary>
+    /// <exception cref="WalCorruptionException">The WAL is damaged before its tail.</exception>
+    public static DurableRaftLog Open(IStorageDirectory directory, IEnumerable<ulong> voters, long segmentSizeBytes,
+        Func<ReadOnlyMemory<byte>, Membership>? membershipOf) =>
+        Open(directory, voters, segmentSizeBytes, membershipOf, ReadOnlyMemory<byte>.Empty, joining: false);
+
+    /// <summary>
+    /// Opens the log with snapshot support. A bootstrap member starts from a snapshot at <see cref="BootstrapIndex"/>
+    /// holding <paramref name="bootstrapImage"/> (the application's initial state, identical on every bootstrap member,
+    /// so a leader can send it to a member that joins later). A <paramref name="joining"/> member starts with an empty
+    /// log and no configuration, and waits for the leader's snapshot.
+    /// </summary>
+    /// <exception cref="WalCorruptionException">The WAL is damaged before its tail.</exception>
+    public static DurableRaftLog Open(IStorageDirectory directory, IEnumerable<ulong> voters, long segmentSizeBytes,
+        Func<ReadOnlyMemory<byte>, Membership>? membershipOf, ReadOnlyMemory<byte> bootstrapImage, bool joining)
     {
-        var bootstrap = new Membership(voters);
+        ArgumentNullException.ThrowIfNull(directory);
+        var bootstrap = new Membership(joining ? [] : voters);
         var storage = new MemoryRaftStorage(bootstrap);
-        storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(BootstrapIndex, 1, bootstrap), ReadOnlyMemory<byte>.Empty));
+        if (!joining) storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(BootstrapIndex, 1, bootstrap), bootstrapImage));
+        SnapshotStore? snapshots = null;
+        StoredSnapshot? recovered = null;
+        if (membershipOf is not null)
+        {
+            snapshots = new SnapshotStore(directory);
+            recovered = snapshots.LoadNewest([]);
+            if (recovered is not null && recovered.Index >= BootstrapIndex && recovered.Data.Length > 0 && recovered.Index > storage.Snapshot.Metadata.Index)
+                storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(recovered.Index, recovered.Term, membershipOf(recovered.Data)), recovered.Data));
+            else recovered = null;
+        }
         var wal = WriteAheadLog.Open(directory, new WalOptions { SegmentSizeBytes = segmentSizeBytes }, out var recovery);
-        if (recovery.Snapshot.Index == 0)
+        if (recovery.Snapshot.Index == 0 && !joining)
         {
             // A fresh log starts after the bootstrap snapshot, as the in-memory storage does.
             wal.SaveSnapshotMarker(new WalSnapshotMarker(BootstrapIndex, 1));
@@ -48,20 +91,48 @@ public sealed class DurableRaftLog
         var hard = recovery.HardState;
         storage.SetHardState(new HardState(hard.Term, hard.Vote, hard.Commit));
         var entries = new List<Entry>(recovery.Entries.Count);
+        var snapshotIndex = storage.Snapshot.Metadata.Index;
         foreach (var entry in recovery.Entries)
         {
+            if (entry.Index <= snapshotIndex) continue;
             var payload = entry.Payload.Span;
             Invariant.Check(payload.Length >= 1, "a WAL entry carries at least its entry type");
             entries.Add(new Entry(entry.Index, entry.Term, (EntryType)payload[0], payload[1..].ToArray()));
         }
+        Invariant.Check(entries.Count == 0 || entries[0].Index == snapshotIndex + 1,
+            "the WAL continues right after the newest snapshot (no entry between them was compacted away)");
         if (entries.Count > 0) storage.Append(entries);
-        return new DurableRaftLog(wal, storage);
+        return new DurableRaftLog(wal, storage, snapshots, recovered);
     }
+
+    /// <summary>
+    /// Records the application's state at <paramref name="index"/> as Raft's snapshot and makes it durable: the snapshot
+    /// file first, then the WAL marker, then one sync.
+    /// </summary>
+    public Snapshot SaveSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data)
+    {
+        Invariant.Check(_snapshots is not null, "the log was opened without snapshot support");
+        var snapshot = Storage.CreateSnapshot(index, membership, data);
+        _snapshots!.Save(index, snapshot.Metadata.Term, data.Span);
+        _wal.SaveSnapshotMarker(new WalSnapshotMarker(index, snapshot.Metadata.Term));
+        _wal.Sync();
+        return snapshot;
+    }
+
+    /// <summary>Drops WAL segments wholly at or below <paramref name="index"/> (covered by the durable snapshot).</summary>
+    public int Compact(ulong index) => _wal.Compact(Math.Min(index, _wal.DurableSnapshot.Index));
 
     /// <summary>Makes the Ready's entries and hard state durable; returns once they are synced.</summary>
     public void Persist(Ready ready)
     {
-        Invariant.Check(ready.Snapshot is null, "the log is never compacted, so no snapshot is ever sent or received");
+        if (ready.Snapshot is { } received)
+        {
+            // InstallSnapshot from the leader: durable image, then the marker (which resets the WAL to start after it).
+            Invariant.Check(_snapshots is not null, "a snapshot arrived at a log opened without snapshot support");
+            _snapshots!.Save(received.Metadata.Index, received.Metadata.Term, received.Data.Span);
+            _wal.SaveSnapshotMarker(new WalSnapshotMarker(received.Metadata.Index, received.Metadata.Term));
+            Storage.ApplySnapshot(received);
+        }
         if (ready.Entries.Count > 0)
         {
             // The WAL stores opaque payloads: the entry type travels as the payload's first byte.
@@ -83,5 +154,6 @@ public sealed class DurableRaftLog
             Storage.SetHardState(hard);
         }
         if (ready.MustSync) _wal.Sync();
+        if (ready.Snapshot is { } installed) _wal.Compact(installed.Metadata.Index);
     }
 }

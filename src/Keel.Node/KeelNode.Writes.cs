@@ -1,5 +1,7 @@
+using Keel.Core;
 using Keel.Core.Encoding;
 using Keel.HybridClock;
+using Keel.Idempotency;
 using Keel.Mvcc;
 using Keel.Raft;
 
@@ -9,14 +11,26 @@ namespace Keel.Node;
 public sealed partial class KeelNode
 {
     // Index is 0 for a proposal forwarded to the leader (its index is learnt only when it applies).
-    private readonly record struct PendingWrite(ulong RequestId, long DeadlineMs, ulong Index);
+    private readonly record struct PendingWrite(ulong RequestId, long DeadlineMs, ulong Index, string? IdempotencyKey);
 
     private readonly Dictionary<ulong, PendingWrite> _pendingWrites = [];
     private readonly Dictionary<ulong, ulong> _proposalAtIndex = [];
     // Replicated state: every replica skips an entry whose proposal id it already applied (a forwarded proposal the
-    // network duplicated is appended twice). Grows without bound until the idempotency window bounds it (not done).
+    // network duplicated is appended twice). Bounded: an id is remembered for AppliedProposalWindowEntries applied
+    // entries (a duplicate append lands within a few entries of the original; the window is a function of the log
+    // alone, so every replica forgets the same ids at the same index).
     private readonly HashSet<ulong> _appliedProposals = [];
+    private readonly Queue<(ulong Index, ulong ProposalId)> _appliedProposalOrder = new();
+    // Local: idempotency keys of this node's writes still waiting for their answer (a retry meanwhile is ABORTED).
+    private readonly Dictionary<string, (ulong ProposalId, RequestFingerprint Fingerprint)> _keysInFlight = new(StringComparer.Ordinal);
+    private IdempotencyTable _idempotency = null!;
     private ulong _lastAppliedTimestamp;
+
+    /// <summary>The replicated idempotency table (read-only use: tests compare replicas).</summary>
+    public IdempotencyTable Idempotency => _idempotency;
+
+    /// <summary>Proposal ids remembered to skip duplicate appends (bounded by <see cref="KeelNodeOptions.AppliedProposalWindowEntries"/>).</summary>
+    public int RememberedProposalCount => _appliedProposals.Count;
 
     /// <summary>
     /// Submits a write. The answer (the typed response, or a <see cref="KeelError"/>) arrives in the
@@ -24,13 +38,49 @@ public sealed partial class KeelNode
     /// </summary>
     /// <param name="requestId">The client's id for the request, echoed in the answer.</param>
     /// <param name="command">The write.</param>
-    public void Submit(ulong requestId, KvCommand command)
+    public void Submit(ulong requestId, KvCommand command) => Submit(requestId, command, null);
+
+    /// <summary>
+    /// Submits a write with an optional idempotency key (Put, DeleteRange, Txn and LeaseGrant; Keel's extension). The
+    /// key and a fingerprint of the command travel in the log entry; every replica records the first answer in its
+    /// replicated idempotency table at the entry's committed time, so a retry with the same key and the same command,
+    /// on any node, within <see cref="IdempotencyOptions.CompletedWindowMs"/> of committed time, is answered with the
+    /// first answer (<see cref="KvResult.IsIdempotentReplay"/>) and changes nothing. The same key with a different
+    /// command fails with FailedPrecondition; while the first is still waiting on this node, with Aborted.
+    /// </summary>
+    /// <param name="requestId">The client's id for the request, echoed in the answer.</param>
+    /// <param name="command">The write.</param>
+    /// <param name="idempotencyKey">1 to 255 printable ASCII characters chosen by the client, or null.</param>
+    public void Submit(ulong requestId, KvCommand command, string? idempotencyKey)
     {
         ArgumentNullException.ThrowIfNull(command);
-        if (CommandCodec.EncodedSize(command) > CommandCodec.MaxRequestBytes)
+        RequestFingerprint fingerprint = default;
+        if (idempotencyKey is not null)
+        {
+            if (IdempotencyKey.DescribeProblem(idempotencyKey) is { } problem)
+            {
+                Respond(KvResult.Failed(requestId, KeelError.InvalidIdempotencyKey(problem)));
+                return;
+            }
+            if (command.Kind is not (KvCommandKind.Put or KvCommandKind.DeleteRange or KvCommandKind.Txn or KvCommandKind.LeaseGrant))
+            {
+                Respond(KvResult.Failed(requestId, KeelError.InvalidIdempotencyKey($"not accepted on {command.Kind}; only Put, DeleteRange, Txn and LeaseGrant")));
+                return;
+            }
+        }
+        if (CommandCodec.EncodedSize(command, idempotencyKey) > CommandCodec.MaxRequestBytes)
         {
             Respond(KvResult.Failed(requestId, KeelError.RequestTooLarge));
             return;
+        }
+        if (idempotencyKey is not null)
+        {
+            fingerprint = CommandCodec.Fingerprint(command);
+            if (_keysInFlight.TryGetValue(idempotencyKey, out var inFlight))
+            {
+                Respond(KvResult.Failed(requestId, inFlight.Fingerprint == fingerprint ? KeelError.IdempotencyKeyInFlight : KeelError.IdempotencyKeyMismatch));
+                return;
+            }
         }
         if (!IsLeader && _raft.Leader == 0)
         {
@@ -39,7 +89,8 @@ public sealed partial class KeelNode
         }
         var proposalId = NextProposalId();
         var timestamp = _clock.Now(_wallMs);
-        var data = CommandCodec.Encode(new CommandHeader(proposalId, Id, timestamp.Raw), command);
+        var header = new CommandHeader(proposalId, Id, timestamp.Raw) { IdempotencyKey = idempotencyKey, Fingerprint = fingerprint };
+        var data = CommandCodec.Encode(header, command);
         var result = _raft.Propose(data);
         switch (result.Status)
         {
@@ -49,13 +100,14 @@ public sealed partial class KeelNode
                     : KeelError.NoLeader));
                 return;
             case ProposeStatus.Appended:
-                _pendingWrites.Add(proposalId, new PendingWrite(requestId, Deadline(), result.Index));
+                _pendingWrites.Add(proposalId, new PendingWrite(requestId, Deadline(), result.Index, idempotencyKey));
                 _proposalAtIndex[result.Index] = proposalId;
                 break;
             case ProposeStatus.Forwarded:
-                _pendingWrites.Add(proposalId, new PendingWrite(requestId, Deadline(), 0));
+                _pendingWrites.Add(proposalId, new PendingWrite(requestId, Deadline(), 0, idempotencyKey));
                 break;
         }
+        if (idempotencyKey is not null && result.Status != ProposeStatus.Dropped) _keysInFlight.Add(idempotencyKey, (proposalId, fingerprint));
         HandleReady();
     }
 
@@ -78,6 +130,7 @@ public sealed partial class KeelNode
         {
             // A new leader's empty entry, or a configuration change: a write waiting at this index was displaced.
             FailDisplacedWrite(entry.Index, 0);
+            if (entry.Type == EntryType.ConfChange && !entry.Data.IsEmpty) ApplyConfChangeEntry(entry);
             return;
         }
         var (header, command) = CommandCodec.Decode(entry.Data.Span);
@@ -89,24 +142,88 @@ public sealed partial class KeelNode
         // timestamp too far ahead of our wall clock is refused by the clock and simply not adopted.
         _clock.TryUpdate(HybridTimestamp.FromRaw(timestamp), _wallMs, out _);
         FailDisplacedWrite(entry.Index, header.ProposalId);
-        if (!_appliedProposals.Add(header.ProposalId)) return;
-        var result = Execute(command, (long)timestamp);
-        if (_pendingWrites.Remove(header.ProposalId, out var waiting))
+        ObserveCommittedTimeForLeases(timestamp);
+        if (!RememberProposal(entry.Index, header.ProposalId)) return;
+        var result = header.IdempotencyKey is null ? Execute(command, timestamp) : ExecuteIdempotent(header, command, timestamp);
+        if (!TakePendingWrite(header.ProposalId, out var waiting)) return;
+        // An Add whose peer URLs are now recorded continues with its configuration change, proposed after this Ready.
+        if (command.Kind == KvCommandKind.MemberChange && command.MemberChange!.Kind == MemberChangeKind.Add && !result.IsError)
+            _deferredConfChanges.Add((waiting.RequestId, command.MemberChange));
+        else
             Respond(result with { RequestId = waiting.RequestId });
     }
 
-    private KvResult Execute(KvCommand command, long timestamp)
+    private bool RememberProposal(ulong index, ulong proposalId)
     {
+        if (!_appliedProposals.Add(proposalId)) return false;
+        _appliedProposalOrder.Enqueue((index, proposalId));
+        while (_appliedProposalOrder.Count > 0 && _appliedProposalOrder.Peek().Index + (ulong)_options.AppliedProposalWindowEntries <= index)
+            _appliedProposals.Remove(_appliedProposalOrder.Dequeue().ProposalId);
+        return true;
+    }
+
+    private bool TakePendingWrite(ulong proposalId, out PendingWrite waiting)
+    {
+        if (!_pendingWrites.Remove(proposalId, out waiting)) return false;
+        if (waiting.IdempotencyKey is { } key && _keysInFlight.TryGetValue(key, out var inFlight) && inFlight.ProposalId == proposalId)
+            _keysInFlight.Remove(key);
+        return true;
+    }
+
+    /// <summary>
+    /// Claims the key in the replicated table at the entry's committed time: a new key executes and stores the encoded
+    /// answer (errors too), a completed key replays the stored answer without executing, another request's key fails.
+    /// Claim and completion happen in the same apply, so no replica ever holds the claim in flight across entries.
+    /// </summary>
+    private KvResult ExecuteIdempotent(CommandHeader header, KvCommand command, ulong timestamp)
+    {
+        var key = header.IdempotencyKey!;
+        var nowMs = Math.Max(HybridTimestamp.FromRaw(timestamp).PhysicalMs, _idempotency.LastNowMs);
+        var claim = _idempotency.Claim(key, header.Fingerprint, nowMs);
+        switch (claim.Outcome)
+        {
+            case ClaimOutcome.Completed:
+                return ResponseCodec.Decode(claim.Response.Body.Span, 0) with { IsIdempotentReplay = true };
+            case ClaimOutcome.Mismatch:
+                return KvResult.Failed(0, KeelError.IdempotencyKeyMismatch);
+            case ClaimOutcome.TableFull:
+                return KvResult.Failed(0, KeelError.IdempotencyTableFull);
+            case ClaimOutcome.InFlight:
+                Invariant.Check(false, "claims are completed in the apply that makes them");
+                return KvResult.Failed(0, KeelError.IdempotencyKeyInFlight);
+        }
+        var result = Execute(command, timestamp);
+        var encoded = ResponseCodec.Encode(result);
+        var completed = _idempotency.Complete(key, header.Fingerprint, result.Error is null ? 0 : 1, encoded, nowMs);
+        // A response larger than the per-entry bound is not remembered: the key is released so a retry executes again
+        // rather than being refused forever (configure MaxResponseBytesPerEntry above the largest answer).
+        if (completed.Outcome == CompleteOutcome.ResponseTooLarge) _idempotency.Release(key, header.Fingerprint, nowMs);
+        return result;
+    }
+
+    private KvResult Execute(KvCommand command, ulong timestamp)
+    {
+        var storeTimestamp = (long)timestamp;
         try
         {
-            return command.Kind switch
+            if (CheckLeasesExist(command) is { } refused) return refused;
+            var before = _store.CurrentRevision;
+            KvResult result = command.Kind switch
             {
-                KvCommandKind.Put => new KvResult { RequestId = 0, Put = _store.Put(command.Put!, timestamp) },
-                KvCommandKind.DeleteRange => new KvResult { RequestId = 0, DeleteRange = _store.DeleteRange(command.DeleteRange!, timestamp) },
-                KvCommandKind.Txn => new KvResult { RequestId = 0, Txn = _store.Txn(command.Txn!, timestamp) },
+                KvCommandKind.Put => new KvResult { RequestId = 0, Put = _store.Put(command.Put!, storeTimestamp) },
+                KvCommandKind.DeleteRange => new KvResult { RequestId = 0, DeleteRange = _store.DeleteRange(command.DeleteRange!, storeTimestamp) },
+                KvCommandKind.Txn => new KvResult { RequestId = 0, Txn = _store.Txn(command.Txn!, storeTimestamp) },
                 KvCommandKind.Compact => Compact(command.CompactRevision),
+                KvCommandKind.LeaseGrant => ApplyLeaseGrant(command, timestamp),
+                KvCommandKind.LeaseRevoke => ApplyLeaseRevoke(command, storeTimestamp),
+                KvCommandKind.LeaseKeepAlive => ApplyLeaseKeepAlive(command, timestamp),
+                KvCommandKind.PublishMember => ApplyPublishMember(command.Member!),
+                KvCommandKind.MemberChange => ApplyMemberChange(command.MemberChange!),
+                KvCommandKind.LeaseCheckpoint => ApplyLeaseCheckpoint(command, timestamp),
                 _ => throw new InvalidCommandException($"unknown command kind {command.Kind}"),
             };
+            if (command.Kind is KvCommandKind.Put or KvCommandKind.DeleteRange or KvCommandKind.Txn) SyncLeaseAttachments(before);
+            return result;
         }
         catch (MvccException refused)
         {
@@ -124,14 +241,14 @@ public sealed partial class KeelNode
     private void FailDisplacedWrite(ulong index, ulong appliedProposalId)
     {
         if (!_proposalAtIndex.Remove(index, out var expected) || expected == appliedProposalId) return;
-        if (_pendingWrites.Remove(expected, out var waiting)) Respond(KvResult.Failed(waiting.RequestId, KeelError.LeaderChanged));
+        if (TakePendingWrite(expected, out var waiting)) Respond(KvResult.Failed(waiting.RequestId, KeelError.LeaderChanged));
     }
 
     private void OnProposalOutcome(ProposalOutcome outcome)
     {
         // Committed proposals are answered when they apply; a lost leadership leaves the outcome unknown.
         if (outcome.Status != ProposalStatus.LeaderChanged) return;
-        if (_proposalAtIndex.Remove(outcome.Index, out var proposalId) && _pendingWrites.Remove(proposalId, out var waiting))
+        if (_proposalAtIndex.Remove(outcome.Index, out var proposalId) && TakePendingWrite(proposalId, out var waiting))
             Respond(KvResult.Failed(waiting.RequestId, KeelError.LeaderChanged));
     }
 
@@ -147,7 +264,7 @@ public sealed partial class KeelNode
         lost.Sort();
         foreach (var proposalId in lost)
         {
-            _pendingWrites.Remove(proposalId, out var waiting);
+            TakePendingWrite(proposalId, out var waiting);
             Respond(KvResult.Failed(waiting.RequestId, KeelError.LeaderChanged));
         }
     }
@@ -162,11 +279,12 @@ public sealed partial class KeelNode
             expired.Sort();
             foreach (var (requestId, proposalId, index) in expired)
             {
-                _pendingWrites.Remove(proposalId);
+                TakePendingWrite(proposalId, out _);
                 if (index != 0 && _proposalAtIndex.TryGetValue(index, out var atIndex) && atIndex == proposalId) _proposalAtIndex.Remove(index);
                 Respond(KvResult.Failed(requestId, KeelError.RequestTimedOut));
             }
         }
         ExpireReads();
+        ExpireMemberChanges();
     }
 }

@@ -1,6 +1,7 @@
 using Keel.Core;
 using Keel.Core.Storage;
 using Keel.HybridClock;
+using Keel.Idempotency;
 using Keel.Mvcc;
 using Keel.Raft;
 using Keel.Storage;
@@ -12,7 +13,7 @@ namespace Keel.Node;
 /// (<see cref="MvccStore"/>), with its log made durable through the <see cref="WriteAheadLog"/> on an injected
 /// <see cref="IStorageDirectory"/> and its write timestamps from a <see cref="HybridLogicalClock"/>. It is the node of
 /// etcd's <c>server/etcdserver/server.go</c> without goroutines: the driver (a real network shell, or the simulator)
-/// feeds it client requests (<see cref="Submit"/>, <see cref="Read"/>), peer messages (<see cref="Step"/>) and time
+/// feeds it client requests (<see cref="Submit(ulong, KvCommand, string?)"/>, <see cref="Read"/>), peer messages (<see cref="Step"/>) and time
 /// (<see cref="Tick"/>), and drains the <see cref="Outbox"/> of peer messages and client answers after each call.
 /// </summary>
 /// <remarks>
@@ -24,15 +25,20 @@ namespace Keel.Node;
 /// without any answer in <see cref="KeelNodeOptions.RequestTimeoutMs"/>, "etcdserver: request timed out".</para>
 /// <para>Reads: linearizable reads go through Raft's ReadIndex (thesis 6.4) and are served once the store has
 /// applied the returned index; serializable reads are served at once from the local store.</para>
-/// <para>Restart: the WAL is replayed into Raft's storage and every committed entry is applied again from the start
-/// of the log, rebuilding the store (snapshots and log compaction are not done yet).</para>
+/// <para>Beyond key-value writes (docs/node.md): leases with leader-only expiry and fencing tokens
+/// (KeelNode.Leases.cs, on <see cref="Keel.Leases.LeaseTable"/>), idempotency keys in a replicated
+/// <see cref="IdempotencyTable"/> measured in committed time (KeelNode.Writes.cs), a member table kept with Raft's
+/// joint configuration changes (KeelNode.Members.cs), and snapshots with log compaction (KeelNode.Snapshots.cs).</para>
+/// <para>Restart: the newest snapshot is restored, then the WAL after it is replayed into Raft's storage and every
+/// committed entry after the snapshot is applied again. Every <see cref="KeelNodeOptions.SnapshotEveryEntries"/>
+/// applied entries the node snapshots its state and compacts the log (KeelNode.Snapshots.cs).</para>
 /// </remarks>
 public sealed partial class KeelNode
 {
     private readonly KeelNodeOptions _options;
     private readonly RaftNode _raft;
     private readonly DurableRaftLog _log;
-    private readonly MvccStore _store = new();
+    private MvccStore _store = new();
     private readonly HybridLogicalClock _clock = new(new HybridClockOptions { PersistUpperBound = false });
     private readonly DeterministicRandom _random;
     private readonly Outbox _outbox = new();
@@ -45,17 +51,30 @@ public sealed partial class KeelNode
     {
         _options = options;
         _random = options.Random.Split("keel-node");
-        _log = DurableRaftLog.Open(directory, options.Voters, options.WalSegmentSizeBytes);
-        var bootstrapIndex = DurableRaftLog.BootstrapIndex;
+        _leases = NewLeaseTable();
+        _idempotency = new IdempotencyTable(options.Idempotency);
+        // A joining member knows nothing until the leader's snapshot arrives (even the bootstrap one).
+        if (!options.JoinExisting) InitializeMembers();
+        var bootstrapMembership = new Keel.Quorum.Membership(options.JoinExisting ? [] : options.BootstrapVoters);
+        var bootstrapImage = options.JoinExisting ? [] : EncodeState(bootstrapMembership, DurableRaftLog.BootstrapIndex);
+        _log = DurableRaftLog.Open(directory, options.BootstrapVoters, options.WalSegmentSizeBytes, MembershipOf, bootstrapImage, options.JoinExisting);
+        var bootstrapIndex = options.JoinExisting ? 0 : DurableRaftLog.BootstrapIndex;
+        if (_log.RecoveredSnapshot is { } recovered)
+        {
+            RestoreState(recovered.Data);
+            bootstrapIndex = recovered.Index;
+        }
         var raftOptions = new RaftOptions
         {
             Id = options.NodeId,
             Random = _random.Split("raft"),
             ElectionTimeoutTicks = options.ElectionTimeoutTicks,
             AppliedIndex = bootstrapIndex,
+            TrailingEntries = options.SnapshotTrailingEntries,
         };
         _raft = new RaftNode(raftOptions, _log.Storage);
         AppliedIndex = bootstrapIndex;
+        _snapshotIndex = bootstrapIndex;
     }
 
     /// <summary>
@@ -67,8 +86,13 @@ public sealed partial class KeelNode
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(directory);
-        Invariant.Check(options.NodeId != 0 && options.Voters.Contains(options.NodeId), "the node must be one of the voters");
+        Invariant.Check(options.NodeId != 0 && (options.JoinExisting || options.BootstrapVoters.Contains(options.NodeId)),
+            "the node must be one of the voters, unless it joins an existing cluster");
+        Invariant.Check(options.Voters.Count == 0 || options.InitialMembers.Count == 0 ||
+            options.Voters.Order().SequenceEqual(options.InitialMembers.Select(m => m.Id).Order()), "Voters and InitialMembers name the same ids");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.TickMs);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.AppliedProposalWindowEntries);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.SnapshotEveryEntries);
         return new KeelNode(options, directory);
     }
 
@@ -110,6 +134,8 @@ public sealed partial class KeelNode
         _nowMs = monotonicMs;
         _wallMs = wallMs;
         _clock.Now(wallMs);
+        // Before anything is applied, the lease time line starts at this node's hybrid time.
+        if (_leaseBaseMs == 0) ObserveCommittedTimeForLeases(_clock.LastIssued.Raw);
         // After a long pause the node catches up on every tick it missed, as a real timer backlog would.
         while (_nowMs - _lastTickMs >= _options.TickMs)
         {
@@ -117,6 +143,9 @@ public sealed partial class KeelNode
             _raft.Tick();
         }
         ExpireRequests();
+        HandleReady();
+        ExpireLeases();
+        CheckpointLeases();
         HandleReady();
     }
 
@@ -139,22 +168,39 @@ public sealed partial class KeelNode
         foreach (var (index, proposalId) in _proposalAtIndex)
             Invariant.Check(index > AppliedIndex && _pendingWrites.ContainsKey(proposalId),
                 "an index is tracked only for a waiting write not yet applied");
+        _leases.AssertInvariants();
+        _idempotency.AssertInvariants();
+        Invariant.Check(!_leases.IsPrimary || IsLeader, "only the leader's lease table expires leases");
+        Invariant.Check(_appliedProposals.Count == _appliedProposalOrder.Count &&
+            _appliedProposals.Count <= _options.AppliedProposalWindowEntries, "remembered proposal ids are bounded by the window");
+        foreach (var (key, inFlight) in _keysInFlight)
+            Invariant.Check(_pendingWrites.TryGetValue(inFlight.ProposalId, out var waiting) && waiting.IdempotencyKey == key,
+                "an idempotency key is in flight only while its write waits");
+        foreach (var change in _store.Events(_store.CurrentRevision, [0], [0], _store.CurrentRevision))
+            if (change.Type == Keel.Mvcc.EventType.Put)
+                Invariant.Check(_leases.LeaseOfKey(change.Kv.Key) == change.Kv.Lease, "a live key is attached to exactly its lease");
+        AssertMemberInvariants();
     }
 
     private void HandleReady()
     {
+        if (_batchDepth > 0) return;
         while (_raft.HasReady())
         {
             var ready = _raft.GetReady();
             _log.Persist(ready);
+            if (ready.Snapshot is { } installed) OnSnapshotInstalled(installed);
             _outbox.AddMessages(ready.Messages);
             _outbox.AddMessages(ready.MessagesAfterPersist);
             if (ready.SoftState is { } soft) OnSoftState(soft);
+            UpdateLeaseRole();
             foreach (var outcome in ready.ProposalOutcomes) OnProposalOutcome(outcome);
             foreach (var entry in ready.CommittedEntries) Apply(entry);
             foreach (var state in ready.ReadStates) OnReadState(state);
             ServeAppliedReads();
             _raft.Advance(ready);
+            MaybeSnapshot();
+            ProposeDeferredConfChanges();
         }
     }
 

@@ -1,4 +1,5 @@
 using Keel.Core;
+using Keel.Idempotency;
 
 namespace Keel.Node;
 
@@ -8,8 +9,48 @@ public sealed record KeelNodeOptions
     /// <summary>This node's Raft id (1-based, never 0).</summary>
     public required ulong NodeId { get; init; }
 
-    /// <summary>The initial voters (the bootstrap configuration, as etcd's --initial-cluster).</summary>
-    public required IReadOnlyList<ulong> Voters { get; init; }
+    /// <summary>
+    /// The initial voters (the bootstrap configuration). Either this or <see cref="InitialMembers"/>; when both are
+    /// given they must name the same ids.
+    /// </summary>
+    public IReadOnlyList<ulong> Voters { get; init; } = [];
+
+    /// <summary>
+    /// The initial cluster with names and peer URLs (etcd's <c>--initial-cluster</c>): every node starts with the same
+    /// member table. When empty, the members are <see cref="Voters"/> with no name or URLs.
+    /// </summary>
+    public IReadOnlyList<InitialMember> InitialMembers { get; init; } = [];
+
+    /// <summary>
+    /// True for a node added to a running cluster with <see cref="KeelNode.SubmitMemberChange"/> (etcd's
+    /// <c>--initial-cluster-state existing</c>): it is not one of the bootstrap voters, starts from the same bootstrap
+    /// configuration as everyone else, and learns the log, configuration changes included, from the leader.
+    /// </summary>
+    public bool JoinExisting { get; init; }
+
+    /// <summary>The bootstrap voters: <see cref="Voters"/>, or the ids of <see cref="InitialMembers"/>.</summary>
+    public IReadOnlyList<ulong> BootstrapVoters => Voters.Count > 0 ? Voters : [.. InitialMembers.Select(m => m.Id)];
+
+    /// <summary>
+    /// When positive, a leader that sees a gap longer than this between two lease expiry checks (every 500 ms) decides
+    /// it was paused itself and forgives the gap before expiring anything (etcd #12528). Default 2,000 ms.
+    /// </summary>
+    public long LeaseStallThresholdMs { get; init; } = 2_000;
+
+    /// <summary>
+    /// How often the leader replicates every lease's remaining TTL (etcd's lease checkpoints, default 5 minutes), so a
+    /// new leader does not give each lease a full TTL again (etcd #9395). Zero disables checkpoints.
+    /// </summary>
+    public long LeaseCheckpointIntervalMs { get; init; } = 5 * 60 * 1000;
+
+    /// <summary>The replicated idempotency table's windows and bounds (must be equal on every member). Default 24 h window.</summary>
+    public IdempotencyOptions Idempotency { get; init; } = IdempotencyOptions.Default;
+
+    /// <summary>
+    /// How many applied entries a proposal id is remembered for, to skip a duplicated append of the same proposal.
+    /// Default 100,000 (a duplicate lands within the leader's in-flight window, far fewer entries).
+    /// </summary>
+    public int AppliedProposalWindowEntries { get; init; } = 100_000;
 
     /// <summary>Seeded randomness for election timeouts and proposal ids (a fresh split per boot).</summary>
     public required DeterministicRandom Random { get; init; }
@@ -25,6 +66,15 @@ public sealed record KeelNodeOptions
     /// 5 s plus 2 election timeouts; the node default is 5 s).
     /// </summary>
     public long RequestTimeoutMs { get; init; } = 5_000;
+
+    /// <summary>
+    /// Every this many applied entries the node writes a snapshot of its whole state and compacts the log (etcd's
+    /// --snapshot-count; etcd 3.4's default is 100,000, Keel's 10,000).
+    /// </summary>
+    public int SnapshotEveryEntries { get; init; } = 10_000;
+
+    /// <summary>Entries kept in the log below the commit index after a compaction, for slightly slow followers (etcd keeps 5,000).</summary>
+    public ulong SnapshotTrailingEntries { get; init; } = 1_024;
 
     /// <summary>WAL segment size; small values make the simulator exercise segment rolls.</summary>
     public long WalSegmentSizeBytes { get; init; } = 64L * 1024 * 1024;

@@ -16,6 +16,30 @@ public enum KvCommandKind : byte
 
     /// <summary>etcd Compact.</summary>
     Compact = 4,
+
+    /// <summary>etcd LeaseGrant.</summary>
+    LeaseGrant = 5,
+
+    /// <summary>etcd LeaseRevoke (also what the leader proposes for an expired lease).</summary>
+    LeaseRevoke = 6,
+
+    /// <summary>One etcd LeaseKeepAlive renewal, replicated so every replica knows each lease's remaining TTL.</summary>
+    LeaseKeepAlive = 7,
+
+    /// <summary>A member records its name and client URLs (etcd's publish after start).</summary>
+    PublishMember = 8,
+
+    /// <summary>
+    /// The replicated half of a membership change: records a new member's peer URLs before its Raft configuration change
+    /// (Add), or replaces a member's peer URLs (Update). Use <see cref="KeelNode.SubmitMemberChange"/>.
+    /// </summary>
+    MemberChange = 9,
+
+    /// <summary>
+    /// The leader's measure of every lease's remaining TTL (etcd LeaseCheckpoint, #9395): replicated so that the next
+    /// leader continues from it instead of granting a full TTL again.
+    /// </summary>
+    LeaseCheckpoint = 10,
 }
 
 /// <summary>
@@ -42,6 +66,30 @@ public sealed record KvCommand
     /// <summary>The revision to compact at, when <see cref="Kind"/> is Compact.</summary>
     public long CompactRevision { get; private init; }
 
+    /// <summary>The lease, when <see cref="Kind"/> is LeaseGrant (0: the node picks one), LeaseRevoke or LeaseKeepAlive.</summary>
+    public long LeaseId { get; private init; }
+
+    /// <summary>The requested TTL in seconds, when <see cref="Kind"/> is LeaseGrant.</summary>
+    public long TtlSeconds { get; private init; }
+
+    /// <summary>The member's attributes, when <see cref="Kind"/> is PublishMember.</summary>
+    public MemberAttributes? Member { get; private init; }
+
+    /// <summary>The change, when <see cref="Kind"/> is MemberChange (Add with its chosen id, or Update).</summary>
+    public MemberChange? MemberChange { get; private init; }
+
+    /// <summary>The checkpoint records, when <see cref="Kind"/> is LeaseCheckpoint.</summary>
+    public IReadOnlyList<Keel.Leases.LeaseCheckpoint> Checkpoints { get; private init; } = [];
+
+    /// <summary>A lease checkpoint (proposed by the leader; clients do not send it).</summary>
+    public static KvCommand LeaseCheckpoint(IReadOnlyList<Keel.Leases.LeaseCheckpoint> records)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        return new() { Kind = KvCommandKind.LeaseCheckpoint, Checkpoints = [.. records] };
+    }
+
+    internal static KvCommand OfMemberChange(MemberChange change) => new() { Kind = KvCommandKind.MemberChange, MemberChange = change };
+
     /// <summary>A put command.</summary>
     public static KvCommand Of(PutRequest request)
     {
@@ -65,6 +113,26 @@ public sealed record KvCommand
 
     /// <summary>A compaction at <paramref name="revision"/>.</summary>
     public static KvCommand Compact(long revision) => new() { Kind = KvCommandKind.Compact, CompactRevision = revision };
+
+    /// <summary>
+    /// A lease grant of <paramref name="ttlSeconds"/> (raised to the minimum TTL). <paramref name="leaseId"/> 0 lets the
+    /// node choose: every replica picks the same fresh positive id at apply time (the lease table's next id).
+    /// </summary>
+    public static KvCommand LeaseGrant(long leaseId, long ttlSeconds) =>
+        new() { Kind = KvCommandKind.LeaseGrant, LeaseId = leaseId, TtlSeconds = ttlSeconds };
+
+    /// <summary>Revokes a lease and deletes its attached keys in one revision.</summary>
+    public static KvCommand LeaseRevoke(long leaseId) => new() { Kind = KvCommandKind.LeaseRevoke, LeaseId = leaseId };
+
+    /// <summary>Renews a lease to its full TTL (one keep-alive of etcd's stream).</summary>
+    public static KvCommand LeaseKeepAlive(long leaseId) => new() { Kind = KvCommandKind.LeaseKeepAlive, LeaseId = leaseId };
+
+    /// <summary>Records a member's name and client URLs (use <see cref="KeelNode.PublishMember"/>).</summary>
+    public static KvCommand PublishMember(MemberAttributes attributes)
+    {
+        ArgumentNullException.ThrowIfNull(attributes);
+        return new() { Kind = KvCommandKind.PublishMember, Member = attributes };
+    }
 }
 
 /// <summary>The answer to a compaction (etcd CompactionResponse): the store revision when it was applied.</summary>
@@ -94,6 +162,30 @@ public enum KeelErrorCode
 
     /// <summary>The MVCC store refused the request (compacted or future revision, empty key, too many operations...).</summary>
     Mvcc,
+
+    /// <summary>The lease table refused the request (lease not found, TTL too large, lease already exists...).</summary>
+    Lease,
+
+    /// <summary>
+    /// A request with this idempotency key is still in flight on this node: the outcome of the first is not known yet.
+    /// Retry later with the same key (gRPC ABORTED, HTTP 409 in the IETF Idempotency-Key draft).
+    /// </summary>
+    IdempotencyKeyInFlight,
+
+    /// <summary>
+    /// The idempotency key was already used for a different request (gRPC FAILED_PRECONDITION, HTTP 422): the stored
+    /// answer belongs to another request and is not replayed.
+    /// </summary>
+    IdempotencyKeyMismatch,
+
+    /// <summary>The idempotency key is not 1 to 255 printable ASCII characters (gRPC INVALID_ARGUMENT).</summary>
+    InvalidIdempotencyKey,
+
+    /// <summary>The replicated idempotency table is full of requests in flight (gRPC RESOURCE_EXHAUSTED).</summary>
+    IdempotencyTableFull,
+
+    /// <summary>A membership change was refused (unknown member, duplicate peer URL, a change already pending...).</summary>
+    Membership,
 }
 
 /// <summary>A typed failure with etcd's exact message and gRPC status code.</summary>
@@ -117,6 +209,38 @@ public sealed record KeelError(KeelErrorCode Code, string Message, string GrpcSt
     /// <summary>"etcdserver: too many requests".</summary>
     public static KeelError TooManyRequests { get; } = new(KeelErrorCode.TooManyRequests, "etcdserver: too many requests", "ResourceExhausted");
 
+    /// <summary>"keel: a request with this idempotency key is still in flight; retry later" (Aborted).</summary>
+    public static KeelError IdempotencyKeyInFlight { get; } = new(KeelErrorCode.IdempotencyKeyInFlight,
+        "keel: a request with this idempotency key is still in flight; retry later with the same key", "Aborted");
+
+    /// <summary>"keel: idempotency key was already used for a different request" (FailedPrecondition).</summary>
+    public static KeelError IdempotencyKeyMismatch { get; } = new(KeelErrorCode.IdempotencyKeyMismatch,
+        "keel: idempotency key was already used for a different request", "FailedPrecondition");
+
+    /// <summary>"keel: idempotency table is full of requests in flight" (ResourceExhausted).</summary>
+    public static KeelError IdempotencyTableFull { get; } = new(KeelErrorCode.IdempotencyTableFull,
+        "keel: idempotency table is full of requests in flight; retry later", "ResourceExhausted");
+
+    /// <summary>An invalid idempotency key, with the reason (InvalidArgument).</summary>
+    public static KeelError InvalidIdempotencyKey(string reason) =>
+        new(KeelErrorCode.InvalidIdempotencyKey, "keel: invalid idempotency key: " + reason, "InvalidArgument");
+
+    /// <summary>A refused membership change (FailedPrecondition unless <paramref name="grpcStatusCode"/> says otherwise).</summary>
+    public static KeelError MembershipRefused(string message, string grpcStatusCode = "FailedPrecondition") =>
+        new(KeelErrorCode.Membership, message, grpcStatusCode);
+
+    /// <summary>The lease table's refusal with etcd's text and gRPC status (NotFound, OutOfRange, FailedPrecondition...).</summary>
+    public static KeelError FromLease(Keel.Leases.LeaseStatus status) => new(KeelErrorCode.Lease,
+        Keel.Leases.LeaseErrors.MessageOf(status) ?? throw new ArgumentOutOfRangeException(nameof(status), status, "not a failure"),
+        status switch
+        {
+            Keel.Leases.LeaseStatus.NotFound => "NotFound",
+            Keel.Leases.LeaseStatus.TtlTooLarge => "OutOfRange",
+            Keel.Leases.LeaseStatus.AlreadyExists => "FailedPrecondition",
+            Keel.Leases.LeaseStatus.InvalidLeaseId => "InvalidArgument",
+            _ => "ResourceExhausted",
+        });
+
     /// <summary>The MVCC store's refusal, with its etcd text and status.</summary>
     public static KeelError FromMvcc(MvccException exception)
     {
@@ -128,13 +252,38 @@ public sealed record KeelError(KeelErrorCode Code, string Message, string GrpcSt
     public bool IsDefinite => Code is not (KeelErrorCode.LeaderChanged or KeelErrorCode.RequestTimedOut);
 }
 
+/// <summary>The answer to a lease grant (etcd LeaseGrantResponse) plus Keel's fencing token.</summary>
+/// <param name="LeaseId">The lease granted (the requested id, or the one the node chose).</param>
+/// <param name="TtlSeconds">The TTL granted, after raising it to the minimum (etcd: <c>grant 1</c> gives 2).</param>
+/// <param name="FencingToken">Greater than every token issued before by any grant on this cluster: see docs/node.md.</param>
+/// <param name="Revision">The store revision when the grant applied (etcd's header revision).</param>
+public sealed record LeaseGrantResponse(long LeaseId, long TtlSeconds, ulong FencingToken, long Revision);
+
+/// <summary>The answer to a lease revocation (etcd LeaseRevokeResponse).</summary>
+/// <param name="Revision">The store revision after the attached keys were deleted (one revision for all of them).</param>
+/// <param name="DeletedKeys">How many attached keys were deleted.</param>
+public sealed record LeaseRevokeResponse(long Revision, long DeletedKeys);
+
+/// <summary>The answer to one keep-alive (etcd LeaseKeepAliveResponse): TTL 0 when the lease is unknown, as etcd answers.</summary>
+/// <param name="LeaseId">The lease.</param>
+/// <param name="TtlSeconds">The renewed TTL in seconds; 0 when the lease does not exist (or had already expired).</param>
+public sealed record LeaseKeepAliveResponse(long LeaseId, long TtlSeconds);
+
+/// <summary>A lease's time to live as this replica's applied table knows it (etcd LeaseTimeToLiveResponse).</summary>
+/// <param name="LeaseId">The lease asked about.</param>
+/// <param name="TtlSeconds">Remaining seconds, truncated as etcd does; -1 when the lease is unknown.</param>
+/// <param name="GrantedTtlSeconds">The TTL the lease was granted with; 0 when unknown.</param>
+/// <param name="Keys">The attached keys in byte order, when asked for.</param>
+/// <param name="FencingToken">The lease's fencing token; 0 when unknown.</param>
+public sealed record LeaseTimeToLiveResult(long LeaseId, long TtlSeconds, long GrantedTtlSeconds, IReadOnlyList<byte[]> Keys, ulong FencingToken);
+
 /// <summary>
 /// The answer to one client request, matched by <see cref="RequestId"/>: exactly one of the typed responses, or
 /// <see cref="Error"/>.
 /// </summary>
 public sealed record KvResult
 {
-    /// <summary>The id the client passed to <see cref="KeelNode.Submit"/> or <see cref="KeelNode.Read"/>.</summary>
+    /// <summary>The id the client passed to <see cref="KeelNode.Submit(ulong, KvCommand, string?)"/> or <see cref="KeelNode.Read"/>.</summary>
     public required ulong RequestId { get; init; }
 
     /// <summary>A read's answer.</summary>
@@ -151,6 +300,27 @@ public sealed record KvResult
 
     /// <summary>A compaction's answer.</summary>
     public CompactResponse? Compact { get; init; }
+
+    /// <summary>A lease grant's answer.</summary>
+    public LeaseGrantResponse? LeaseGrant { get; init; }
+
+    /// <summary>A lease revocation's answer.</summary>
+    public LeaseRevokeResponse? LeaseRevoke { get; init; }
+
+    /// <summary>A keep-alive's answer.</summary>
+    public LeaseKeepAliveResponse? LeaseKeepAlive { get; init; }
+
+    /// <summary>The member list after a membership change or a publish (etcd MemberAdd/Remove/Update/Promote responses).</summary>
+    public IReadOnlyList<MemberInfo>? Members { get; init; }
+
+    /// <summary>The member a MemberAdd created (its id was chosen by the node).</summary>
+    public MemberInfo? AddedMember { get; init; }
+
+    /// <summary>
+    /// True when this answer is the replay of the stored first response to an earlier request with the same
+    /// idempotency key (the request did not execute again).
+    /// </summary>
+    public bool IsIdempotentReplay { get; init; }
 
     /// <summary>The failure, when the request did not succeed.</summary>
     public KeelError? Error { get; init; }

@@ -31,6 +31,16 @@ public sealed record KvScenarioOptions
     public bool UnsafeLocalReadsOnLeader { get; init; }
     /// <summary>Chance a client sends to the current leader rather than a random live node.</summary>
     public double LeaderAffinity { get; init; } = 0.7;
+    /// <summary>Chance a write carries an idempotency key and, when its outcome is unknown, is retried with it.</summary>
+    public double IdempotentWriteChance { get; init; } = 0.3;
+    /// <summary>How many times a keyed write is sent in all before its outcome is left unknown.</summary>
+    public int IdempotentAttempts { get; init; } = 3;
+    /// <summary>Clients that grant leases, attach keys, keep them alive for a while and revoke or abandon them.</summary>
+    public int LeaseClients { get; init; } = 1;
+    /// <summary>The node's snapshot interval; null keeps the node default (10,000, so no snapshot in a short run).</summary>
+    public int? SnapshotEveryEntries { get; init; }
+    /// <summary>Entries kept after a compaction for slow followers (with <see cref="SnapshotEveryEntries"/>).</summary>
+    public ulong SnapshotTrailingEntries { get; init; } = 1_024;
 }
 
 /// <summary>
@@ -63,6 +73,14 @@ public sealed class KvScenario : ISimulationScenario
     public string Name => "kv";
     /// <inheritdoc />
     public string ReplayArguments => _options.Nodes is { } n ? $"--nodes {n}" : "";
+    /// <summary>Snapshots installed from a leader, over all nodes and boots (after Finish).</summary>
+    public int SnapshotsInstalled { get; internal set; }
+    /// <summary>Snapshots taken, as the highest snapshot index any live node reached (after Finish).</summary>
+    public ulong HighestSnapshotIndex { get; private set; }
+    /// <summary>Keyed writes answered by a replay of their first answer.</summary>
+    public int IdempotentReplays { get; private set; }
+    /// <summary>Leases granted by the lease clients.</summary>
+    public int LeasesGranted { get; private set; }
     /// <inheritdoc />
     public long DurationMs => _options.DurationMs;
     /// <summary>Cluster size of this run.</summary>
@@ -105,6 +123,11 @@ public sealed class KvScenario : ISimulationScenario
             var id = client;
             simulation.Schedule(_random.NextInt64(1_000, 50_000), () => IssueNext(id), "client");
         }
+        for (var client = 0; client < _options.LeaseClients; client++)
+        {
+            var lease = new LeaseClient(this, client);
+            simulation.Schedule(_random.NextInt64(1_000, 50_000), lease.Next, "lease-client");
+        }
     }
 
     /// <inheritdoc />
@@ -119,6 +142,8 @@ public sealed class KvScenario : ISimulationScenario
         if (Report.Verdict == LinearizabilityVerdict.Unknown) return "linearizability checker gave up: " + Report;
         var live = Processes().ToList();
         foreach (var process in live) process.Node.AssertInvariants();
+        HighestSnapshotIndex = live.Count == 0 ? 0 : live.Max(p => p.Node.SnapshotIndex);
+        SnapshotsInstalled += live.Sum(p => p.Node.SnapshotsInstalled);
         if (!live.Any(p => p.Node.IsLeader)) return "liveness: no leader after healing";
         if (_completedAfterHeal == 0) return "liveness: no request completed after healing";
         return CheckReplicas();
@@ -155,12 +180,68 @@ public sealed class KvScenario : ISimulationScenario
                 var otherHash = other.Node.Store.HashKv(0);
                 if (otherHash != hash)
                     return $"replica divergence at applied index {group.Key}: node {first.Node.Id} {hash} vs node {other.Node.Id} {otherHash}";
+                if (!first.Node.Leases().SequenceEqual(other.Node.Leases()))
+                    return $"lease divergence at applied index {group.Key}: node {first.Node.Id} [{string.Join(",", first.Node.Leases())}] vs node {other.Node.Id} [{string.Join(",", other.Node.Leases())}]";
+                foreach (var lease in first.Node.Leases())
+                    if (first.Node.LeaseTable.TimeToLive(lease, first.Node.LeaseTable.LastNowMs, true).Keys.Count !=
+                        other.Node.LeaseTable.TimeToLive(lease, other.Node.LeaseTable.LastNowMs, true).Keys.Count)
+                        return $"lease {lease} has different keys on nodes {first.Node.Id} and {other.Node.Id} at applied index {group.Key}";
+                if (first.Node.Idempotency.Count != other.Node.Idempotency.Count)
+                    return $"idempotency tables differ at applied index {group.Key}: {first.Node.Idempotency.Count} vs {other.Node.Idempotency.Count} entries";
+                if (!first.Node.Members.SequenceEqual(other.Node.Members))
+                    return $"member tables differ at applied index {group.Key}";
             }
         }
         return null;
     }
 
-    private sealed record ClientOp(int Client, ulong RequestId, KvInput Input, long CallUs);
+    private sealed record ClientOp(int Client, ulong RequestId, KvInput Input, long CallUs, KvCommand? Command = null, string? IdempotencyKey = null, int Attempt = 1);
+
+    internal KeelProcess? PickTarget()
+    {
+        var live = Processes().ToList();
+        if (live.Count == 0) return null;
+        var leader = live.Where(p => p.Node.IsLeader).MaxBy(p => p.Node.Raft.Term);
+        return leader is not null && _random.Chance(_options.LeaderAffinity) ? leader : live[_random.NextInt32(live.Count)];
+    }
+
+    internal Sim Simulation => _simulation;
+    internal DeterministicRandom ClientRandom => _random;
+    internal ulong NextRequestId() => ++_nextRequestId;
+    internal KvScenarioOptions Options => _options;
+    internal void CountLeaseGranted() => LeasesGranted++;
+    private readonly Dictionary<ulong, Action<KvResult>> _otherRequests = [];
+    internal void Expect(ulong requestId, Action<KvResult> onAnswer) => _otherRequests[requestId] = onAnswer;
+    internal void Forget(ulong requestId) => _otherRequests.Remove(requestId);
+
+    // Sends (again) a write; the timeout fires only for the attempt it was set for.
+    private void Send(ClientOp op, KeelProcess target)
+    {
+        _inFlight.Add(op.RequestId, op);
+        _simulation.Schedule(_options.ClientTimeoutMs * 1000, () =>
+        {
+            if (_inFlight.Remove(op.RequestId, out var timedOut))
+            {
+                if (!Retry(timedOut))
+                {
+                    RecordUnknown(timedOut);
+                    IssueNext(timedOut.Client);
+                }
+            }
+        }, "client-timeout");
+        target.Submit(op.RequestId, op.Command!, op.IdempotencyKey);
+    }
+
+    // A keyed write whose outcome is unknown is sent again with the same key, possibly to another node: it takes
+    // effect at most once, and a definite answer to a retry is the answer to the operation.
+    private bool Retry(ClientOp op)
+    {
+        if (op.IdempotencyKey is null || op.Attempt >= _options.IdempotentAttempts || _simulation.NowUs >= (_options.DurationMs - 200) * 1000) return false;
+        var target = PickTarget();
+        if (target is null) return false;
+        Send(op with { RequestId = ++_nextRequestId, Attempt = op.Attempt + 1 }, target);
+        return true;
+    }
 
     private void IssueNext(int client)
     {
@@ -171,8 +252,7 @@ public sealed class KvScenario : ISimulationScenario
             _simulation.Schedule(20_000, () => IssueNext(client), "client-retry");
             return;
         }
-        var leader = live.Where(p => p.Node.IsLeader).MaxBy(p => p.Node.Raft.Term);
-        var target = leader is not null && _random.Chance(_options.LeaderAffinity) ? leader : live[_random.NextInt32(live.Count)];
+        var target = PickTarget()!;
         var key = _options.Keys[_random.NextInt32(_options.Keys.Length)];
         var roll = _random.NextDouble();
         var requestId = ++_nextRequestId;
@@ -181,6 +261,13 @@ public sealed class KvScenario : ISimulationScenario
         else if (roll < 0.75) input = KvInput.Put(key, NewValue());
         else if (roll < 0.80) input = KvInput.Delete(key);
         else input = KvInput.Cas(key, LastValue(key), NewValue());
+        if (input.Kind != KvOperationKind.Get && _random.Chance(_options.IdempotentWriteChance))
+        {
+            var command = CommandOf(input);
+            var idempotencyKey = "client-" + client.ToString(CultureInfo.InvariantCulture) + "-" + requestId.ToString(CultureInfo.InvariantCulture);
+            Send(new ClientOp(client, requestId, input, _simulation.NowUs, command, idempotencyKey), target);
+            return;
+        }
         var op = new ClientOp(client, requestId, input, _simulation.NowUs);
         _inFlight.Add(requestId, op);
         // The client gives up after its own timeout (a crashed node never answers); the outcome stays unknown.
@@ -198,20 +285,25 @@ public sealed class KvScenario : ISimulationScenario
             case KvOperationKind.Get:
                 target.Read(requestId, new RangeRequest { Key = key8 }, linearizable: true);
                 break;
-            case KvOperationKind.Put:
-                target.Submit(requestId, KvCommand.Of(new PutRequest { Key = key8, Value = Encoding.UTF8.GetBytes(input.Value!) }));
-                break;
-            case KvOperationKind.Delete:
-                target.Submit(requestId, KvCommand.Of(new DeleteRangeRequest { Key = key8 }));
-                break;
             default:
-                target.Submit(requestId, KvCommand.Of(new TxnRequest
-                {
-                    Compares = [new Compare { Key = key8, Target = CompareTarget.Value, Result = CompareResult.Equal, ValueOperand = Encoding.UTF8.GetBytes(input.Expected!) }],
-                    Success = [RequestOp.Of(new PutRequest { Key = key8, Value = Encoding.UTF8.GetBytes(input.Value!) })],
-                }));
+                target.Submit(requestId, CommandOf(input), null);
                 break;
         }
+    }
+
+    private static KvCommand CommandOf(KvInput input)
+    {
+        var key8 = Encoding.UTF8.GetBytes(input.Key);
+        return input.Kind switch
+        {
+            KvOperationKind.Put => KvCommand.Of(new PutRequest { Key = key8, Value = Encoding.UTF8.GetBytes(input.Value!) }),
+            KvOperationKind.Delete => KvCommand.Of(new DeleteRangeRequest { Key = key8 }),
+            _ => KvCommand.Of(new TxnRequest
+            {
+                Compares = [new Compare { Key = key8, Target = CompareTarget.Value, Result = CompareResult.Equal, ValueOperand = Encoding.UTF8.GetBytes(input.Expected!) }],
+                Success = [RequestOp.Of(new PutRequest { Key = key8, Value = Encoding.UTF8.GetBytes(input.Value!) })],
+            }),
+        };
     }
 
     private readonly Dictionary<string, string> _lastValue = new(StringComparer.Ordinal);
@@ -223,10 +315,17 @@ public sealed class KvScenario : ISimulationScenario
 
     internal void OnResponse(KvResult result)
     {
+        if (_otherRequests.Remove(result.RequestId, out var onAnswer))
+        {
+            onAnswer(result);
+            return;
+        }
         if (!_inFlight.Remove(result.RequestId, out var op)) return; // the client already gave up
         if (result.Error is { } error)
         {
-            if (error.IsDefinite) _refused++;
+            // After an unknown first attempt, a retry's refusal says nothing about the first: still unknown.
+            if (!error.IsDefinite && Retry(op)) return;
+            if (error.IsDefinite && op.Attempt == 1) _refused++;
             else RecordUnknown(op);
         }
         else
@@ -242,6 +341,7 @@ public sealed class KvScenario : ISimulationScenario
             // Whole milliseconds, widened outwards: a coarser interval never hides a real violation's order.
             _history.AddCompleted(op.Client, op.Input, op.CallUs / 1000, output, (_simulation.NowUs + 999) / 1000);
             _completed++;
+            if (result.IsIdempotentReplay) IdempotentReplays++;
             if (op.CallUs >= _healAtUs) _completedAfterHeal++;
         }
         var client = op.Client;
@@ -291,6 +391,8 @@ internal sealed class KeelProcess : ISimProcess
             RequestTimeoutMs = 2_000,
             WalSegmentSizeBytes = 256 * 1024,
             UnsafeLocalReadsOnLeader = _scenario.UnsafeLocalReadsOnLeader,
+            SnapshotEveryEntries = _scenario.Options.SnapshotEveryEntries ?? 10_000,
+            SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
         }, new SimStorageDirectory(context.Disk, "wal/"));
         Started = true;
         Node.Tick(context.MonotonicMs, context.WallClockMs);
@@ -311,9 +413,9 @@ internal sealed class KeelProcess : ISimProcess
         context.SetTimer(_scenario.TickMs);
     }
 
-    public void Submit(ulong requestId, KvCommand command)
+    public void Submit(ulong requestId, KvCommand command, string? idempotencyKey)
     {
-        Node.Submit(requestId, command);
+        Node.Submit(requestId, command, idempotencyKey);
         Drain();
     }
 
@@ -332,5 +434,96 @@ internal sealed class KeelProcess : ISimProcess
             _context.Send((int)message.To - 1, message, sizeBytes: 64 + (int)Math.Min(message.PayloadBytes, int.MaxValue - 64));
         // Copied: answering a client may make it issue its next request to this very node.
         foreach (var response in _responses.ToArray()) _scenario.OnResponse(response);
+    }
+}
+
+/// <summary>
+/// A client of leases: grants a short lease, puts a key with it, keeps it alive a few times, then either revokes it or
+/// abandons it for the leader to expire. Its keys are outside the checked history; what it exercises is checked by
+/// the node's invariants (a live key is attached to exactly its lease) and by replica comparison (same leases, same
+/// attached keys at the same applied index).
+/// </summary>
+internal sealed class LeaseClient
+{
+    private readonly KvScenario _scenario;
+    private readonly int _id;
+    private long _lease;
+    private int _keepAlives;
+    private int _round;
+
+    public LeaseClient(KvScenario scenario, int id)
+    {
+        _scenario = scenario;
+        _id = id;
+    }
+
+    public void Next()
+    {
+        var simulation = _scenario.Simulation;
+        if (simulation.NowUs >= (_scenario.Options.DurationMs - 200) * 1000) return;
+        var target = _scenario.PickTarget();
+        if (target is null)
+        {
+            simulation.Schedule(50_000, Next, "lease-client-retry");
+            return;
+        }
+        var random = _scenario.ClientRandom;
+        KvCommand command;
+        if (_lease == 0) command = KvCommand.LeaseGrant(0, 2);
+        else if (_keepAlives == 0) command = KvCommand.Of(new PutRequest { Key = Encoding.UTF8.GetBytes($"lease/{_id}/{_round}"), Value = [1], Lease = _lease });
+        else if (_keepAlives < 6) command = KvCommand.LeaseKeepAlive(_lease);
+        else if (random.Chance(0.5)) command = KvCommand.LeaseRevoke(_lease);
+        else
+        {
+            // Abandon the lease: the leader must expire it.
+            _lease = 0;
+            _keepAlives = 0;
+            _round++;
+            simulation.Schedule(random.NextInt64(100_000, 400_000), Next, "lease-client-next");
+            return;
+        }
+        var requestId = _scenario.NextRequestId();
+        var answered = false;
+        _scenario.Expect(requestId, result =>
+        {
+            answered = true;
+            OnAnswer(command, result);
+        });
+        simulation.Schedule(_scenario.Options.ClientTimeoutMs * 1000, () =>
+        {
+            if (answered) return;
+            _scenario.Forget(requestId);
+            OnAnswer(command, null);
+        }, "lease-client-timeout");
+        target.Submit(requestId, command, command.Kind == KvCommandKind.LeaseGrant ? $"lease-client-{_id}-{_round}" : null);
+    }
+
+    private void OnAnswer(KvCommand command, KvResult? result)
+    {
+        var random = _scenario.ClientRandom;
+        switch (command.Kind)
+        {
+            case KvCommandKind.LeaseGrant when result?.LeaseGrant is { } grant:
+                _lease = grant.LeaseId;
+                _scenario.CountLeaseGranted();
+                break;
+            case KvCommandKind.Put when result is { IsError: false }:
+                _keepAlives = 1;
+                break;
+            case KvCommandKind.LeaseKeepAlive when result?.LeaseKeepAlive is { } renewed:
+                if (renewed.TtlSeconds == 0) { _lease = 0; _keepAlives = 0; _round++; }
+                else _keepAlives++;
+                break;
+            case KvCommandKind.LeaseRevoke when result is not null:
+                _lease = 0;
+                _keepAlives = 0;
+                _round++;
+                break;
+            case KvCommandKind.Put when result is { Error.Code: KeelErrorCode.Lease }:
+                _lease = 0;
+                _round++;
+                break;
+        }
+        _scenario.Simulation.Schedule(random.NextInt64(100_000, 600_000), Next, "lease-client-next");
     }
 }

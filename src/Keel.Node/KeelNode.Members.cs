@@ -1,0 +1,257 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Keel.Core;
+using Keel.Quorum;
+using Keel.Raft;
+
+namespace Keel.Node;
+
+// Membership (etcd's Cluster API, etcdserver/api/membership/cluster.go): a replicated member table kept in step with
+// Raft's configuration. Add records the new member's peer URLs in a normal entry first (Raft's configuration-change
+// entry carries only ids), then the proposing node proposes the joint configuration change; Remove and Promote are
+// configuration changes alone; Update and Publish are normal entries. Every replica applies them in log order.
+public sealed partial class KeelNode
+{
+    private readonly record struct PendingMemberChange(ulong RequestId, long DeadlineMs, MemberChangeKind Kind);
+
+    private readonly SortedDictionary<ulong, MemberInfo> _members = [];
+    // Replicated: peer URLs recorded by an applied Add whose configuration change has not applied yet.
+    private readonly SortedDictionary<ulong, MemberChange> _pendingMemberAdds = [];
+    // Local: member changes this node proposed, waiting for their configuration change to apply (by member id).
+    private readonly SortedDictionary<ulong, PendingMemberChange> _memberChangesAwaitingConf = [];
+    private readonly List<(ulong RequestId, MemberChange Change)> _deferredConfChanges = [];
+
+    /// <summary>The members as this replica's applied state knows them, in id order (etcd MemberList).</summary>
+    public IReadOnlyList<MemberInfo> Members => [.. _members.Values];
+
+    private void InitializeMembers()
+    {
+        if (_options.InitialMembers.Count > 0)
+            foreach (var member in _options.InitialMembers)
+                _members[member.Id] = new MemberInfo(member.Id, member.Name, [.. member.PeerUrls], [], false);
+        else
+            foreach (var id in _options.Voters)
+                _members[id] = new MemberInfo(id, "", [], [], false);
+    }
+
+    /// <summary>
+    /// Changes the membership (etcd MemberAdd, MemberRemove, MemberPromote, MemberUpdate). Add and Remove and Promote go
+    /// through a Raft joint configuration change (ConfChangeV2, left automatically); the answer, with the member list
+    /// after the change (<see cref="KvResult.Members"/>, and <see cref="KvResult.AddedMember"/> for Add), arrives in the
+    /// <see cref="Outbox"/> once the change applied here. Refusals use etcd's texts ("etcdserver: member not found",
+    /// "etcdserver: Peer URLs already exists", "etcdserver: can only promote a learner member"...).
+    /// </summary>
+    /// <param name="requestId">The client's id for the request, echoed in the answer.</param>
+    /// <param name="change">The change; for Add the node picks the id from the peer URLs (the same URLs always give the same id).</param>
+    public void SubmitMemberChange(ulong requestId, MemberChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        if (!IsLeader && _raft.Leader == 0)
+        {
+            Respond(KvResult.Failed(requestId, KeelError.NoLeader));
+            return;
+        }
+        if (change.Kind == MemberChangeKind.Add) change = change.WithMemberId(MemberIdFor(change.PeerUrls));
+        if (CheckMemberChange(change) is { } refused)
+        {
+            Respond(KvResult.Failed(requestId, refused));
+            return;
+        }
+        if (_memberChangesAwaitingConf.ContainsKey(change.MemberId))
+        {
+            Respond(KvResult.Failed(requestId, KeelError.MembershipRefused("keel: a change of this member is already in progress", "Aborted")));
+            return;
+        }
+        if (change.Kind is MemberChangeKind.Add or MemberChangeKind.Update) Submit(requestId, KvCommand.OfMemberChange(change));
+        else ProposeMemberConfChange(requestId, change);
+    }
+
+    /// <summary>
+    /// Records this member's name and client URLs in the member table (what etcd's server publishes after it starts);
+    /// the answer carries the member list.
+    /// </summary>
+    public void PublishMember(ulong requestId, MemberAttributes attributes)
+    {
+        ArgumentNullException.ThrowIfNull(attributes);
+        Submit(requestId, KvCommand.PublishMember(attributes));
+    }
+
+    /// <summary>Asks the leader to hand leadership to <paramref name="to"/> (etcd MoveLeader); watch <see cref="Status"/> for the outcome.</summary>
+    public void TransferLeadership(ulong to)
+    {
+        _raft.TransferLeadership(to);
+        HandleReady();
+    }
+
+    /// <summary>
+    /// A snapshot of this node for Maintenance.Status: leader, term, applied and committed index, store revision,
+    /// compaction revision and an estimate of the store's size. The size is the encoded store snapshot's length,
+    /// computed on each call (linear in the store), so call it per request, not in a loop.
+    /// </summary>
+    public KeelNodeStatus Status() => new(Id, _raft.Leader, _raft.Term, AppliedIndex, _raft.Log.Committed,
+        _store.CurrentRevision, _store.CompactRevision, _store.Snapshot().LongLength, _raft.Membership.IsLearner(Id));
+
+    /// <summary>The id a new member with <paramref name="peerUrls"/> gets: a hash of its sorted URLs (etcd hashes them too).</summary>
+    public static ulong MemberIdFor(IReadOnlyList<string> peerUrls)
+    {
+        ArgumentNullException.ThrowIfNull(peerUrls);
+        var sorted = peerUrls.Order(StringComparer.Ordinal);
+        var digest = SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', sorted)));
+        var id = BinaryPrimitives.ReadUInt64BigEndian(digest) & 0x7FFF_FFFF_FFFF_FFFF;
+        return id == 0 ? 1 : id;
+    }
+
+    private KeelError? CheckMemberChange(MemberChange change)
+    {
+        var known = _members.TryGetValue(change.MemberId, out var member);
+        switch (change.Kind)
+        {
+            case MemberChangeKind.Add:
+                if (change.PeerUrls.Count == 0) return KeelError.MembershipRefused("keel: a member needs at least one peer URL", "InvalidArgument");
+                if (known) return KeelError.MembershipRefused("etcdserver: member ID already exist");
+                return PeerUrlsTaken(change.PeerUrls, change.MemberId) ? KeelError.MembershipRefused("etcdserver: Peer URLs already exists") : null;
+            case MemberChangeKind.Update:
+                if (!known) return KeelError.MembershipRefused("etcdserver: member not found", "NotFound");
+                return PeerUrlsTaken(change.PeerUrls, change.MemberId) ? KeelError.MembershipRefused("etcdserver: Peer URLs already exists") : null;
+            case MemberChangeKind.Remove:
+                return known ? null : KeelError.MembershipRefused("etcdserver: member not found", "NotFound");
+            case MemberChangeKind.Promote:
+                if (!known) return KeelError.MembershipRefused("etcdserver: member not found", "NotFound");
+                return member!.IsLearner ? null : KeelError.MembershipRefused("etcdserver: can only promote a learner member");
+            default:
+                return KeelError.MembershipRefused($"keel: unknown member change {change.Kind}", "InvalidArgument");
+        }
+    }
+
+    private bool PeerUrlsTaken(IReadOnlyList<string> peerUrls, ulong except)
+    {
+        foreach (var (id, member) in _members)
+            if (id != except && member.PeerUrls.Intersect(peerUrls, StringComparer.Ordinal).Any()) return true;
+        return false;
+    }
+
+    private void ProposeMemberConfChange(ulong requestId, MemberChange change)
+    {
+        var type = change.Kind switch
+        {
+            MemberChangeKind.Add => change.IsLearner ? ConfigurationChangeType.AddLearner : ConfigurationChangeType.AddVoter,
+            MemberChangeKind.Promote => ConfigurationChangeType.AddVoter,
+            _ => ConfigurationChangeType.RemoveNode,
+        };
+        var result = _raft.ProposeConfChange(new ConfChangeV2(ConfChangeTransition.JointImplicit, [new ConfigurationChangeItem(type, change.MemberId)]));
+        if (result.Status == ProposeStatus.Dropped)
+        {
+            Respond(KvResult.Failed(requestId, result.DropReason switch
+            {
+                ProposalDropReason.ConfChangeRefused => KeelError.MembershipRefused("etcdserver: unhealthy cluster", "Unavailable"),
+                ProposalDropReason.Overloaded or ProposalDropReason.QuorumLagging => KeelError.TooManyRequests,
+                _ => KeelError.NoLeader,
+            }));
+            return;
+        }
+        _memberChangesAwaitingConf[change.MemberId] = new PendingMemberChange(requestId, Deadline(), change.Kind);
+    }
+
+    private KvResult ApplyMemberChange(MemberChange change)
+    {
+        if (CheckMemberChange(change) is { } refused) return KvResult.Failed(0, refused);
+        if (change.Kind == MemberChangeKind.Add) _pendingMemberAdds[change.MemberId] = change;
+        else _members[change.MemberId] = _members[change.MemberId] with { PeerUrls = [.. change.PeerUrls] };
+        return new KvResult { RequestId = 0, Members = Members };
+    }
+
+    private KvResult ApplyPublishMember(MemberAttributes attributes)
+    {
+        if (!_members.TryGetValue(attributes.MemberId, out var member))
+            return KvResult.Failed(0, KeelError.MembershipRefused("etcdserver: member not found", "NotFound"));
+        _members[attributes.MemberId] = member with { Name = attributes.Name, ClientUrls = [.. attributes.ClientUrls] };
+        return new KvResult { RequestId = 0, Members = Members };
+    }
+
+    private void ApplyConfChangeEntry(Entry entry)
+    {
+        var change = ConfChangeV2.Decode(entry.Data.Span);
+        try
+        {
+            _raft.ApplyConfChange(change);
+        }
+        catch (ConfigurationChangeException refused)
+        {
+            // Every replica refuses the same entry the same way; the member table stays as it was.
+            foreach (var item in change.Changes)
+                if (_memberChangesAwaitingConf.Remove(item.NodeId, out var waiting))
+                    Respond(KvResult.Failed(waiting.RequestId, KeelError.MembershipRefused("keel: configuration change refused: " + refused.Message)));
+            return;
+        }
+        foreach (var item in change.Changes)
+        {
+            var id = item.NodeId;
+            MemberInfo? added = null;
+            switch (item.Type)
+            {
+                case ConfigurationChangeType.AddVoter or ConfigurationChangeType.AddLearner:
+                    var learner = item.Type == ConfigurationChangeType.AddLearner;
+                    if (_members.TryGetValue(id, out var member)) _members[id] = member with { IsLearner = learner };
+                    else
+                    {
+                        _pendingMemberAdds.Remove(id, out var recorded);
+                        added = new MemberInfo(id, "", recorded is null ? [] : [.. recorded.PeerUrls], [], learner);
+                        _members[id] = added;
+                    }
+                    break;
+                case ConfigurationChangeType.RemoveNode:
+                    _members.Remove(id);
+                    _pendingMemberAdds.Remove(id);
+                    break;
+            }
+            if (_memberChangesAwaitingConf.Remove(id, out var waiting))
+                Respond(new KvResult { RequestId = waiting.RequestId, Members = Members, AddedMember = added ?? (_members.TryGetValue(id, out var m) && waiting.Kind == MemberChangeKind.Add ? m : null) });
+        }
+    }
+
+    private void ProposeDeferredConfChanges()
+    {
+        if (_deferredConfChanges.Count == 0) return;
+        var changes = _deferredConfChanges.ToArray();
+        _deferredConfChanges.Clear();
+        foreach (var (requestId, change) in changes) ProposeMemberConfChange(requestId, change);
+    }
+
+    private void ExpireMemberChanges()
+    {
+        List<ulong>? expired = null;
+        foreach (var (id, waiting) in _memberChangesAwaitingConf)
+            if (waiting.DeadlineMs <= _nowMs) (expired ??= []).Add(id);
+        if (expired is null) return;
+        foreach (var id in expired)
+        {
+            _memberChangesAwaitingConf.Remove(id, out var waiting);
+            Respond(KvResult.Failed(waiting.RequestId, KeelError.RequestTimedOut));
+        }
+    }
+
+    private void AssertMemberInvariants()
+    {
+        var membership = _raft.Membership;
+        if (membership.IsJoint) return;
+        // Once no joint configuration is in progress, the member table names exactly Raft's voters and learners.
+        var raftMembers = membership.Voters.Incoming.Concat(membership.Learners).Order().ToArray();
+        Invariant.Check(raftMembers.SequenceEqual(_members.Keys), "the member table names exactly Raft's members");
+        foreach (var (id, member) in _members)
+            Invariant.Check(member.IsLearner == membership.IsLearner(id), "a member is a learner exactly when Raft's configuration says so");
+    }
+}
+
+/// <summary>A node's state for etcd's Maintenance.Status.</summary>
+/// <param name="MemberId">This node's id.</param>
+/// <param name="Leader">The leader this node knows (0: none).</param>
+/// <param name="Term">The Raft term.</param>
+/// <param name="AppliedIndex">The highest log index applied.</param>
+/// <param name="CommittedIndex">The highest log index known committed.</param>
+/// <param name="Revision">The store revision.</param>
+/// <param name="CompactRevision">The last compaction revision (0: never).</param>
+/// <param name="DbSizeBytes">An estimate of the store's size: its encoded snapshot length.</param>
+/// <param name="IsLearner">True when this node is a learner.</param>
+public sealed record KeelNodeStatus(ulong MemberId, ulong Leader, ulong Term, ulong AppliedIndex, ulong CommittedIndex,
+    long Revision, long CompactRevision, long DbSizeBytes, bool IsLearner);

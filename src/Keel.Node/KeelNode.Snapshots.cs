@@ -1,0 +1,221 @@
+using System.Text;
+using Keel.Core;
+using Keel.Idempotency;
+using Keel.Leases;
+using Keel.Mvcc;
+using Keel.Quorum;
+using Keel.Raft;
+
+namespace Keel.Node;
+
+// Snapshots and log compaction (etcd server.go triggerSnapshot/snapshot, --snapshot-count): every
+// SnapshotEveryEntries applied entries the whole replicated state is written through the WAL's snapshot support and
+// Raft's log is compacted, keeping RaftOptions.TrailingEntries for slow followers; a follower further behind gets
+// InstallSnapshot and restores from it; Open restores from the newest snapshot and replays the WAL after it.
+public sealed partial class KeelNode
+{
+    private const uint SnapshotMagic = 0x444F4E4B; // "KNOD"
+    private const byte SnapshotVersion = 1;
+    private ulong _snapshotIndex;
+
+    /// <summary>The index of the newest snapshot this node took or restored (0: none yet).</summary>
+    public ulong SnapshotIndex => _snapshotIndex;
+
+    /// <summary>How many snapshots this node installed from a leader since it opened.</summary>
+    public int SnapshotsInstalled { get; private set; }
+
+    /// <summary>The first index still in Raft's stored log (entries before it were compacted into a snapshot).</summary>
+    public ulong FirstLogIndex => _log.Storage.FirstIndex;
+
+    private void MaybeSnapshot()
+    {
+        var every = (ulong)_options.SnapshotEveryEntries;
+        if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex) + every) return;
+        _log.SaveSnapshot(AppliedIndex, _raft.Membership, EncodeState(_raft.Membership, AppliedIndex));
+        _snapshotIndex = AppliedIndex;
+        var compactedTo = _raft.Compact(AppliedIndex);
+        if (compactedTo > 0) _log.Compact(compactedTo);
+    }
+
+    /// <summary>
+    /// The replicated state as one image: Raft's configuration, the member table, the remembered proposal ids, the
+    /// store, the lease table, the idempotency table, and the clocks of the apply loop. Everything is encoded in a
+    /// fixed order (sorted collections), so equal states give equal bytes.
+    /// </summary>
+    private byte[] EncodeState(Membership membership, ulong appliedIndex)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(SnapshotMagic);
+            writer.Write(SnapshotVersion);
+            WriteMembership(writer, membership);
+            writer.Write(appliedIndex);
+            writer.Write(_lastAppliedTimestamp);
+            writer.Write(_leaseBaseMs);
+            writer.Write(_members.Count);
+            foreach (var member in _members.Values)
+            {
+                writer.Write(member.Id);
+                writer.Write(member.Name);
+                WriteStrings(writer, member.PeerUrls);
+                WriteStrings(writer, member.ClientUrls);
+                writer.Write(member.IsLearner);
+            }
+            writer.Write(_pendingMemberAdds.Count);
+            foreach (var add in _pendingMemberAdds.Values)
+            {
+                writer.Write(add.MemberId);
+                WriteStrings(writer, add.PeerUrls);
+                writer.Write(add.IsLearner);
+            }
+            writer.Write(_appliedProposalOrder.Count);
+            foreach (var (index, proposalId) in _appliedProposalOrder)
+            {
+                writer.Write(index);
+                writer.Write(proposalId);
+            }
+            WriteBlob(writer, _store.Snapshot());
+            WriteBlob(writer, _leases.Snapshot());
+            WriteBlob(writer, _idempotency.Snapshot());
+        }
+        return stream.ToArray();
+    }
+
+    /// <summary>Reads the Raft configuration at the start of a node snapshot (for <see cref="DurableRaftLog.Open(Keel.Core.Storage.IStorageDirectory, IEnumerable{ulong}, long, Func{ReadOnlyMemory{byte}, Membership}?)"/>).</summary>
+    internal static Membership MembershipOf(ReadOnlyMemory<byte> data)
+    {
+        using var reader = OpenSnapshot(data);
+        return ReadMembership(reader);
+    }
+
+    private static BinaryReader OpenSnapshot(ReadOnlyMemory<byte> data)
+    {
+        var reader = new BinaryReader(new MemoryStream(data.ToArray(), writable: false), Encoding.UTF8);
+        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() != SnapshotVersion)
+            throw new InvalidCommandException("not a Keel node snapshot (wrong magic or version)");
+        return reader;
+    }
+
+    private void RestoreState(ReadOnlyMemory<byte> data)
+    {
+        using var reader = OpenSnapshot(data);
+        ReadMembership(reader);
+        var index = reader.ReadUInt64();
+        _lastAppliedTimestamp = reader.ReadUInt64();
+        var leaseBaseMs = reader.ReadInt64();
+        if (leaseBaseMs > _leaseBaseMs)
+        {
+            _leaseBaseMs = leaseBaseMs;
+            _leaseBaseMonotonicMs = _nowMs == long.MinValue ? 0 : _nowMs;
+        }
+        _members.Clear();
+        for (var i = reader.ReadInt32(); i > 0; i--)
+        {
+            var member = new MemberInfo(reader.ReadUInt64(), reader.ReadString(), ReadStrings(reader), ReadStrings(reader), reader.ReadBoolean());
+            _members.Add(member.Id, member);
+        }
+        _pendingMemberAdds.Clear();
+        for (var i = reader.ReadInt32(); i > 0; i--)
+        {
+            var id = reader.ReadUInt64();
+            var urls = ReadStrings(reader);
+            _pendingMemberAdds.Add(id, MemberChange.Decoded(MemberChangeKind.Add, id, urls, reader.ReadBoolean()));
+        }
+        _appliedProposals.Clear();
+        _appliedProposalOrder.Clear();
+        for (var i = reader.ReadInt32(); i > 0; i--)
+        {
+            var entry = (reader.ReadUInt64(), reader.ReadUInt64());
+            _appliedProposalOrder.Enqueue(entry);
+            _appliedProposals.Add(entry.Item2);
+        }
+        _store = MvccStore.Restore(ReadBlob(reader));
+        var wasPrimary = _leases.IsPrimary;
+        _leases = LeaseTable.Restore(ReadBlob(reader), NewLeaseTable().Options);
+        _idempotency = IdempotencyTable.Restore(ReadBlob(reader));
+        Invariant.Check(reader.BaseStream.Position == reader.BaseStream.Length, "a node snapshot has no trailing bytes");
+        _revokeProposedAtMs.Clear();
+        AppliedIndex = index;
+        _snapshotIndex = index;
+        // A restored table is not primary; a leader (which never installs a snapshot from others) promotes it again.
+        if (wasPrimary) UpdateLeaseRole();
+    }
+
+    /// <summary>InstallSnapshot: the leader's image replaces this replica's state; writes it covered have unknown outcomes.</summary>
+    private void OnSnapshotInstalled(Snapshot snapshot)
+    {
+        RestoreState(snapshot.Data);
+        SnapshotsInstalled++;
+        List<ulong>? covered = null;
+        foreach (var (index, _) in _proposalAtIndex)
+            if (index <= AppliedIndex) (covered ??= []).Add(index);
+        if (covered is null) return;
+        covered.Sort();
+        foreach (var index in covered)
+        {
+            _proposalAtIndex.Remove(index, out var proposalId);
+            if (TakePendingWrite(proposalId, out var waiting)) Respond(KvResult.Failed(waiting.RequestId, KeelError.LeaderChanged));
+        }
+    }
+
+    private static void WriteMembership(BinaryWriter writer, Membership membership)
+    {
+        WriteIds(writer, membership.Voters.Incoming.Voters);
+        WriteIds(writer, membership.Voters.Outgoing.Voters);
+        WriteIds(writer, membership.Learners.ToArray());
+        WriteIds(writer, membership.LearnersNext.ToArray());
+        writer.Write(membership.AutoLeave);
+    }
+
+    private static Membership ReadMembership(BinaryReader reader)
+    {
+        var incoming = ReadIds(reader);
+        var outgoing = ReadIds(reader);
+        var learners = ReadIds(reader);
+        var learnersNext = ReadIds(reader);
+        return new Membership(new JointConfig(new MajorityConfig(incoming), new MajorityConfig(outgoing)), learners, learnersNext, reader.ReadBoolean());
+    }
+
+    private static void WriteIds(BinaryWriter writer, ReadOnlySpan<ulong> ids)
+    {
+        writer.Write(ids.Length);
+        foreach (var id in ids) writer.Write(id);
+    }
+
+    private static ulong[] ReadIds(BinaryReader reader)
+    {
+        var ids = new ulong[ReadCount(reader, 8)];
+        for (var i = 0; i < ids.Length; i++) ids[i] = reader.ReadUInt64();
+        return ids;
+    }
+
+    private static void WriteStrings(BinaryWriter writer, IReadOnlyList<string> values)
+    {
+        writer.Write(values.Count);
+        foreach (var value in values) writer.Write(value);
+    }
+
+    private static string[] ReadStrings(BinaryReader reader)
+    {
+        var values = new string[ReadCount(reader, 1)];
+        for (var i = 0; i < values.Length; i++) values[i] = reader.ReadString();
+        return values;
+    }
+
+    private static void WriteBlob(BinaryWriter writer, byte[] blob)
+    {
+        writer.Write(blob.Length);
+        writer.Write(blob);
+    }
+
+    private static byte[] ReadBlob(BinaryReader reader) => reader.ReadBytes(ReadCount(reader, 1));
+
+    private static int ReadCount(BinaryReader reader, int bytesPerItem)
+    {
+        var count = reader.ReadInt32();
+        if (count < 0 || (long)count * bytesPerItem > reader.BaseStream.Length - reader.BaseStream.Position)
+            throw new InvalidCommandException($"count {count} out of range in a node snapshot");
+        return count;
+    }
+}

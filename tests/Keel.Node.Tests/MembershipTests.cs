@@ -1,0 +1,113 @@
+using Keel.Mvcc;
+using static Keel.Node.Tests.TestCluster;
+
+namespace Keel.Node.Tests;
+
+public sealed class MembershipTests
+{
+    private static readonly InitialMember[] Initial =
+    [
+        new(1, "a", ["http://127.0.0.1:2380"]),
+        new(2, "b", ["http://127.0.0.1:2381"]),
+        new(3, "c", ["http://127.0.0.1:2382"]),
+    ];
+
+    private static TestCluster NewCluster() => new([1, 2, 3], configure: o => o with { Voters = [], InitialMembers = Initial });
+
+    [Fact]
+    public void Every_node_starts_with_the_initial_cluster_and_members_publish_their_client_urls()
+    {
+        var cluster = NewCluster();
+        var leader = cluster.ElectLeader();
+        foreach (var node in cluster.Nodes.Values)
+            Assert.Equal(["a", "b", "c"], node.Members.Select(m => m.Name));
+        var follower = cluster.Nodes.Values.First(n => !n.IsLeader);
+        follower.PublishMember(1, new MemberAttributes(follower.Id, "renamed", ["http://127.0.0.1:2379"]));
+        var published = cluster.Await(1);
+        Assert.Equal(["http://127.0.0.1:2379"], published.Members!.Single(m => m.Id == follower.Id).ClientUrls);
+        cluster.Step(200);
+        foreach (var node in cluster.Nodes.Values)
+            Assert.Equal("renamed", node.Members.Single(m => m.Id == follower.Id).Name);
+        cluster.AssertInvariants();
+    }
+
+    [Fact]
+    public void A_learner_is_added_catches_up_is_promoted_and_a_member_is_removed()
+    {
+        var cluster = NewCluster();
+        var leader = cluster.ElectLeader();
+        cluster.Submit(leader, 1, KvCommand.Of(new PutRequest { Key = B("k"), Value = B("v") }));
+        string[] urls = ["http://127.0.0.1:2383"];
+        var newId = KeelNode.MemberIdFor(urls);
+
+        leader.SubmitMemberChange(2, MemberChange.Add(urls, isLearner: true));
+        var added = cluster.Await(2);
+        Assert.False(added.IsError, added.Error?.Message);
+        Assert.Equal(newId, added.AddedMember!.Id);
+        Assert.True(added.AddedMember.IsLearner);
+        Assert.Equal(urls, added.AddedMember.PeerUrls);
+        Assert.Equal(4, added.Members!.Count);
+
+        // The same peer URLs again: refused with etcd's text.
+        leader.SubmitMemberChange(3, MemberChange.Add(urls, isLearner: false));
+        Assert.Equal("etcdserver: member ID already exist", cluster.Await(3).Error!.Message);
+        leader.SubmitMemberChange(4, MemberChange.Add(["http://127.0.0.1:2380"], isLearner: false));
+        Assert.Equal("etcdserver: Peer URLs already exists", cluster.Await(4).Error!.Message);
+        leader.SubmitMemberChange(5, MemberChange.Promote(1));
+        Assert.Equal("etcdserver: can only promote a learner member", cluster.Await(5).Error!.Message);
+
+        // The new member starts (etcd --initial-cluster-state existing) and learns everything from the leader.
+        var joined = cluster.Start(newId, o => o with { NodeId = newId, JoinExisting = true });
+        cluster.StepUntil(() => joined.AppliedIndex == leader.AppliedIndex && joined.Members.Count == 4);
+        Assert.Equal(1, joined.Store.Range(new RangeRequest { Key = B("k") }).Count);
+        // It started with no configuration at all: the leader sent the bootstrap image as a snapshot, then the log.
+        Assert.Equal(1, joined.SnapshotsInstalled);
+        Assert.Equal(["a", "b", "c", ""], joined.Members.OrderBy(m => m.Id == newId ? 1 : 0).ThenBy(m => m.Id).Select(m => m.Name));
+        // Restarted, it recovers from what it stored.
+        joined = cluster.Start(newId, o => o with { NodeId = newId, JoinExisting = true });
+        cluster.StepUntil(() => joined.AppliedIndex == cluster.Leader.AppliedIndex && joined.Members.Count == 4);
+        Assert.Equal(0, joined.SnapshotsInstalled);
+
+        cluster.Leader.SubmitMemberChange(6, MemberChange.Promote(newId));
+        var promoted = cluster.Await(6);
+        Assert.False(promoted.IsError, promoted.Error?.Message);
+        Assert.False(promoted.Members!.Single(m => m.Id == newId).IsLearner);
+
+        cluster.Leader.SubmitMemberChange(7, MemberChange.Update(newId, ["http://127.0.0.1:2390"]));
+        Assert.Equal(["http://127.0.0.1:2390"], cluster.Await(7).Members!.Single(m => m.Id == newId).PeerUrls);
+
+        var removedId = cluster.Nodes.Keys.First(id => id != cluster.Leader.Id && id != newId);
+        cluster.Leader.SubmitMemberChange(8, MemberChange.Remove(removedId));
+        var removed = cluster.Await(8);
+        Assert.DoesNotContain(removed.Members!, m => m.Id == removedId);
+        cluster.Leader.SubmitMemberChange(9, MemberChange.Remove(removedId));
+        Assert.Equal("etcdserver: member not found", cluster.Await(9).Error!.Message);
+
+        cluster.Step(1_000);
+        foreach (var node in cluster.Nodes.Values.Where(n => n.Id != removedId))
+        {
+            Assert.False(node.Raft.Membership.IsJoint);
+            Assert.Equal(cluster.Leader.Members, node.Members);
+            node.AssertInvariants();
+        }
+        Assert.Equal(3, cluster.Leader.Raft.Membership.Voters.Incoming.Count);
+    }
+
+    [Fact]
+    public void Leadership_moves_on_request_and_status_reports_the_node()
+    {
+        var cluster = NewCluster();
+        var leader = cluster.ElectLeader();
+        cluster.Submit(leader, 1, KvCommand.Of(new PutRequest { Key = B("k"), Value = B("v") }));
+        var target = cluster.Nodes.Keys.First(id => id != leader.Id);
+        leader.TransferLeadership(target);
+        cluster.StepUntil(() => cluster.HasLeader && cluster.Leader.Id == target);
+        var status = cluster.Nodes[target].Status();
+        Assert.Equal(target, status.Leader);
+        Assert.Equal(target, status.MemberId);
+        Assert.Equal(2, status.Revision);
+        Assert.True(status.AppliedIndex <= status.CommittedIndex && status.AppliedIndex > 1);
+        Assert.True(status.DbSizeBytes > 0);
+        Assert.False(status.IsLearner);
+    }
+}
