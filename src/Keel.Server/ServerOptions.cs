@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using Keel.Node;
 
 namespace Keel.Server;
 
@@ -13,12 +14,6 @@ public enum InitialClusterState
     /// <summary>The member was added to a running cluster (<c>member add</c>) and learns the configuration from it.</summary>
     Existing,
 }
-
-/// <summary>One member of the bootstrap configuration: its name and peer URLs, and the id derived from them.</summary>
-/// <param name="Id">The member id (etcd's derivation: SHA-1 of the peer URLs and the cluster token).</param>
-/// <param name="Name">The member's name.</param>
-/// <param name="PeerUrls">Where its peers reach it.</param>
-public sealed record InitialMember(ulong Id, string Name, IReadOnlyList<Uri> PeerUrls);
 
 /// <summary>
 /// Settings of a Keel server, named and defaulted as etcd's flags (etcd <c>server/embed/config.go</c>) so that a
@@ -90,7 +85,8 @@ public sealed record ServerOptions
             urls.Add(url);
         }
         if (order.Count == 0) throw new ArgumentException("--initial-cluster names no member");
-        var members = order.Select(name => new InitialMember(MemberId(urlsByName[name], InitialClusterToken), name, urlsByName[name])).ToList();
+        var members = order.Select(name => new InitialMember(MemberId(urlsByName[name], InitialClusterToken), name,
+            urlsByName[name].Select(UrlText).ToArray())).ToList();
         if (members.Select(m => m.Id).Distinct().Count() != members.Count)
             throw new ArgumentException("--initial-cluster: two members share peer URLs");
         if (!members.Any(m => m.Name == Name))
@@ -98,13 +94,16 @@ public sealed record ServerOptions
         return members;
     }
 
+    /// <summary>A URL as etcd prints it: the original text without a trailing slash.</summary>
+    public static string UrlText(Uri url) => url.OriginalString.TrimEnd('/');
+
     /// <summary>
     /// etcd's member id: the first 8 bytes (big-endian) of SHA-1 over the sorted peer URLs and the cluster token
     /// (etcd <c>server/etcdserver/api/membership/member.go</c> NewMember), so ids are stable across restarts.
     /// </summary>
     public static ulong MemberId(IEnumerable<Uri> peerUrls, string clusterToken)
     {
-        var text = string.Concat(peerUrls.Select(u => u.OriginalString.TrimEnd('/')).Order(StringComparer.Ordinal)) + clusterToken;
+        var text = string.Concat(peerUrls.Select(UrlText).Order(StringComparer.Ordinal)) + clusterToken;
         var hash = SHA1.HashData(Encoding.UTF8.GetBytes(text));
         var id = BinaryPrimitives.ReadUInt64BigEndian(hash);
         return id == 0 ? 1 : id;

@@ -22,7 +22,7 @@ public class ServerOptionsTests
         var members = options.ParseInitialCluster();
         Assert.Equal(["n1", "n2", "n3"], members.Select(m => m.Name));
         Assert.Equal(3, members.Select(m => m.Id).Distinct().Count());
-        Assert.Equal(2381, members[1].PeerUrls[0].Port);
+        Assert.Equal("http://127.0.0.1:2381", members[1].PeerUrls[0]);
     }
 
     [Theory]

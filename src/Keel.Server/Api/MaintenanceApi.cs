@@ -17,22 +17,20 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
 
     public override async Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
-        var (revision, applied, committed, leader, term, learner) = await host.InvokeAsync(node =>
-            (node.Store.CurrentRevision, node.AppliedIndex, node.Raft.Log.Committed, node.Raft.Leader, node.Raft.Term,
-             node.Raft.Membership.IsLearner(node.Id)));
-        var size = DataDirBytes();
+        var status = await host.InvokeAsync(node => node.Status());
         var response = new StatusResponse
         {
-            Header = host.Header(revision),
+            Header = host.Header(status.Revision),
             Version = ApiVersion,
-            DbSize = size,
-            DbSizeInUse = size,
-            Leader = leader,
-            RaftIndex = committed,
-            RaftTerm = term,
-            RaftAppliedIndex = applied,
-            IsLearner = learner,
+            DbSize = DataDirBytes(),
+            DbSizeInUse = status.DbSizeBytes,
+            Leader = status.Leader,
+            RaftIndex = status.CommittedIndex,
+            RaftTerm = status.Term,
+            RaftAppliedIndex = status.AppliedIndex,
+            IsLearner = status.IsLearner,
         };
+        var leader = status.Leader;
         if (leader == 0) response.Errors.Add("etcdserver: no leader");
         return response;
     }
@@ -85,6 +83,25 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
             }, context.CancellationToken);
             if (length == 0) break;
         }
+    }
+
+    public override async Task<MoveLeaderResponse> MoveLeader(MoveLeaderRequest request, ServerCallContext context)
+    {
+        var (isLeader, known) = await host.InvokeAsync(node => (node.IsLeader, node.Members.Any(m => m.Id == request.TargetID && !m.IsLearner)));
+        if (!isLeader) throw new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, "etcdserver: not leader"));
+        if (!known) throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, "etcdserver: bad leader transferee"));
+        await host.InvokeAsync(node =>
+        {
+            node.TransferLeadership(request.TargetID);
+            return true;
+        });
+        var deadline = DateTime.UtcNow.AddMilliseconds(host.Options.ElectionTimeoutMs * 5L);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (host.Status.Leader == request.TargetID) return new MoveLeaderResponse { Header = host.Header(host.Status.Revision) };
+            await Task.Delay(10, context.CancellationToken);
+        }
+        throw new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, "etcdserver: leader transfer timeout"));
     }
 
     private long DataDirBytes()

@@ -35,6 +35,9 @@ public sealed class NodeHost : IAsyncDisposable
     private ulong _nextRequestId;
     private Task? _loop;
     private Task? _ticker;
+    private Task? _publisher;
+    private IReadOnlyList<MemberInfo> _knownMembers = [];
+    private long _lastMemberSyncMs = long.MinValue;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
 
     private NodeHost(KeelNode node, FileSystemDirectory directory, IDisposable directoryLock, ulong clusterId,
@@ -51,7 +54,7 @@ public sealed class NodeHost : IAsyncDisposable
         _startTimestamp = time.GetTimestamp();
         Watches = new WatchHub(this);
         Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, message => Post(() => Node.Step(message)), logger);
-        foreach (var member in members) Transport.SetPeer(member.Id, member.PeerUrls);
+        foreach (var member in members) Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
     }
 
     /// <summary>The node (touch it only from inside a work item: <see cref="InvokeAsync{T}"/>).</summary>
@@ -91,7 +94,6 @@ public sealed class NodeHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var members = options.ParseInitialCluster();
-        var self = members.First(m => m.Name == options.Name);
         var clusterId = ServerOptions.ClusterId(members.Select(m => m.Id));
         System.IO.Directory.CreateDirectory(options.DataDir);
         var directory = new FileSystemDirectory(options.DataDir);
@@ -99,14 +101,19 @@ public sealed class NodeHost : IAsyncDisposable
         KeelNode node;
         try
         {
+            var (memberId, joining) = ResolveMemberId(options, members, directory);
             var seed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
             node = KeelNode.Open(new KeelNodeOptions
             {
-                NodeId = self.Id,
-                Voters = members.Select(m => m.Id).ToArray(),
+                NodeId = memberId,
+                // A joining member starts from the bootstrap configuration (everyone but itself) and learns the rest,
+                // its own admission included, from the leader's log.
+                InitialMembers = joining ? members.Where(m => m.Id != memberId).ToArray() : members,
+                JoinExisting = joining,
                 Random = new DeterministicRandom(seed),
                 TickMs = options.HeartbeatIntervalMs,
                 ElectionTimeoutTicks = Math.Max(2, options.ElectionTimeoutMs / options.HeartbeatIntervalMs),
+                SnapshotEveryEntries = options.SnapshotCount,
             }, directory);
         }
         catch
@@ -119,8 +126,74 @@ public sealed class NodeHost : IAsyncDisposable
         host._loop = Task.Factory.StartNew(host.RunLoop, TaskCreationOptions.LongRunning).Unwrap();
         host._ticker = Task.Run(host.RunTicker);
         logger.LogInformation("member {Name} ({Id:x16}) of cluster {Cluster:x16} started; data in {DataDir}; applied index {Applied}",
-            options.Name, self.Id, clusterId, options.DataDir, node.AppliedIndex);
+            options.Name, node.Id, clusterId, options.DataDir, node.AppliedIndex);
+        host._publisher = Task.Run(host.PublishSelfAsync);
         return host;
+    }
+
+    /// <summary>
+    /// This member's id: remembered in the data directory (<c>member-id</c>) from its first start, so a restart keeps
+    /// it whatever the flags say. A first start with <c>--initial-cluster-state new</c> derives it as etcd does from
+    /// the peer URLs and cluster token; a first start with <c>existing</c> is a member added by <c>member add</c>, whose
+    /// id the cluster derived from its peer URLs.
+    /// </summary>
+    private static (ulong MemberId, bool Joining) ResolveMemberId(ServerOptions options, IReadOnlyList<InitialMember> members, FileSystemDirectory directory)
+    {
+        const string fileName = "member-id";
+        var path = Path.Combine(directory.Path, fileName);
+        if (File.Exists(path))
+        {
+            var text = File.ReadAllText(path).Trim();
+            if (!ulong.TryParse(text, System.Globalization.NumberStyles.HexNumber, null, out var saved) || saved == 0)
+                throw new IOException($"{path}: offset 0: '{text}' is not a member id (16 hex digits); restore the file or start with an empty data directory");
+            return (saved, false);
+        }
+        var joining = options.InitialClusterState == InitialClusterState.Existing;
+        var self = members.First(m => m.Name == options.Name);
+        var id = joining ? KeelNode.MemberIdFor(self.PeerUrls) : self.Id;
+        var temporary = path + ".tmp";
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write))
+        {
+            file.Write(System.Text.Encoding.ASCII.GetBytes(id.ToString("x16") + "\n"));
+            file.Flush(flushToDisk: true);
+        }
+        File.Move(temporary, path, overwrite: true);
+        return (id, joining);
+    }
+
+    /// <summary>
+    /// Records this member's name and client URLs in the replicated member table (etcd's publish after start), retrying
+    /// until it lands so <c>member list</c> shows every member's client URLs.
+    /// </summary>
+    private async Task PublishSelfAsync()
+    {
+        var attributes = new MemberAttributes(MemberId, Options.Name, Options.AdvertiseClientUrls.Select(ServerOptions.UrlText).ToArray());
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var result = await RequestAsync((node, requestId) => node.PublishMember(requestId, attributes));
+                if (!result.IsError) return;
+                await Task.Delay(200, _stopping.Token);
+            }
+            catch (Exception exception) when (exception is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Starts a request on the loop with a fresh request id and waits for its answer from the outbox.</summary>
+    internal Task<KvResult> RequestAsync(Action<KeelNode, ulong> start)
+    {
+        var waiting = new TaskCompletionSource<KvResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            var requestId = ++_nextRequestId;
+            _waiting[requestId] = waiting;
+            start(Node, requestId);
+        });
+        return waiting.Task;
     }
 
     /// <summary>Proposes a write and waits for its answer (the response or a typed error).</summary>
@@ -132,7 +205,7 @@ public sealed class NodeHost : IAsyncDisposable
         {
             var requestId = ++_nextRequestId;
             _waiting[requestId] = waiting;
-            Node.Submit(requestId, command);
+            Node.Submit(requestId, command, idempotencyKey);
         });
         return waiting.Task;
     }
@@ -180,17 +253,16 @@ public sealed class NodeHost : IAsyncDisposable
 
     /// <summary>The cluster's members as etcd lists them (id, name, peer and client URLs, learner flag).</summary>
     internal Task<IReadOnlyList<Keel.Protocol.Etcd.Etcdserverpb.Member>> MembersAsync() => InvokeAsync<IReadOnlyList<Keel.Protocol.Etcd.Etcdserverpb.Member>>(node =>
+        node.Members.Select(ToProto).ToArray());
+
+    /// <summary>One member in etcd's wire form.</summary>
+    internal static Keel.Protocol.Etcd.Etcdserverpb.Member ToProto(MemberInfo member)
     {
-        var list = new List<Keel.Protocol.Etcd.Etcdserverpb.Member>();
-        foreach (var member in InitialMembers)
-        {
-            var proto = new Keel.Protocol.Etcd.Etcdserverpb.Member { ID = member.Id, Name = member.Name, IsLearner = node.Raft.Membership.IsLearner(member.Id) };
-            proto.PeerURLs.AddRange(member.PeerUrls.Select(u => u.OriginalString.TrimEnd('/')));
-            if (member.Id == node.Id) proto.ClientURLs.AddRange(Options.AdvertiseClientUrls.Select(u => u.OriginalString.TrimEnd('/')));
-            list.Add(proto);
-        }
-        return list;
-    });
+        var proto = new Keel.Protocol.Etcd.Etcdserverpb.Member { ID = member.Id, Name = member.Name, IsLearner = member.IsLearner };
+        proto.PeerURLs.AddRange(member.PeerUrls);
+        proto.ClientURLs.AddRange(member.ClientUrls);
+        return proto;
+    }
 
     /// <summary>Queues a work item for the loop.</summary>
     internal void Post(Action work)
@@ -210,6 +282,7 @@ public sealed class NodeHost : IAsyncDisposable
         {
             if (_loop is not null) await _loop.WaitAsync(TimeSpan.FromSeconds(10));
             if (_ticker is not null) await _ticker.WaitAsync(TimeSpan.FromSeconds(5));
+            if (_publisher is not null) await _publisher.WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (Exception exception) when (exception is OperationCanceledException or TimeoutException)
         {
@@ -234,7 +307,28 @@ public sealed class NodeHost : IAsyncDisposable
         }
     }
 
-    private void Tick() => Node.Tick(MonotonicMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
+    private void Tick()
+    {
+        var now = MonotonicMs;
+        Node.Tick(now, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (now - _lastMemberSyncMs >= 200)
+        {
+            _lastMemberSyncMs = now;
+            SyncPeers();
+        }
+    }
+
+    /// <summary>Points the transport at the replicated member table (members added, moved or removed).</summary>
+    private void SyncPeers()
+    {
+        var members = Node.Members;
+        if (members.SequenceEqual(_knownMembers)) return;
+        foreach (var member in members)
+            if (member.PeerUrls.Count > 0) Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
+        foreach (var gone in _knownMembers.Where(old => members.All(m => m.Id != old.Id)))
+            Transport.RemovePeer(gone.Id);
+        _knownMembers = members;
+    }
 
     private async Task RunLoop()
     {
