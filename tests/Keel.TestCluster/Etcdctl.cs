@@ -1,0 +1,122 @@
+using System.Diagnostics;
+
+namespace Keel.TestCluster;
+
+/// <summary>
+/// Runs the unmodified etcdctl 3.4 (Debian's etcd-client) against a set of endpoints: ETCDCTL_API=3 and
+/// ETCDCTL_ENDPOINTS are set in its environment (so commands it runs itself, such as <c>lock</c>'s command, inherit
+/// them), every run is bounded by a timeout after which the process is killed.
+/// </summary>
+public sealed class Etcdctl
+{
+    /// <summary>Overrides the etcdctl binary (default <c>/usr/bin/etcdctl</c>).</summary>
+    public const string ExecutableEnvironmentVariable = "KEEL_TEST_ETCDCTL";
+
+    /// <summary>The default bound on one etcdctl run.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(20);
+
+    /// <summary>Creates a runner for the given client URLs (such as <c>http://127.0.0.1:2379</c>).</summary>
+    public Etcdctl(IEnumerable<string> endpoints, TimeSpan? timeout = null)
+    {
+        Endpoints = endpoints.ToArray();
+        if (Endpoints.Count == 0) throw new ArgumentException("at least one endpoint", nameof(endpoints));
+        Timeout = timeout ?? DefaultTimeout;
+    }
+
+    /// <summary>The client URLs passed as ETCDCTL_ENDPOINTS.</summary>
+    public IReadOnlyList<string> Endpoints { get; }
+
+    /// <summary>The bound on one run.</summary>
+    public TimeSpan Timeout { get; }
+
+    /// <summary>The etcdctl binary in use.</summary>
+    public static string ExecutablePath =>
+        Environment.GetEnvironmentVariable(ExecutableEnvironmentVariable) is { Length: > 0 } path ? path : "/usr/bin/etcdctl";
+
+    /// <summary>Runs <c>etcdctl args...</c> to completion.</summary>
+    public Task<EtcdctlResult> RunAsync(params string[] args) => RunAsync(args, standardInput: null);
+
+    /// <summary>Runs etcdctl with <paramref name="standardInput"/> written to its stdin (then closed).</summary>
+    /// <exception cref="TimeoutException">It did not exit within the timeout (it is killed; the message has its output).</exception>
+    public async Task<EtcdctlResult> RunAsync(IReadOnlyList<string> args, string? standardInput, TimeSpan? timeout = null)
+    {
+        var bound = timeout ?? Timeout;
+        using var process = new Process { StartInfo = CreateStartInfo(args) };
+        process.StartInfo.RedirectStandardInput = true;
+        process.Start();
+        ChildProcesses.Register(process);
+        try
+        {
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            if (standardInput is not null) await process.StandardInput.WriteAsync(standardInput).ConfigureAwait(false);
+            process.StandardInput.Close();
+            using var cancel = new CancellationTokenSource(bound);
+            try
+            {
+                await process.WaitForExitAsync(cancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                ChildProcesses.KillTree(process);
+                throw new TimeoutException(
+                    $"etcdctl {string.Join(' ', args)} (endpoints {string.Join(',', Endpoints)}) did not exit within {bound.TotalSeconds} s; " +
+                    $"stdout: {await stdout.ConfigureAwait(false)} stderr: {await stderr.ConfigureAwait(false)}");
+            }
+            return new EtcdctlResult(args.ToArray(), process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+        }
+        finally
+        {
+            ChildProcesses.KillTree(process);
+        }
+    }
+
+    /// <summary>
+    /// Starts a long-running etcdctl (watch, lock, elect, lease keep-alive) whose output lines are collected as they
+    /// come; dispose it to kill it.
+    /// </summary>
+    public EtcdctlProcess Start(params string[] args) => new(CreateStartInfo(args), args);
+
+    /// <summary>The start info of <c>etcdctl args...</c>: environment set, output redirected.</summary>
+    public ProcessStartInfo CreateStartInfo(IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo(ExecutablePath)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["ETCDCTL_API"] = "3";
+        start.Environment["ETCDCTL_ENDPOINTS"] = string.Join(',', Endpoints);
+        start.Environment["ETCDCTL_DIAL_TIMEOUT"] = "3s";
+        return start;
+    }
+}
+
+/// <summary>The outcome of one etcdctl run.</summary>
+/// <param name="Arguments">The arguments it ran with.</param>
+/// <param name="ExitCode">Its exit code (0 = success).</param>
+/// <param name="StandardOutput">Everything it printed on stdout.</param>
+/// <param name="StandardError">Everything it printed on stderr.</param>
+public sealed record EtcdctlResult(IReadOnlyList<string> Arguments, int ExitCode, string StandardOutput, string StandardError)
+{
+    /// <summary>stdout split into lines; the newline ending the last line does not add an empty line.</summary>
+    public IReadOnlyList<string> OutputLines
+    {
+        get
+        {
+            var text = StandardOutput.EndsWith('\n') ? StandardOutput[..^1] : StandardOutput;
+            return text.Length == 0 ? [] : text.Split('\n');
+        }
+    }
+
+    /// <summary>Returns this result if the exit code is 0, else throws with the full output.</summary>
+    /// <exception cref="InvalidOperationException">etcdctl failed.</exception>
+    public EtcdctlResult EnsureSuccess() =>
+        ExitCode == 0 ? this : throw new InvalidOperationException($"etcdctl failed: {this}");
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"etcdctl {string.Join(' ', Arguments)} -> exit {ExitCode}\nstdout:\n{StandardOutput}\nstderr:\n{StandardError}";
+}
