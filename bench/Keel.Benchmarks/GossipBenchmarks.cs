@@ -44,6 +44,9 @@ public class GossipBenchmarks
     [Benchmark(Description = "decode full packet")]
     public int DecodeFull() => GossipCodec.Decode(_fullEncoded).Updates.Count;
 
+    [Benchmark(Description = "digest request: root + 128 bucket hashes (N = 1000)")]
+    public int DigestRequest() => _member.BucketHashes(SwimMember.BucketCountFor(_member.KnownCount)).Length + (int)(_member.RootHash() & 1);
+
     [Benchmark(Description = "core answers a ping (N = 1000)")]
     public int ReceivePing()
     {

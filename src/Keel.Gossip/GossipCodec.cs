@@ -5,15 +5,15 @@ namespace Keel.Gossip;
 
 /// <summary>
 /// The binary encoding of <see cref="GossipMessage"/> (little-endian, via <see cref="BinarySpanWriter"/>). Layout:
-/// kind u8, section flags u8, probe sequence u32, then only the sections present: target u64, root hash u64, and
-/// counted lists of updates, digest entries, states and wants. An update is member u64, status u8 (high bit: tags
+/// kind u8, section flags u16, probe sequence u32, then only the sections present: target u64, root hash u64,
+/// counted lists of updates, digest entries, states and wants, bucket hashes, and a bucket count with a list of buckets. An update is member u64, status u8 (high bit: tags
 /// follow), incarnation i64, from u64, then tags (three u8-length UTF-8 strings and an i32 load). Sizes are computable
 /// up front (<see cref="SizeOf(GossipMessage)"/>) so the core can fill a packet to the limit without encoding twice.
 /// </summary>
 public static class GossipCodec
 {
     /// <summary>Bytes of a message with no optional sections.</summary>
-    public const int HeaderBytes = 1 + 1 + 4;
+    public const int HeaderBytes = 1 + 2 + 4;
 
     /// <summary>Bytes of an update without tags.</summary>
     public const int UpdateFixedBytes = 8 + 1 + 8 + 8;
@@ -21,7 +21,8 @@ public static class GossipCodec
     /// <summary>Bytes of a digest entry.</summary>
     public const int DigestEntryBytes = 16;
 
-    private const byte FlagReply = 1, FlagTarget = 2, FlagRootHash = 4, FlagUpdates = 8, FlagDigest = 16, FlagStates = 32, FlagWants = 64;
+    private const ushort FlagReply = 1, FlagTarget = 2, FlagRootHash = 4, FlagUpdates = 8, FlagDigest = 16, FlagStates = 32, FlagWants = 64, FlagBucketHashes = 128, FlagBuckets = 256;
+    private const ushort KnownFlags = 511;
     private const byte TagsBit = 0x80;
 
     /// <summary>Encoded size of one update.</summary>
@@ -37,6 +38,8 @@ public static class GossipCodec
         if (message.Digest.Count > 0) size += 4 + DigestEntryBytes * message.Digest.Count;
         if (message.States.Count > 0) size += 4 + SizeOf(message.States);
         if (message.Wants.Count > 0) size += 4 + 8 * message.Wants.Count;
+        if (message.BucketHashes.Count > 0) size += 4 + 8 * message.BucketHashes.Count;
+        if (message.BucketCount > 0) size += 4 + 4 + 4 * message.Buckets.Count;
         return size;
     }
 
@@ -62,7 +65,7 @@ public static class GossipCodec
         var size = SizeOf(message);
         if (destination.Length < size) throw new ArgumentException($"need {size} bytes, have {destination.Length}", nameof(destination));
         var w = new BinarySpanWriter(destination[..size]);
-        byte flags = 0;
+        ushort flags = 0;
         if (message.IsReply) flags |= FlagReply;
         if (message.Target != 0) flags |= FlagTarget;
         if (message.RootHash != 0) flags |= FlagRootHash;
@@ -70,8 +73,10 @@ public static class GossipCodec
         if (message.Digest.Count > 0) flags |= FlagDigest;
         if (message.States.Count > 0) flags |= FlagStates;
         if (message.Wants.Count > 0) flags |= FlagWants;
+        if (message.BucketHashes.Count > 0) flags |= FlagBucketHashes;
+        if (message.BucketCount > 0) flags |= FlagBuckets;
         w.U8((byte)message.Kind);
-        w.U8(flags);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(w.Take(2), flags);
         w.U32(message.ProbeSequence);
         if (message.Target != 0) w.U64(message.Target);
         if (message.RootHash != 0) w.U64(message.RootHash);
@@ -86,6 +91,17 @@ public static class GossipCodec
         {
             w.I32(message.Wants.Count);
             foreach (var id in message.Wants) w.U64(id);
+        }
+        if (message.BucketHashes.Count > 0)
+        {
+            w.I32(message.BucketHashes.Count);
+            foreach (var h in message.BucketHashes) w.U64(h);
+        }
+        if (message.BucketCount > 0)
+        {
+            w.I32(message.BucketCount);
+            w.I32(message.Buckets.Count);
+            foreach (var b in message.Buckets) w.I32(b);
         }
         w.AssertFull();
         return size;
@@ -125,9 +141,10 @@ public static class GossipCodec
         {
             var r = new BinarySpanReader(data);
             var kind = (GossipMessageKind)r.U8();
-            if (kind < GossipMessageKind.Ping || kind > GossipMessageKind.PushPullFull) throw new GossipFormatException($"unknown message kind {(byte)kind}");
-            var flags = r.U8();
-            if ((flags & 0x80) != 0) throw new GossipFormatException($"unknown flag bits 0x{flags:x2}");
+            if (kind < GossipMessageKind.Ping || kind > GossipMessageKind.JoinReply) throw new GossipFormatException($"unknown message kind {(byte)kind}");
+            var flags = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(r.ReadBytes(2));
+            if ((flags & ~KnownFlags) != 0) throw new GossipFormatException($"unknown flag bits 0x{flags:x4}");
+            var bucketCount = 0;
             var message = new GossipMessage(kind)
             {
                 IsReply = (flags & FlagReply) != 0,
@@ -146,6 +163,33 @@ public static class GossipCodec
             {
                 var count = r.ReadCount(8);
                 for (var i = 0; i < count; i++) message.Wants.Add(r.U64());
+            }
+            if ((flags & FlagBucketHashes) != 0)
+            {
+                var count = r.ReadCount(8);
+                for (var i = 0; i < count; i++) message.BucketHashes.Add(r.U64());
+            }
+            if ((flags & FlagBuckets) != 0)
+            {
+                bucketCount = r.I32();
+                if (bucketCount <= 0) throw new GossipFormatException($"bucket count {bucketCount} is not positive");
+                var count = r.ReadCount(4);
+                var withCount = new GossipMessage(kind)
+                {
+                    IsReply = message.IsReply, ProbeSequence = message.ProbeSequence, Target = message.Target, RootHash = message.RootHash, BucketCount = bucketCount,
+                };
+                withCount.Updates.AddRange(message.Updates);
+                withCount.Digest.AddRange(message.Digest);
+                withCount.States.AddRange(message.States);
+                withCount.Wants.AddRange(message.Wants);
+                withCount.BucketHashes.AddRange(message.BucketHashes);
+                for (var i = 0; i < count; i++)
+                {
+                    var b = r.I32();
+                    if (b < 0 || b >= bucketCount) throw new GossipFormatException($"bucket {b} outside 0..{bucketCount - 1}");
+                    withCount.Buckets.Add(b);
+                }
+                message = withCount;
             }
             if (!r.IsAtEnd) throw new GossipFormatException($"{r.Remaining} trailing bytes after a {kind} message");
             return message;

@@ -32,7 +32,7 @@ public enum GossipMessageKind : byte
     /// <summary>A gossip round: piggybacked updates only.</summary>
     Gossip = 5,
 
-    /// <summary>Anti-entropy (digest mode): a root hash, and on reply the full (member, version) digest.</summary>
+    /// <summary>Anti-entropy (digest mode): root and bucket hashes; on reply the (member, version) digest of the differing buckets.</summary>
     PushPullDigest = 6,
 
     /// <summary>Anti-entropy (digest mode): the states the other side lacks, and the members whose states this side wants.</summary>
@@ -40,6 +40,12 @@ public enum GossipMessageKind : byte
 
     /// <summary>Anti-entropy (full-state mode, memberlist's push-pull): every member's state.</summary>
     PushPullFull = 8,
+
+    /// <summary>A joiner announces itself (its own state in <see cref="GossipMessage.States"/>) and asks for the seed's view.</summary>
+    JoinRequest = 9,
+
+    /// <summary>The seed's whole view, sent once to a joiner (join cost, not anti-entropy).</summary>
+    JoinReply = 10,
 }
 
 /// <summary>
@@ -78,12 +84,27 @@ public sealed class GossipMessage
     /// <summary>Members whose states the sender wants (digest mode).</summary>
     public List<ulong> Wants { get; } = [];
 
+    /// <summary>Per-bucket hashes of the sender's view (digest request); the count is the bucket count.</summary>
+    public List<ulong> BucketHashes { get; } = [];
+
+    /// <summary>The bucket count the <see cref="Buckets"/> of a digest reply refer to.</summary>
+    public int BucketCount { get; init; }
+
+    /// <summary>The buckets a digest reply covers (those whose hashes differed).</summary>
+    public List<int> Buckets { get; } = [];
+
     /// <summary>Anti-entropy messages travel over a stream in memberlist (TCP), so the packet size limit does not apply.</summary>
-    public bool IsStream => Kind is GossipMessageKind.PushPullDigest or GossipMessageKind.PushPullDelta or GossipMessageKind.PushPullFull;
+    public bool IsStream => IsAntiEntropy || IsJoin;
+
+    /// <summary>Periodic anti-entropy (push-pull) traffic.</summary>
+    public bool IsAntiEntropy => Kind is GossipMessageKind.PushPullDigest or GossipMessageKind.PushPullDelta or GossipMessageKind.PushPullFull;
+
+    /// <summary>Join traffic (a joiner's one full-state pull).</summary>
+    public bool IsJoin => Kind is GossipMessageKind.JoinRequest or GossipMessageKind.JoinReply;
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"{Kind} seq={ProbeSequence} target={Target} updates={Updates.Count} digest={Digest.Count} states={States.Count} wants={Wants.Count}";
+        $"{Kind} seq={ProbeSequence} target={Target} updates={Updates.Count} digest={Digest.Count} states={States.Count} wants={Wants.Count} buckets={BucketHashes.Count}/{Buckets.Count}";
 }
 
 /// <summary>A message the core wants sent; the host encodes, seals and sends it.</summary>

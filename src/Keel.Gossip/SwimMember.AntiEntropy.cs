@@ -11,8 +11,36 @@ public sealed partial class SwimMember
     public ulong RootHash()
     {
         ulong sum = 0;
-        foreach (var r in _members) sum = unchecked(sum + MixDigest(r.Id, r.Version));
+        for (var s = 0; s < _version.Length; s++)
+            if (_version[s] >= 0) sum = unchecked(sum + MixDigest(IdAt(s), _version[s]));
         return sum == 0 ? 1 : sum;
+    }
+
+    /// <summary>
+    /// The bucket count the digest exchange uses for a view of <paramref name="knownCount"/> members: a power of two
+    /// near N / 8, between 1 and 4,096, so a bucket holds about 8 members and a differing member costs its bucket's
+    /// digest (about 8 x 16 bytes), not the whole view's.
+    /// </summary>
+    public static int BucketCountFor(int knownCount)
+    {
+        var target = Math.Clamp(knownCount / 8, 1, 4096);
+        return (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)target);
+    }
+
+    /// <summary>The digest bucket of <paramref name="id"/> among <paramref name="bucketCount"/> (a power of two).</summary>
+    public static int BucketOf(ulong id, int bucketCount) => (int)(MixDigest(id, 0) & (ulong)(bucketCount - 1));
+
+    /// <summary>Per-bucket order-independent hashes of (member, version), as <see cref="RootHash"/> per bucket.</summary>
+    public ulong[] BucketHashes(int bucketCount)
+    {
+        var hashes = new ulong[bucketCount];
+        for (var s = 0; s < _version.Length; s++)
+        {
+            if (_version[s] < 0) continue;
+            var id = IdAt(s);
+            hashes[BucketOf(id, bucketCount)] += MixDigest(id, _version[s]);
+        }
+        return hashes;
     }
 
     private static ulong MixDigest(ulong id, long version)
@@ -33,6 +61,11 @@ public sealed partial class SwimMember
         return interval / 2 + _random.NextInt64(interval); // uniform in [0.5, 1.5) x interval
     }
 
+    // Digest mode is scuttlebutt with a two-level hash: A -> B: root hash and bucket hashes; B (if the roots differ) ->
+    // A: its (member, version) digest of the differing buckets only; A -> B: the states B lacks in those buckets and
+    // the ids A wants; B -> A: the wanted states. In steady state the exchange is one message; under churn it costs
+    // about a bucket's digest per differing member instead of the whole view (memberlist's full push-pull sends every
+    // state both ways: that is the full-state mode, kept as the baseline).
     private void RunAntiEntropy(long nowMs, List<OutboundMessage> outbox)
     {
         if (Options.PushPullIntervalMs == 0 || nowMs < _nextPushPullMs) return;
@@ -44,6 +77,7 @@ public sealed partial class SwimMember
         if (Options.AntiEntropy == AntiEntropyMode.Digest)
         {
             message = new GossipMessage(GossipMessageKind.PushPullDigest) { RootHash = RootHash() };
+            message.BucketHashes.AddRange(BucketHashes(BucketCountFor(KnownCount)));
         }
         else
         {
@@ -55,21 +89,45 @@ public sealed partial class SwimMember
 
     private void OnPushPullDigest(ulong from, GossipMessage message, long nowMs, List<OutboundMessage> outbox)
     {
-        if (message.Digest.Count == 0)
+        if (!message.IsReply)
         {
-            if (message.RootHash == RootHash()) return; // in sync: the whole exchange was one small message
-            var reply = new GossipMessage(GossipMessageKind.PushPullDigest) { IsReply = true, RootHash = RootHash() };
-            foreach (var r in _members) reply.Digest.Add(new DigestEntry(r.Id, r.Version));
+            if (message.RootHash == RootHash())
+            {
+                Counters.PushPullsInSync++;
+                return; // in sync: the whole exchange was one message
+            }
+            var bucketCount = message.BucketHashes.Count;
+            if (bucketCount == 0 || !System.Numerics.BitOperations.IsPow2(bucketCount)) return; // malformed request
+            var mine = BucketHashes(bucketCount);
+            var reply = new GossipMessage(GossipMessageKind.PushPullDigest) { IsReply = true, BucketCount = bucketCount };
+            for (var b = 0; b < bucketCount; b++)
+                if (mine[b] != message.BucketHashes[b]) reply.Buckets.Add(b);
+            if (reply.Buckets.Count == 0) return; // root collision; the next exchange will see it
+            var differing = new bool[bucketCount];
+            foreach (var b in reply.Buckets) differing[b] = true;
+            for (var s = 0; s < _version.Length; s++)
+                if (_version[s] >= 0 && differing[BucketOf(IdAt(s), bucketCount)]) reply.Digest.Add(new DigestEntry(IdAt(s), _version[s]));
             outbox.Add(new OutboundMessage(from, reply));
             return;
         }
+        // The reply: their digest of the buckets that differ. Send what they lack, ask for what we lack.
+        if (message.BucketCount == 0 || !System.Numerics.BitOperations.IsPow2(message.BucketCount)) return;
+        var covered = new bool[message.BucketCount];
+        foreach (var b in message.Buckets)
+            if (b >= 0 && b < covered.Length) covered[b] = true;
         var theirs = new Dictionary<ulong, long>(message.Digest.Count);
         foreach (var d in message.Digest) theirs[d.Member] = d.Version;
         var delta = new GossipMessage(GossipMessageKind.PushPullDelta);
-        foreach (var r in _members)
-            if (!theirs.TryGetValue(r.Id, out var version) || version < r.Version) delta.States.Add(StateOf(r));
+        for (var s = 0; s < _version.Length; s++)
+        {
+            if (_version[s] < 0 || !covered[BucketOf(IdAt(s), message.BucketCount)]) continue;
+            if (!theirs.TryGetValue(IdAt(s), out var version) || version < _version[s]) delta.States.Add(StateOf(s));
+        }
         foreach (var d in message.Digest)
-            if (!_byId.TryGetValue(d.Member, out var mine) || mine.Version < d.Version) delta.Wants.Add(d.Member);
+        {
+            var s = SlotOf(d.Member);
+            if (s < 0 || _version[s] < d.Version) delta.Wants.Add(d.Member);
+        }
         if (delta.States.Count > 0 || delta.Wants.Count > 0) outbox.Add(new OutboundMessage(from, delta));
     }
 
@@ -79,7 +137,7 @@ public sealed partial class SwimMember
         if (message.IsReply || message.Wants.Count == 0) return;
         var reply = new GossipMessage(GossipMessageKind.PushPullDelta) { IsReply = true };
         foreach (var id in message.Wants)
-            if (_byId.TryGetValue(id, out var r)) reply.States.Add(StateOf(r));
+            if (SlotOf(id) is var s and >= 0) reply.States.Add(StateOf(s));
         if (reply.States.Count > 0) outbox.Add(new OutboundMessage(from, reply));
     }
 
@@ -92,13 +150,37 @@ public sealed partial class SwimMember
         outbox.Add(new OutboundMessage(from, reply));
     }
 
-    private void AppendAllStates(List<MemberUpdate> into)
+    // A joiner announces itself (its own state only) and gets our whole view back, once.
+    private void OnJoinRequest(ulong from, GossipMessage message, long nowMs, List<OutboundMessage> outbox)
     {
-        foreach (var r in _members) into.Add(StateOf(r));
+        foreach (var state in message.States)
+            if (state.Member == from) ApplyClaim(state, nowMs, relayedBy: from, fromAntiEntropy: true); // a joiner speaks only for itself
+        var reply = new GossipMessage(GossipMessageKind.JoinReply) { IsReply = true };
+        AppendAllStates(reply.States);
+        outbox.Add(new OutboundMessage(from, reply));
+        Counters.JoinsServed++;
     }
 
-    private MemberUpdate StateOf(MemberRecord r) => new(
-        r.Id, r.Status, r.Incarnation,
-        r.Status == MemberStatus.Suspect ? r.Suspicion!.Suspector : r.Status == MemberStatus.Dead ? SelfId : r.Id,
-        r.Status == MemberStatus.Alive ? r.Tags : null);
+    private void OnJoinReply(ulong from, GossipMessage message, long nowMs)
+    {
+        foreach (var state in message.States) ApplyClaim(state, nowMs, relayedBy: from, fromAntiEntropy: true);
+    }
+
+    private void AppendAllStates(List<MemberUpdate> into)
+    {
+        for (var s = 0; s < _version.Length; s++)
+            if (_version[s] >= 0) into.Add(StateOf(s));
+    }
+
+    private MemberUpdate StateOf(int s)
+    {
+        var status = StatusAt(s);
+        var from = status switch
+        {
+            MemberStatus.Suspect => SuspicionAt(s)!.Suspector,
+            MemberStatus.Dead => SelfId,
+            _ => IdAt(s),
+        };
+        return new(IdAt(s), status, IncarnationAt(s), from, status == MemberStatus.Alive ? TagsAt(s) : null);
+    }
 }

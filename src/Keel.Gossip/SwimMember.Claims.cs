@@ -2,14 +2,14 @@ namespace Keel.Gossip;
 
 public sealed partial class SwimMember
 {
-    private readonly List<MemberRecord> _suspects = [];
+    private readonly List<int> _suspects = [];
     private readonly List<MemberUpdate> _corrections = [];
 
     /// <summary>The suspicion timeout bounds for the current cluster size (Lifeguard; plain SWIM uses the minimum).</summary>
     public (long MinMs, long MaxMs) SuspicionTimeoutBoundsMs()
     {
         var n = Math.Max(1, LiveCount);
-        var minMs = (long)(Options.SuspicionMultiplier * Math.Max(1.0, Math.Log10(n)) * Options.ProbeIntervalMs);
+        var minMs = Math.Max(Options.MinSuspicionTimeoutMs, (long)(Options.SuspicionMultiplier * Math.Max(1.0, Math.Log10(n)) * Options.ProbeIntervalMs));
         return Options.LifeguardEnabled ? (minMs, minMs * Options.SuspicionMaxTimeoutMultiplier) : (minMs, minMs);
     }
 
@@ -26,7 +26,8 @@ public sealed partial class SwimMember
             return;
         }
         if (claim.Member == 0) return;
-        if (!_byId.TryGetValue(claim.Member, out var r))
+        var r = SlotOf(claim.Member);
+        if (r < 0)
         {
             // Only the member itself can introduce it (an alive claim); rumours about strangers are dropped.
             if (claim.Status != MemberStatus.Alive)
@@ -38,18 +39,20 @@ public sealed partial class SwimMember
             Broadcasts.Enqueue(claim);
             return;
         }
-        if (claim.Status == MemberStatus.Suspect && r.Status == MemberStatus.Suspect && claim.Incarnation == r.Incarnation)
+        var status = StatusAt(r);
+        var incarnation = IncarnationAt(r);
+        if (claim.Status == MemberStatus.Suspect && status == MemberStatus.Suspect && claim.Incarnation == incarnation)
         {
-            if (Options.LifeguardEnabled && r.Suspicion!.Confirm(claim.From)) Broadcasts.Enqueue(claim);
+            if (Options.LifeguardEnabled && SuspicionAt(r)!.Confirm(claim.From)) Broadcasts.Enqueue(claim);
             return;
         }
-        if (!IncarnationRules.Supersedes(claim.Incarnation, claim.Status, r.Incarnation, r.Status))
+        if (!IncarnationRules.Supersedes(claim.Incarnation, claim.Status, incarnation, status))
         {
             Counters.StaleClaimsIgnored++;
             // The sender still accuses a member we know refuted: tell it directly. Retransmissions are bounded, so a
             // member that missed every copy of a refutation would otherwise convict on its own (measured: the lone
             // suspector missing the refutation was the cause of the false deaths under pauses).
-            if (!fromAntiEntropy && r.Status == MemberStatus.Alive && claim.Status != MemberStatus.Alive && relayedBy != SelfId)
+            if (!fromAntiEntropy && status == MemberStatus.Alive && claim.Status != MemberStatus.Alive && relayedBy != SelfId)
                 _corrections.Add(StateOf(r));
             return;
         }
@@ -57,42 +60,42 @@ public sealed partial class SwimMember
         switch (claim.Status)
         {
             case MemberStatus.Alive:
-                if (claim.Tags is not null) r.Tags = claim.Tags;
+                if (claim.Tags is not null) _tags[r] = claim.Tags;
                 break;
             case MemberStatus.Suspect:
                 StartSuspicion(r, claim.From, nowMs);
                 break;
         }
-        Broadcasts.Enqueue(claim.Status == MemberStatus.Alive ? claim with { Tags = r.Tags } : claim);
+        Broadcasts.Enqueue(claim.Status == MemberStatus.Alive ? claim with { Tags = TagsAt(r) } : claim);
     }
 
-    private void StartSuspicion(MemberRecord r, ulong suspector, long nowMs)
+    private void StartSuspicion(int r, ulong suspector, long nowMs)
     {
         var (minMs, maxMs) = SuspicionTimeoutBoundsMs();
         // Lifeguard: with few members there are few possible confirmers (memberlist: k = min(k, n - 2)).
         var k = Options.LifeguardEnabled ? Math.Max(1, Math.Min(Options.SuspicionConfirmations, LiveCount - 2)) : 1;
-        if (r.Suspicion is null) _suspects.Add(r);
-        r.Suspicion = new Suspicion(suspector, nowMs, minMs, maxMs, k);
+        var peer = Peer(r);
+        if (peer.Suspicion is null) _suspects.Add(r);
+        peer.Suspicion = new Suspicion(suspector, nowMs, minMs, maxMs, k);
     }
 
     private void ApplyClaimAboutSelf(MemberUpdate claim, long nowMs, bool fromAntiEntropy)
     {
         if (HasLeft) return;
-        var self = _byId[SelfId];
         var refute = claim.Status == MemberStatus.Alive
-            ? claim.Incarnation > self.Incarnation // someone holds a newer "us", e.g. from before a restart
-            : claim.Incarnation >= self.Incarnation; // suspect, dead or left at our incarnation: deny it
+            ? claim.Incarnation > Incarnation // someone holds a newer "us", e.g. from before a restart
+            : claim.Incarnation >= Incarnation; // suspect, dead or left at our incarnation: deny it
         if (!refute)
         {
             // An old accusation still circulating: answer its sender with our current incarnation.
-            if (claim.Status != MemberStatus.Alive && !fromAntiEntropy) _corrections.Add(StateOf(self));
+            if (claim.Status != MemberStatus.Alive && !fromAntiEntropy) _corrections.Add(StateOf(_self));
             return;
         }
         // SWIM 4.2: the accused raises its incarnation; the new alive claim supersedes the accusation everywhere.
-        self.Incarnation = claim.Incarnation + 1;
+        SetVersion(_self, MemberStatus.Alive, claim.Incarnation + 1);
         Counters.Refutations++;
         if (Options.LifeguardEnabled) _health.OnMissedDeadline(); // memberlist refute: being suspected hints we are slow
-        Broadcasts.Enqueue(new MemberUpdate(SelfId, MemberStatus.Alive, self.Incarnation, SelfId, self.Tags));
+        Broadcasts.Enqueue(new MemberUpdate(SelfId, MemberStatus.Alive, Incarnation, SelfId, Tags));
     }
 
     // Sends the corrections collected while applying one message back to its sender, in one packet at most.
@@ -120,10 +123,10 @@ public sealed partial class SwimMember
         {
             if (i >= _suspects.Count) continue;
             var r = _suspects[i];
-            if (nowMs < r.Suspicion!.DeadlineMs) continue;
+            if (nowMs < SuspicionAt(r)!.DeadlineMs) continue;
             Counters.DeathsDeclared++;
-            var claim = new MemberUpdate(r.Id, MemberStatus.Dead, r.Incarnation, SelfId);
-            SetStatus(r, MemberStatus.Dead, r.Incarnation, nowMs);
+            var claim = new MemberUpdate(IdAt(r), MemberStatus.Dead, IncarnationAt(r), SelfId);
+            SetStatus(r, MemberStatus.Dead, IncarnationAt(r), nowMs);
             Broadcasts.Enqueue(claim);
         }
     }

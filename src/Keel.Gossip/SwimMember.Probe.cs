@@ -2,7 +2,7 @@ namespace Keel.Gossip;
 
 public sealed partial class SwimMember
 {
-    private readonly List<ulong> _probeOrder = []; // live peers; shuffled each pass (SWIM section 4.3: round-robin probe target selection)
+    private readonly List<int> _probeOrder = []; // slots // live peers; shuffled each pass (SWIM section 4.3: round-robin probe target selection)
     private readonly List<Relay> _relays = [];
     private int _probeIndex;
     private ProbeState? _probe;
@@ -45,7 +45,16 @@ public sealed partial class SwimMember
         _probe = null; // its timeout expired while we slept: no verdict either way
         _nextProbeMs = Math.Max(_nextProbeMs, nowMs + _random.NextInt64(Options.ProbeIntervalMs));
         foreach (var r in _suspects)
-            if (r.Suspicion is { } s) s.GraceMs += latenessMs; // refutations may be sitting unread in our socket
+            if (SuspicionAt(r) is { } s) s.GraceMs += latenessMs; // refutations may be sitting unread in our socket
+        // Whatever peers concluded about us while we were frozen is stale: re-announce ourselves at a raised
+        // incarnation now instead of waiting to overhear the accusation, so the refutation starts spreading at once
+        // (a paused member is otherwise convicted if its suspectors' timeouts end before the rumour reaches it).
+        if (!HasLeft)
+        {
+            SetVersion(_self, MemberStatus.Alive, Incarnation + 1);
+            Counters.PauseRefutations++;
+            Broadcasts.Enqueue(new MemberUpdate(SelfId, MemberStatus.Alive, Incarnation, SelfId, Tags));
+        }
     }
 
     private void AdvanceProbe(long nowMs, List<OutboundMessage> outbox)
@@ -73,7 +82,7 @@ public sealed partial class SwimMember
             _random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_probeOrder));
             _probeIndex = 0;
         }
-        var target = _probeOrder[_probeIndex++];
+        var target = IdAt(_probeOrder[_probeIndex++]);
         var p = new ProbeState
         {
             Target = target,
@@ -112,8 +121,9 @@ public sealed partial class SwimMember
             var delta = p.ExpectedNacks > 0 ? Math.Max(0, p.ExpectedNacks - p.NacksReceived) : 1;
             for (var i = 0; i < delta; i++) _health.OnMissedDeadline();
         }
-        if (_byId.TryGetValue(p.Target, out var r) && r.Status is MemberStatus.Alive or MemberStatus.Suspect)
-            ApplyClaim(new MemberUpdate(r.Id, MemberStatus.Suspect, r.Incarnation, SelfId), nowMs, relayedBy: SelfId, fromAntiEntropy: false);
+        var r = SlotOf(p.Target);
+        if (r >= 0 && IsLive(StatusAt(r)))
+            ApplyClaim(new MemberUpdate(p.Target, MemberStatus.Suspect, IncarnationAt(r), SelfId), nowMs, relayedBy: SelfId, fromAntiEntropy: false);
     }
 
     private void OnPing(ulong from, GossipMessage ping, long nowMs, List<OutboundMessage> outbox)
@@ -130,8 +140,8 @@ public sealed partial class SwimMember
         {
             _probe = null;
             if (Options.LifeguardEnabled) _health.OnTimelyRound();
-            if (_byId.TryGetValue(p.Target, out var target) && target.Status is MemberStatus.Alive or MemberStatus.Suspect)
-                RecordLiveness(target, nowMs);
+            var target = SlotOf(p.Target);
+            if (target >= 0 && IsLive(StatusAt(target))) RecordLiveness(target, nowMs);
             return;
         }
         for (var i = 0; i < _relays.Count; i++)
@@ -185,11 +195,11 @@ public sealed partial class SwimMember
         }
     }
 
-    private void InsertIntoProbeOrder(ulong id)
+    private void InsertIntoProbeOrder(int slot)
     {
         // A random position, as memberlist does, so a new member is probed within one pass and the order stays random.
         var at = _random.NextInt32(_probeOrder.Count + 1);
-        _probeOrder.Insert(at, id);
+        _probeOrder.Insert(at, slot);
         if (at < _probeIndex) _probeIndex++;
     }
 
@@ -200,17 +210,18 @@ public sealed partial class SwimMember
         var n = _probeOrder.Count;
         for (var attempt = 0; attempt < destination.Length * 4 && count < destination.Length && n > 0; attempt++)
         {
-            var id = _probeOrder[_random.NextInt32(n)];
+            var slot = _probeOrder[_random.NextInt32(n)];
+            var id = IdAt(slot);
             if (id == exclude || destination[..count].Contains(id)) continue;
-            if (aliveOnly && _byId[id].Status != MemberStatus.Alive) continue;
+            if (aliveOnly && StatusAt(slot) != MemberStatus.Alive) continue;
             destination[count++] = id;
         }
         return count;
     }
 
-    private void RemoveFromProbeOrder(ulong id)
+    private void RemoveFromProbeOrder(int slot)
     {
-        var at = _probeOrder.IndexOf(id);
+        var at = _probeOrder.IndexOf(slot);
         if (at < 0) return;
         _probeOrder.RemoveAt(at);
         if (at < _probeIndex) _probeIndex--;

@@ -18,43 +18,51 @@ namespace Keel.Gossip;
 public sealed partial class SwimMember
 {
     private readonly DeterministicRandom _random;
-    private readonly List<MemberRecord> _members = []; // insertion order: every iteration that decides anything uses it
-    private readonly Dictionary<ulong, MemberRecord> _byId = [];
+    private readonly MemberDirectory _directory;
+    // The view, indexed by directory index (compact: 16 bytes per member, so 10,000 members x 10,000 views fit in a
+    // simulation). _version[i] is IncarnationRules.Version(incarnation, status), or -1 for a member this node does not
+    // know. Iteration in index order decides everything that iterates, never a hash order.
+    private long[] _version = [];
+    private long[] _sinceMs = [];
+    private readonly Dictionary<int, PeerState> _peers = []; // only members that talk to us or are suspected
+    private readonly Dictionary<int, MemberTags> _tags = []; // only members whose tags we know
     private readonly List<MembershipEvent> _events = [];
     private readonly LocalHealth _health;
     private readonly PhiAccrualOptions _phiOptions;
+    private readonly int _self;
     private long _lastTickMs;
     private bool _ticked;
 
-    private sealed class MemberRecord
+    private sealed class PeerState
     {
-        public required ulong Id;
-        public MemberStatus Status;
-        public long Incarnation;
-        public MemberTags? Tags;
-        public long StatusSinceMs;
         public Suspicion? Suspicion;
         public PhiAccrualFailureDetector? Phi; // created on first evidence: most of a large view never talks to us
-        public double InboundTokens;
+        public double InboundTokens = double.NaN;
         public long InboundRefillMs;
-        public long Version => IncarnationRules.Version(Incarnation, Status);
     }
 
     /// <summary>Creates member <paramref name="selfId"/> alive at incarnation 0, alone in its view.</summary>
+    /// <param name="selfId">This member's id (not 0).</param>
+    /// <param name="options">Settings.</param>
+    /// <param name="random">Source of every random choice.</param>
+    /// <param name="nowMs">Current time.</param>
+    /// <param name="tags">This member's tags.</param>
+    /// <param name="directory">Id interning table; pass one shared instance to many members simulated in one process
+    /// (see <see cref="MemberDirectory"/>); null gives this member its own.</param>
     /// <exception cref="ArgumentOutOfRangeException">A setting is out of range, or the id is 0 (reserved for "none").</exception>
-    public SwimMember(ulong selfId, GossipOptions options, DeterministicRandom random, long nowMs, MemberTags? tags = null)
+    public SwimMember(ulong selfId, GossipOptions options, DeterministicRandom random, long nowMs, MemberTags? tags = null, MemberDirectory? directory = null)
     {
         if (selfId == 0) throw new ArgumentOutOfRangeException(nameof(selfId), selfId, "member id 0 is reserved");
         options.Validate();
         Options = options;
         SelfId = selfId;
         _random = random;
+        _directory = directory ?? new MemberDirectory();
         _health = new LocalHealth(options.LocalHealth);
         // A short window: thousands of peers each keep one, and a peer's ack rhythm changes as the cluster grows.
         _phiOptions = options.Phi ?? new PhiAccrualOptions { FirstHeartbeatEstimateMs = options.ProbeIntervalMs, AcceptableHeartbeatPauseMs = 3 * options.ProbeIntervalMs, MaxSampleSize = 32 };
-        var self = AddRecord(selfId, MemberStatus.Alive, 0, tags, nowMs);
-        _events.Clear(); // our own appearance is not news to us
-        Broadcasts.Enqueue(new MemberUpdate(selfId, MemberStatus.Alive, 0, selfId, self.Tags));
+        _self = AddRecord(selfId, MemberStatus.Alive, 0, tags, nowMs, recordEvent: false);
+        Broadcasts.Enqueue(new MemberUpdate(selfId, MemberStatus.Alive, 0, selfId, tags));
         _nextProbeMs = nowMs + _random.NextInt64(options.ProbeIntervalMs); // desynchronise members started together
         _nextGossipMs = nowMs + JitteredGossipIntervalMs();
         _nextPushPullMs = nowMs + PushPullIntervalMs();
@@ -67,10 +75,10 @@ public sealed partial class SwimMember
     public ulong SelfId { get; }
 
     /// <summary>This member's incarnation; raised to refute suspicion and when its tags change.</summary>
-    public long Incarnation => _byId[SelfId].Incarnation;
+    public long Incarnation => IncarnationAt(_self);
 
     /// <summary>This member's tags.</summary>
-    public MemberTags? Tags => _byId[SelfId].Tags;
+    public MemberTags? Tags => TagsAt(_self);
 
     /// <summary>True after <see cref="Leave"/>.</summary>
     public bool HasLeft { get; private set; }
@@ -82,7 +90,7 @@ public sealed partial class SwimMember
     public BroadcastQueue Broadcasts { get; } = new();
 
     /// <summary>Members known in any state, self included.</summary>
-    public int KnownCount => _members.Count;
+    public int KnownCount { get; private set; }
 
     /// <summary>Members alive or suspect, self included: the N of the log N formulas.</summary>
     public int LiveCount { get; private set; }
@@ -99,41 +107,63 @@ public sealed partial class SwimMember
     }
 
     /// <summary>The member's state as seen here, or null when unknown.</summary>
-    public MemberSnapshot? Find(ulong id, long nowMs) => _byId.TryGetValue(id, out var r) ? Snapshot(r, nowMs) : null;
+    public MemberSnapshot? Find(ulong id, long nowMs) => SlotOf(id) is var s and >= 0 ? Snapshot(s, nowMs) : null;
 
-    /// <summary>Every known member in the order this node learnt of them.</summary>
-    public List<MemberSnapshot> Members(long nowMs) => _members.ConvertAll(r => Snapshot(r, nowMs));
+    /// <summary>The member's status as seen here, or null when unknown (cheap: no snapshot).</summary>
+    public MemberStatus? StatusOf(ulong id) => SlotOf(id) is var s and >= 0 ? StatusAt(s) : null;
+
+    /// <summary>Every known member, in the order their ids were interned.</summary>
+    public List<MemberSnapshot> Members(long nowMs)
+    {
+        var list = new List<MemberSnapshot>(KnownCount);
+        for (var s = 0; s < _version.Length; s++)
+            if (_version[s] >= 0) list.Add(Snapshot(s, nowMs));
+        return list;
+    }
 
     /// <summary>The health view of <paramref name="id"/>: phi-accrual plus SWIM state.</summary>
-    public HealthState HealthOf(ulong id, long nowMs) => _byId.TryGetValue(id, out var r) ? Health(r, nowMs) : HealthState.Failed;
+    public HealthState HealthOf(ulong id, long nowMs) => SlotOf(id) is var s and >= 0 ? Health(s, nowMs) : HealthState.Failed;
 
-    /// <summary>Asks <paramref name="seedId"/> for its full state, announcing this member (memberlist's join push-pull).</summary>
+    /// <summary>
+    /// Asks <paramref name="seedId"/> for its full state, announcing this member. The joiner pulls the whole view once,
+    /// from one seed (memberlist's join push-pull); this is join cost, separate from the periodic anti-entropy, which
+    /// afterwards exchanges digests and deltas only.
+    /// </summary>
     public void Join(ulong seedId, long nowMs, List<OutboundMessage> outbox)
     {
-        if (seedId == SelfId) return;
-        var message = new GossipMessage(GossipMessageKind.PushPullFull);
-        AppendAllStates(message.States);
+        if (seedId == SelfId || seedId == 0) return;
+        var message = new GossipMessage(GossipMessageKind.JoinRequest);
+        message.States.Add(StateOf(_self));
         outbox.Add(new OutboundMessage(seedId, message));
-        Counters.PushPullsStarted++;
+        Counters.JoinsStarted++;
     }
 
     /// <summary>
-    /// Adds members known from elsewhere (a seed list, a persisted view) as alive, without queuing broadcasts about
-    /// them: they are not news to the cluster. Known members are left as they are.
+    /// Adds members known from elsewhere (a seed list, a persisted view) as alive, without queuing broadcasts or
+    /// raising events about them: they are not news. Known members are left as they are.
     /// </summary>
     public void Bootstrap(IEnumerable<(ulong Id, long Incarnation, MemberTags? Tags)> members, long nowMs)
     {
+        var added = false;
         foreach (var (id, incarnation, tags) in members)
-            if (id != 0 && !_byId.ContainsKey(id)) AddRecord(id, MemberStatus.Alive, incarnation, tags, nowMs);
+        {
+            if (id == 0 || SlotOf(id) >= 0) continue;
+            AddRecord(id, MemberStatus.Alive, incarnation, tags, nowMs, recordEvent: false, intoProbeOrder: false);
+            _probeOrder.Add(_directory.IndexOf(id));
+            added = true;
+        }
+        if (!added) return;
+        // One shuffle instead of a random insertion per member (that is O(N) each: O(N^2) for a large bootstrap).
+        _random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_probeOrder));
+        _probeIndex = 0;
     }
 
     /// <summary>Changes this member's tags: raises the incarnation so the new version supersedes the old everywhere.</summary>
     public void UpdateTags(MemberTags tags, long nowMs)
     {
-        var self = _byId[SelfId];
-        self.Tags = tags;
-        self.Incarnation++;
-        Broadcasts.Enqueue(new MemberUpdate(SelfId, MemberStatus.Alive, self.Incarnation, SelfId, tags));
+        _tags[_self] = tags;
+        SetVersion(_self, MemberStatus.Alive, Incarnation + 1);
+        Broadcasts.Enqueue(new MemberUpdate(SelfId, MemberStatus.Alive, Incarnation, SelfId, tags));
     }
 
     /// <summary>Leaves gracefully: a left claim at a raised incarnation, which peers will not try to refute or probe.</summary>
@@ -141,9 +171,8 @@ public sealed partial class SwimMember
     {
         if (HasLeft) return;
         HasLeft = true;
-        var self = _byId[SelfId];
-        SetStatus(self, MemberStatus.Left, self.Incarnation + 1, nowMs);
-        Broadcasts.Enqueue(new MemberUpdate(SelfId, MemberStatus.Left, self.Incarnation, SelfId));
+        SetStatus(_self, MemberStatus.Left, Incarnation + 1, nowMs);
+        Broadcasts.Enqueue(new MemberUpdate(SelfId, MemberStatus.Left, Incarnation, SelfId));
     }
 
     /// <summary>
@@ -153,14 +182,14 @@ public sealed partial class SwimMember
     public void Receive(ulong from, GossipMessage message, long nowMs, List<OutboundMessage> outbox)
     {
         if (from == SelfId || from == 0) return;
-        _byId.TryGetValue(from, out var sender);
-        if (sender is not null && !TakeInboundToken(sender, nowMs))
+        var sender = SlotOf(from);
+        if (sender >= 0 && !TakeInboundToken(sender, nowMs))
         {
             Counters.DroppedRateLimited++;
             return;
         }
         Counters.MessagesReceived++;
-        if (sender is not null && sender.Status is MemberStatus.Alive or MemberStatus.Suspect) RecordLiveness(sender, nowMs);
+        if (sender >= 0 && IsLive(StatusAt(sender))) RecordLiveness(sender, nowMs);
         foreach (var update in message.Updates) ApplyClaim(update, nowMs, relayedBy: from, fromAntiEntropy: false);
         SendCorrections(from, outbox);
         switch (message.Kind)
@@ -173,6 +202,8 @@ public sealed partial class SwimMember
             case GossipMessageKind.PushPullDigest: OnPushPullDigest(from, message, nowMs, outbox); break;
             case GossipMessageKind.PushPullDelta: OnPushPullDelta(from, message, nowMs, outbox); break;
             case GossipMessageKind.PushPullFull: OnPushPullFull(from, message, nowMs, outbox); break;
+            case GossipMessageKind.JoinRequest: OnJoinRequest(from, message, nowMs, outbox); break;
+            case GossipMessageKind.JoinReply: OnJoinReply(from, message, nowMs); break;
         }
     }
 
@@ -207,7 +238,7 @@ public sealed partial class SwimMember
             if (Options.PushPullIntervalMs > 0) next = Math.Min(next, _nextPushPullMs);
             if (_probe is { } p) next = Math.Min(next, p.IndirectSent ? p.PeriodEndMs : p.TimeoutAtMs);
             foreach (var relay in _relays) next = Math.Min(next, relay.DeadlineMs);
-            foreach (var r in _members) if (r.Suspicion is { } s) next = Math.Min(next, s.DeadlineMs);
+            foreach (var s in _suspects) next = Math.Min(next, _peers[s].Suspicion!.DeadlineMs);
             return next;
         }
     }
@@ -217,38 +248,75 @@ public sealed partial class SwimMember
     {
         _health.AssertInvariants();
         Broadcasts.AssertInvariants();
-        Invariant.Check(_members.Count == _byId.Count, "the member list and index agree");
+        Invariant.Check(_version.Length == _sinceMs.Length, "the view arrays have one length");
         var live = 0;
-        foreach (var r in _members)
+        var known = 0;
+        for (var s = 0; s < _version.Length; s++)
         {
-            Invariant.Check(_byId.TryGetValue(r.Id, out var indexed) && ReferenceEquals(indexed, r), "every listed member is indexed");
-            Invariant.Check(r.Incarnation >= 0, "incarnations are non-negative");
-            Invariant.Check((r.Suspicion is not null) == (r.Status == MemberStatus.Suspect), "a suspicion timer exists exactly for suspects");
-            if (r.Status is MemberStatus.Alive or MemberStatus.Suspect) live++;
+            if (_version[s] < 0) continue;
+            Invariant.Check(s < _directory.Count, "every known member is interned");
+            known++;
+            var status = StatusAt(s);
+            var suspected = _peers.TryGetValue(s, out var peer) && peer.Suspicion is not null;
+            Invariant.Check(suspected == (status == MemberStatus.Suspect), "a suspicion timer exists exactly for suspects");
+            Invariant.Check(suspected == _suspects.Contains(s), "the suspect list holds exactly the suspects");
+            if (IsLive(status)) live++;
         }
         Invariant.Check(live == LiveCount, "the live count matches the member states");
-        var self = _byId[SelfId];
-        Invariant.Check(HasLeft ? self.Status == MemberStatus.Left : self.Status == MemberStatus.Alive, "a member never believes itself suspect or dead");
+        Invariant.Check(known == KnownCount, "the known count matches the view");
+        Invariant.Check(HasLeft ? StatusAt(_self) == MemberStatus.Left : StatusAt(_self) == MemberStatus.Alive, "a member never believes itself suspect or dead");
         Invariant.Check(_probe is null || _probe.Target != SelfId, "a member never probes itself");
-        var seen = new HashSet<ulong>();
-        foreach (var id in _probeOrder) Invariant.Check(seen.Add(id) && id != SelfId, "the probe order has each peer once and never self");
+        var seen = new HashSet<int>();
+        foreach (var s in _probeOrder)
+            Invariant.Check(seen.Add(s) && s != _self && StatusAt(s) is MemberStatus.Alive or MemberStatus.Suspect, "the probe order has each live peer once and never self");
     }
 
-    private MemberSnapshot Snapshot(MemberRecord r, long nowMs) =>
-        new(r.Id, r.Status, r.Incarnation, r.Tags, Health(r, nowMs), r.Phi?.Phi(nowMs) ?? 0, r.StatusSinceMs, r.Suspicion?.DeadlineMs);
+    private static bool IsLive(MemberStatus status) => status is MemberStatus.Alive or MemberStatus.Suspect;
 
-    private HealthState Health(MemberRecord r, long nowMs)
+    private int SlotOf(ulong id)
     {
-        if (r.Status is MemberStatus.Dead or MemberStatus.Left) return HealthState.Failed;
-        if (r.Status == MemberStatus.Suspect) return HealthState.Suspect;
-        if (r.Phi is { } phi && !phi.IsAvailable(nowMs)) return HealthState.Suspect;
+        var s = _directory.IndexOf(id);
+        return s >= 0 && s < _version.Length && _version[s] >= 0 ? s : -1;
+    }
+
+    private ulong IdAt(int slot) => _directory.IdAt(slot);
+
+    private MemberStatus StatusAt(int slot) => (MemberStatus)(_version[slot] & 3);
+
+    private long IncarnationAt(int slot) => _version[slot] >> 2;
+
+    private MemberTags? TagsAt(int slot) => _tags.TryGetValue(slot, out var t) ? t : null;
+
+    private PeerState Peer(int slot)
+    {
+        if (!_peers.TryGetValue(slot, out var peer)) _peers.Add(slot, peer = new PeerState());
+        return peer;
+    }
+
+    private Suspicion? SuspicionAt(int slot) => _peers.TryGetValue(slot, out var p) ? p.Suspicion : null;
+
+    private void SetVersion(int slot, MemberStatus status, long incarnation) => _version[slot] = IncarnationRules.Version(incarnation, status);
+
+    private MemberSnapshot Snapshot(int s, long nowMs)
+    {
+        _peers.TryGetValue(s, out var peer);
+        return new(IdAt(s), StatusAt(s), IncarnationAt(s), TagsAt(s), Health(s, nowMs), peer?.Phi?.Phi(nowMs) ?? 0, _sinceMs[s], peer?.Suspicion?.DeadlineMs);
+    }
+
+    private HealthState Health(int s, long nowMs)
+    {
+        var status = StatusAt(s);
+        if (status is MemberStatus.Dead or MemberStatus.Left) return HealthState.Failed;
+        if (status == MemberStatus.Suspect) return HealthState.Suspect;
+        if (_peers.TryGetValue(s, out var peer) && peer.Phi is { } phi && !phi.IsAvailable(nowMs)) return HealthState.Suspect;
         return HealthState.Healthy;
     }
 
-    private bool TakeInboundToken(MemberRecord r, long nowMs)
+    private bool TakeInboundToken(int s, long nowMs)
     {
+        var r = Peer(s);
         var capacity = (double)Options.MaxMessagesPerSecondPerSender;
-        if (r.InboundRefillMs == 0 && r.InboundTokens == 0) { r.InboundTokens = capacity; r.InboundRefillMs = nowMs; }
+        if (double.IsNaN(r.InboundTokens)) { r.InboundTokens = capacity; r.InboundRefillMs = nowMs; }
         var elapsedMs = nowMs - r.InboundRefillMs;
         if (elapsedMs > 0)
         {
@@ -260,52 +328,61 @@ public sealed partial class SwimMember
         return true;
     }
 
-    private void RecordLiveness(MemberRecord r, long nowMs)
+    private void RecordLiveness(int s, long nowMs)
     {
-        r.Phi ??= new PhiAccrualFailureDetector(_phiOptions);
-        r.Phi.Heartbeat(nowMs);
+        var peer = Peer(s);
+        peer.Phi ??= new PhiAccrualFailureDetector(_phiOptions);
+        peer.Phi.Heartbeat(nowMs);
     }
 
-    private MemberRecord AddRecord(ulong id, MemberStatus status, long incarnation, MemberTags? tags, long nowMs)
+    private int AddRecord(ulong id, MemberStatus status, long incarnation, MemberTags? tags, long nowMs, bool recordEvent = true, bool intoProbeOrder = true)
     {
-        var r = new MemberRecord { Id = id, Status = status, Incarnation = incarnation, Tags = tags, StatusSinceMs = nowMs, };
-        _members.Add(r);
-        _byId.Add(id, r);
-        if (status is MemberStatus.Alive or MemberStatus.Suspect) LiveCount++;
-        if (id != SelfId && status == MemberStatus.Alive) InsertIntoProbeOrder(id);
-        _events.Add(new MembershipEvent(id, null, status, incarnation, nowMs));
-        return r;
-    }
-
-    private void SetStatus(MemberRecord r, MemberStatus status, long incarnation, long nowMs)
-    {
-        var wasLive = r.Status is MemberStatus.Alive or MemberStatus.Suspect;
-        var isLive = status is MemberStatus.Alive or MemberStatus.Suspect;
-        var changed = r.Status != status;
-        var old = r.Status;
-        var oldIncarnation = r.Incarnation;
-        r.Status = status;
-        r.Incarnation = incarnation;
-        if (status != MemberStatus.Suspect && r.Suspicion is not null)
+        var s = _directory.Intern(id);
+        if (s >= _version.Length)
         {
-            r.Suspicion = null;
-            _suspects.Remove(r);
+            var length = Math.Max(Math.Max(16, _version.Length * 2), _directory.Count);
+            var oldLength = _version.Length;
+            Array.Resize(ref _version, length);
+            Array.Resize(ref _sinceMs, length);
+            _version.AsSpan(oldLength).Fill(-1);
+        }
+        SetVersion(s, status, incarnation);
+        _sinceMs[s] = nowMs;
+        if (tags is not null) _tags[s] = tags;
+        KnownCount++;
+        if (IsLive(status)) LiveCount++;
+        if (intoProbeOrder && id != SelfId && status == MemberStatus.Alive) InsertIntoProbeOrder(s);
+        if (recordEvent) _events.Add(new MembershipEvent(id, null, status, incarnation, nowMs));
+        return s;
+    }
+
+    private void SetStatus(int s, MemberStatus status, long incarnation, long nowMs)
+    {
+        var old = StatusAt(s);
+        var oldIncarnation = IncarnationAt(s);
+        var wasLive = IsLive(old);
+        var isLive = IsLive(status);
+        SetVersion(s, status, incarnation);
+        if (status != MemberStatus.Suspect && _peers.TryGetValue(s, out var peer) && peer.Suspicion is not null)
+        {
+            peer.Suspicion = null;
+            _suspects.Remove(s);
         }
         if (wasLive != isLive) LiveCount += isLive ? 1 : -1;
-        if (!changed)
+        if (old == status)
         {
             // An alive member with a new incarnation (refuted, or changed its tags) is news too.
-            if (status == MemberStatus.Alive && incarnation != oldIncarnation) _events.Add(new MembershipEvent(r.Id, old, status, incarnation, nowMs));
+            if (status == MemberStatus.Alive && incarnation != oldIncarnation) _events.Add(new MembershipEvent(IdAt(s), old, status, incarnation, nowMs));
             return;
         }
-        r.StatusSinceMs = nowMs;
-        if (r.Id != SelfId)
+        _sinceMs[s] = nowMs;
+        if (s != _self)
         {
-            if (!isLive) RemoveFromProbeOrder(r.Id);
-            else if (!wasLive) InsertIntoProbeOrder(r.Id);
-            if (old is MemberStatus.Dead or MemberStatus.Left && isLive) r.Phi = null;
+            if (!isLive) RemoveFromProbeOrder(s);
+            else if (!wasLive) InsertIntoProbeOrder(s);
+            if (old is MemberStatus.Dead or MemberStatus.Left && isLive && _peers.TryGetValue(s, out var p)) p.Phi = null;
         }
-        _events.Add(new MembershipEvent(r.Id, old, status, incarnation, nowMs));
+        _events.Add(new MembershipEvent(IdAt(s), old, status, incarnation, nowMs));
     }
 }
 
@@ -344,6 +421,18 @@ public sealed class GossipCounters
 
     /// <summary>Anti-entropy exchanges started.</summary>
     public long PushPullsStarted { get; internal set; }
+
+    /// <summary>Anti-entropy exchanges that ended at the root hash (nothing to exchange).</summary>
+    public long PushPullsInSync { get; internal set; }
+
+    /// <summary>Join requests sent (one full-state pull from one seed each).</summary>
+    public long JoinsStarted { get; internal set; }
+
+    /// <summary>Join requests answered with this member's full state.</summary>
+    public long JoinsServed { get; internal set; }
+
+    /// <summary>Times this member, after detecting its own pause, re-announced itself alive at a raised incarnation.</summary>
+    public long PauseRefutations { get; internal set; }
 
     /// <summary>Direct answers to senders of stale accusations (carrying the newer alive claim).</summary>
     public long CorrectionsSent { get; internal set; }

@@ -52,6 +52,9 @@ public sealed record GossipScenarioOptions
 
     /// <summary>How often a node drives its cores.</summary>
     public long TickMs { get; init; } = 50;
+
+    /// <summary>Minimum time between two pauses of the same node, so "pauses up to X s" never chain into a longer stall.</summary>
+    public long MinPauseSpacingMs { get; init; } = 5_000;
 }
 
 /// <summary>
@@ -70,6 +73,12 @@ public sealed class GossipScenario : ISimulationScenario
     private readonly bool[] _churned;
     private Simulation _simulation = null!;
 
+    /// <summary>
+    /// One id table for every simulated member (ids are 1..N): each member's view is then two flat arrays, which is
+    /// what lets 10,000 members with full views (10^8 entries) fit in memory.
+    /// </summary>
+    internal MemberDirectory Directory { get; } = new();
+
     /// <summary>Creates the scenario.</summary>
     public GossipScenario(GossipScenarioOptions? options = null)
     {
@@ -77,6 +86,7 @@ public sealed class GossipScenario : ISimulationScenario
         _stats = _options.Variants.Select(v => new VariantStats(v.Name)).ToArray();
         _started = new bool[_options.Nodes];
         _churned = new bool[_options.Nodes];
+        for (var i = 1; i <= _options.Nodes; i++) Directory.Intern((ulong)i);
     }
 
     /// <inheritdoc />
@@ -136,7 +146,7 @@ public sealed class GossipScenario : ISimulationScenario
             }
         }, "tag-change");
         ScheduleChurn(random.Split("churn"));
-        var nemesis = new Nemesis(simulation, plan) { MayCrash = _ => false };
+        var nemesis = new Nemesis(simulation, plan) { MayCrash = _ => false, MinPauseSpacingMs = _options.MinPauseSpacingMs };
         simulation.StartAll();
         nemesis.Start(_options.DurationMs);
     }
@@ -173,19 +183,20 @@ public sealed class GossipScenario : ISimulationScenario
         return first;
     }
 
-    internal void OnSent(int variant, long bytes, bool isStream)
+    internal void OnSent(int variant, long bytes, GossipMessage message)
     {
         var s = _stats[variant];
         var nowMs = _simulation.NowMs;
         if (nowMs >= _options.SteadyWindowMs.FromMs && nowMs < _options.SteadyWindowMs.ToMs)
         {
             s.SteadyBytes += bytes;
-            if (isStream) s.SteadyAntiEntropyBytes += bytes;
+            if (message.IsAntiEntropy) s.SteadyAntiEntropyBytes += bytes;
         }
         if (_options.ChurnFraction > 0 && nowMs >= _options.ChurnWindowMs.FromMs && nowMs < _options.ChurnWindowMs.ToMs)
         {
             s.ChurnBytes += bytes;
-            if (isStream) s.ChurnAntiEntropyBytes += bytes;
+            if (message.IsAntiEntropy) s.ChurnAntiEntropyBytes += bytes;
+            if (message.IsJoin) s.ChurnJoinBytes += bytes;
         }
     }
 
@@ -205,7 +216,12 @@ public sealed class GossipScenario : ISimulationScenario
         if (subject == Victim && s.CrashedAtUs >= 0)
         {
             if (e.To == MemberStatus.Suspect && s.FirstSuspectAtUs < 0) s.FirstSuspectAtUs = nowUs;
-            if (e.To == MemberStatus.Dead && s.DeadSeenBy.Add(observer)) s.DeadLastSeenAtUs = nowUs;
+            if (e.To == MemberStatus.Dead && s.DeadSeenBy.Add(observer))
+            {
+                s.DeadLastSeenAtUs = nowUs;
+                s.DeadSeenAtUs[observer] = nowUs;
+                if (_simulation.Nodes[observer].WasPausedDuring(s.CrashedAtUs, nowUs)) s.DeadSeenByPaused.Add(observer);
+            }
             return;
         }
         // A member that was never down (not crashed, not churned) declared dead is a false positive.
@@ -249,8 +265,8 @@ public sealed class GossipScenario : ISimulationScenario
         var n = _options.Nodes;
         var steadyS = (_options.SteadyWindowMs.ToMs - _options.SteadyWindowMs.FromMs) / 1000.0;
         var churnS = (_options.ChurnWindowMs.ToMs - _options.ChurnWindowMs.FromMs) / 1000.0;
-        text.AppendLine("| variant | N | tag change reached | time (ms) | gossip rounds | steady B/member/s | steady anti-entropy B/member/s | churn B/member/s | churn anti-entropy B/member/s | false suspicions | false deaths | crash first suspected (ms) | crash known dead by all (ms) |");
-        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        text.AppendLine("| variant | N | tag change reached | time (ms) | gossip rounds | steady B/member/s | steady anti-entropy B/member/s | churn B/member/s | churn anti-entropy B/member/s | churn join B/member/s | false suspicions | false deaths | crash first suspected (ms) | crash known dead by all (ms) |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var s in _stats)
         {
             var variant = _options.Variants.First(v => v.Name == s.Name);
@@ -263,7 +279,30 @@ public sealed class GossipScenario : ISimulationScenario
                 ? ((s.DeadLastSeenAtUs - s.CrashedAtUs) / 1000).ToString(CultureInfo.InvariantCulture)
                 : $"not all ({s.DeadSeenBy.Count}/{Observers})";
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {s.Name} | {n} | {reached} | {propagationMs:0} | {rounds:0.0} | {Rate(s.SteadyBytes, steadyS)} | {Rate(s.SteadyAntiEntropyBytes, steadyS)} | {(_options.ChurnFraction > 0 ? Rate(s.ChurnBytes, churnS) : "-")} | {(_options.ChurnFraction > 0 ? Rate(s.ChurnAntiEntropyBytes, churnS) : "-")} | {s.FalseSuspicions} | {s.FalseDeaths} | {suspectMs} | {deadMs} |"));
+                $"| {s.Name} | {n} | {reached} | {propagationMs:0} | {rounds:0.0} | {Rate(s.SteadyBytes, steadyS)} | {Rate(s.SteadyAntiEntropyBytes, steadyS)} | {(_options.ChurnFraction > 0 ? Rate(s.ChurnBytes, churnS) : "-")} | {(_options.ChurnFraction > 0 ? Rate(s.ChurnAntiEntropyBytes, churnS) : "-")} | {(_options.ChurnFraction > 0 ? Rate(s.ChurnJoinBytes, churnS) : "-")} | {s.FalseSuspicions} | {s.FalseDeaths} | {suspectMs} | {deadMs} |"));
+        }
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// Crash detection per variant: first suspicion, first conviction, and when the observers learnt of the death
+    /// (median, 99th percentile, last), also over only the observers that were not paused between the crash and their
+    /// learning (a member frozen for 3 s cannot learn anything while frozen).
+    /// </summary>
+    public string DetectionTable()
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| variant | false suspicions | false deaths | first suspected (ms) | first convicted (ms) | known dead: median (ms) | p99 (ms) | all (ms) | all never-paused observers (ms) | observers paused meanwhile |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var s in _stats)
+        {
+            string Ms(long us) => us < 0 ? "-" : ((us - s.CrashedAtUs) / 1000).ToString(CultureInfo.InvariantCulture);
+            var times = s.DeadSeenAtUs.Values.Order().ToList();
+            var awake = s.DeadSeenAtUs.Where(kv => !s.DeadSeenByPaused.Contains(kv.Key)).Select(kv => kv.Value).Order().ToList();
+            long At(List<long> list, double q) => list.Count == 0 ? -1 : list[Math.Min(list.Count - 1, (int)Math.Ceiling(q * list.Count) - 1)];
+            var complete = s.DeadSeenBy.Count >= Observers;
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {s.Name} | {s.FalseSuspicions} | {s.FalseDeaths} | {Ms(s.FirstSuspectAtUs)} | {Ms(times.Count > 0 ? times[0] : -1)} | {Ms(At(times, 0.5))} | {Ms(At(times, 0.99))} | {(complete ? Ms(At(times, 1)) : $"not all ({s.DeadSeenBy.Count}/{Observers})")} | {(complete ? Ms(At(awake, 1)) : "-")} | {s.DeadSeenByPaused.Count} |"));
         }
         return text.ToString();
     }
@@ -289,6 +328,10 @@ public sealed class GossipScenario : ISimulationScenario
         public HashSet<int> DeadSeenBy { get; } = [];
         /// <summary>When the last of them did.</summary>
         public long DeadLastSeenAtUs { get; internal set; } = -1;
+        /// <summary>When each observer learnt the victim was dead.</summary>
+        public Dictionary<int, long> DeadSeenAtUs { get; } = [];
+        /// <summary>Observers that were paused at some point between the crash and learning of it.</summary>
+        public HashSet<int> DeadSeenByPaused { get; } = [];
         /// <summary>Bytes sent in the steady window.</summary>
         public long SteadyBytes { get; internal set; }
         /// <summary>Anti-entropy bytes in the steady window.</summary>
@@ -297,6 +340,8 @@ public sealed class GossipScenario : ISimulationScenario
         public long ChurnBytes { get; internal set; }
         /// <summary>Anti-entropy bytes in the churn window.</summary>
         public long ChurnAntiEntropyBytes { get; internal set; }
+        /// <summary>Join bytes (a rejoiner's one full-state pull) in the churn window, counted apart from anti-entropy.</summary>
+        public long ChurnJoinBytes { get; internal set; }
         /// <summary>Members that were never down declared dead (per observer).</summary>
         public long FalseDeaths { get; internal set; }
         /// <summary>The first false deaths, with the pauses around them.</summary>
@@ -314,6 +359,7 @@ public sealed class GossipScenario : ISimulationScenario
 internal sealed class GossipProcess : ISimProcess
 {
     private static readonly byte[] ClusterKey = "keel-simulated-gossip-cluster-k1"u8.ToArray();
+    private static readonly MemberTags AgentTags = new("zone-a", "agent", "1.0.0", 100);
     private readonly GossipScenario _scenario;
     private readonly int _id;
     private readonly List<OutboundMessage> _outbox = [];
@@ -339,13 +385,12 @@ internal sealed class GossipProcess : ISimProcess
         _channels = new GossipSecureChannel[variants.Count];
         for (var v = 0; v < variants.Count; v++)
         {
-            Members[v] = new SwimMember((ulong)_id + 1, variants[v].Options, context.Random.Split("swim", v), nowMs, new MemberTags("zone-a", "agent", "1.0.0", 100));
+            Members[v] = new SwimMember((ulong)_id + 1, variants[v].Options, context.Random.Split("swim", v), nowMs, AgentTags, _scenario.Directory);
             // Wall-clock microseconds: a restarted member's sequence numbers start above everything it sent before.
             _channels[v] = new GossipSecureChannel((ulong)_id + 1, new GossipKeyring(ClusterKey), (ulong)Math.Max(1, context.WallClockMs) * 1000);
             if (first)
             {
                 Members[v].Bootstrap(Enumerable.Range(1, _scenario.Options.Nodes).Select(i => ((ulong)i, 0L, (MemberTags?)null)), nowMs);
-                Members[v].DrainEvents();
             }
             else
             {
@@ -392,7 +437,7 @@ internal sealed class GossipProcess : ISimProcess
         {
             var packet = _channels[variant].Seal(m.Message);
             Invariant.Check(m.Message.IsStream || packet.Length <= Members[variant].Options.MaxMessageBytes, "gossip packets respect the size limit");
-            _scenario.OnSent(variant, packet.Length, m.Message.IsStream);
+            _scenario.OnSent(variant, packet.Length, m.Message);
             _context.Send((int)m.To - 1, (variant, packet), packet.Length);
         }
         _outbox.Clear();

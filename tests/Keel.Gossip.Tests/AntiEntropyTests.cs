@@ -1,4 +1,5 @@
 using Keel.Gossip;
+using FsCheck.Xunit;
 
 namespace Keel.Gossip.Tests;
 
@@ -9,7 +10,7 @@ public sealed class AntiEntropyTests
     [InlineData(AntiEntropyMode.FullState)]
     public void Anti_entropy_repairs_a_view_that_gossip_missed(AntiEntropyMode mode)
     {
-        var options = new GossipOptions { AntiEntropy = mode, PushPullIntervalMs = 5_000 };
+        var options = new GossipOptions { AntiEntropy = mode, PushPullIntervalMs = 5_000, GossipIntervalMs = 1000, ProbeIntervalMs = 1000, ProbeTimeoutMs = 500 };
         var cluster = TestCluster.Converged(10, seed: 20, options);
         // Member 10 hears nothing while member 4 changes tags, so the retransmissions run out before it can get them.
         cluster.DropLink = (from, to) => to == 10 && from != 1;
@@ -29,11 +30,12 @@ public sealed class AntiEntropyTests
         var a = cluster[1].Member;
         var b = cluster[2].Member;
         Assert.Equal(a.RootHash(), b.RootHash());
-        var request = new GossipMessage(GossipMessageKind.PushPullDigest) { RootHash = a.RootHash() };
+        var request = DigestRequest(a);
         var outbox = new List<OutboundMessage>();
         b.Receive(1, request, cluster.NowMs, outbox);
         Assert.Empty(outbox);
-        Assert.Equal(GossipCodec.HeaderBytes + 8, GossipCodec.SizeOf(request));
+        Assert.Equal(1, b.Counters.PushPullsInSync);
+        Assert.Equal(GossipCodec.HeaderBytes + 8 + 4 + 8 * SwimMember.BucketCountFor(30), GossipCodec.SizeOf(request));
     }
 
     [Fact]
@@ -45,9 +47,15 @@ public sealed class AntiEntropyTests
         var b = cluster[2].Member;
         b.UpdateTags(new MemberTags("new", "x", "y", 0), cluster.NowMs); // b is now newer about itself only
         var outbox = new List<OutboundMessage>();
-        b.Receive(1, new GossipMessage(GossipMessageKind.PushPullDigest) { RootHash = a.RootHash() }, cluster.NowMs, outbox);
+        b.Receive(1, DigestRequest(a), cluster.NowMs, outbox);
         var digest = Assert.Single(outbox).Message;
-        Assert.Equal(30, digest.Digest.Count);
+        // Only the bucket holding member 2 differs, so only that bucket's digest travels, not the whole view's.
+        var bucketCount = SwimMember.BucketCountFor(30);
+        Assert.Equal(bucketCount, digest.BucketCount);
+        Assert.Equal(SwimMember.BucketOf(2, bucketCount), Assert.Single(digest.Buckets));
+        Assert.Contains(digest.Digest, d => d.Member == 2);
+        Assert.True(digest.Digest.Count < 30, $"{digest.Digest.Count} digest entries");
+        Assert.All(digest.Digest, d => Assert.Equal(SwimMember.BucketOf(2, bucketCount), SwimMember.BucketOf(d.Member, bucketCount)));
         outbox.Clear();
         a.Receive(2, digest, cluster.NowMs, outbox);
         var delta = Assert.Single(outbox).Message;
@@ -59,6 +67,47 @@ public sealed class AntiEntropyTests
         Assert.Equal(2UL, Assert.Single(answer.States).Member);
         a.Receive(2, answer, cluster.NowMs, []);
         Assert.Equal(a.RootHash(), b.RootHash());
+    }
+
+    private static GossipMessage DigestRequest(SwimMember from)
+    {
+        var request = new GossipMessage(GossipMessageKind.PushPullDigest) { RootHash = from.RootHash() };
+        request.BucketHashes.AddRange(from.BucketHashes(SwimMember.BucketCountFor(from.KnownCount)));
+        return request;
+    }
+
+    [Property(MaxTest = 40)]
+    public bool Bucket_hashes_sum_to_the_root_hash_and_buckets_partition_ids(ulong[] ids, byte logBuckets)
+    {
+        var bucketCount = 1 << (logBuckets % 12);
+        var member = new SwimMember(1, new GossipOptions(), new Keel.Core.DeterministicRandom(3), 0);
+        member.Bootstrap(ids.Where(id => id > 1).Distinct().Select(id => (id, (long)(id % 7), (MemberTags?)null)), 0);
+        ulong sum = 0;
+        foreach (var h in member.BucketHashes(bucketCount)) sum = unchecked(sum + h);
+        var root = member.RootHash();
+        return (sum == 0 ? 1 : sum) == root && ids.All(id => SwimMember.BucketOf(id, bucketCount) is var b && b >= 0 && b < bucketCount);
+    }
+
+    [Fact]
+    public void A_joiner_pulls_the_full_view_from_one_seed_as_join_traffic_not_anti_entropy()
+    {
+        var cluster = TestCluster.Converged(6, seed: 24, new GossipOptions { PushPullIntervalMs = 0 });
+        var joiner = new SwimMember(7, new GossipOptions(), new Keel.Core.DeterministicRandom(9), cluster.NowMs);
+        var outbox = new List<OutboundMessage>();
+        joiner.Join(3, cluster.NowMs, outbox);
+        var request = Assert.Single(outbox);
+        Assert.Equal(3UL, request.To);
+        Assert.True(request.Message.IsJoin && !request.Message.IsAntiEntropy);
+        Assert.Equal(7UL, Assert.Single(request.Message.States).Member); // the joiner sends only itself
+        outbox.Clear();
+        cluster[3].Member.Receive(7, request.Message, cluster.NowMs, outbox);
+        var reply = Assert.Single(outbox).Message;
+        Assert.Equal(GossipMessageKind.JoinReply, reply.Kind);
+        Assert.Equal(7, reply.States.Count); // the seed's whole view, the joiner included
+        joiner.Receive(3, reply, cluster.NowMs, []);
+        Assert.Equal(7, joiner.LiveCount);
+        Assert.Equal(1, cluster[3].Member.Counters.JoinsServed);
+        joiner.AssertInvariants();
     }
 
     [Fact]

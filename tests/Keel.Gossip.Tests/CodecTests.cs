@@ -70,8 +70,8 @@ public sealed class CodecTests
     public void A_ping_is_small()
     {
         var ping = new GossipMessage(GossipMessageKind.Ping) { ProbeSequence = 1, Target = 42 };
-        Assert.Equal(14, GossipCodec.SizeOf(ping));
-        Assert.Equal(14 + GossipSecureChannel.OverheadBytes, new GossipSecureChannel(1, new GossipKeyring(TestCluster.Key), 1).Seal(ping).Length);
+        Assert.Equal(15, GossipCodec.SizeOf(ping));
+        Assert.Equal(15 + GossipSecureChannel.OverheadBytes, new GossipSecureChannel(1, new GossipKeyring(TestCluster.Key), 1).Seal(ping).Length);
     }
 
     [Fact]

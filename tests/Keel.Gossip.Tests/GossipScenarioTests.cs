@@ -62,4 +62,30 @@ public sealed class GossipScenarioTests
         var full = scenario.Stats[1].SteadyAntiEntropyBytes;
         Assert.True(full > 0 && digest * 10 <= full, $"digest {digest} B vs full {full} B");
     }
+
+    [Fact]
+    public void Under_churn_digests_still_cut_anti_entropy_by_ninety_percent_and_joins_are_counted_apart()
+    {
+        var scenario = new GossipScenario(new GossipScenarioOptions
+        {
+            Nodes = 80,
+            DurationMs = 30_000,
+            CrashAtMs = 0,
+            MaxPauseMs = 0,
+            LossProbability = 0,
+            ChurnFraction = 0.1,
+            ChurnWindowMs = (8_000, 24_000),
+            Variants =
+            [
+                new("digest", new GossipOptions { AntiEntropy = AntiEntropyMode.Digest, PushPullIntervalMs = 3_000 }),
+                new("full-state", new GossipOptions { AntiEntropy = AntiEntropyMode.FullState, PushPullIntervalMs = 3_000 }),
+            ],
+        });
+        Assert.True(SimulationRunner.Run(scenario, 11).Passed);
+        var digest = scenario.Stats[0];
+        var full = scenario.Stats[1];
+        Assert.True(digest.ChurnJoinBytes > 0 && full.ChurnJoinBytes > 0, "rejoiners pulled the view once each");
+        Assert.True(full.ChurnAntiEntropyBytes > 0 && digest.ChurnAntiEntropyBytes * 10 <= full.ChurnAntiEntropyBytes,
+            $"digest {digest.ChurnAntiEntropyBytes} B vs full {full.ChurnAntiEntropyBytes} B under churn");
+    }
 }

@@ -66,7 +66,8 @@ public sealed class MembershipTests
     [Fact]
     public void Independent_confirmations_shorten_the_suspicion_timeout()
     {
-        var member = new SwimMember(1, new GossipOptions { PushPullIntervalMs = 0 }, new DeterministicRandom(5), 0);
+        // memberlist's 1 s probe interval and no floor, so the figures are Lifeguard's own.
+        var member = new SwimMember(1, new GossipOptions { PushPullIntervalMs = 0, ProbeIntervalMs = 1000, ProbeTimeoutMs = 500, MinSuspicionTimeoutMs = 0 }, new DeterministicRandom(5), 0);
         var outbox = new List<OutboundMessage>();
         var hello = new GossipMessage(GossipMessageKind.Gossip);
         for (ulong id = 2; id <= 10; id++) hello.Updates.Add(new MemberUpdate(id, MemberStatus.Alive, 0, id));
@@ -104,10 +105,55 @@ public sealed class MembershipTests
     [Fact]
     public void Plain_swim_uses_the_fixed_minimum_suspicion_timeout()
     {
-        var member = new SwimMember(1, new GossipOptions { LifeguardEnabled = false }, new DeterministicRandom(1), 0);
+        var member = new SwimMember(1, new GossipOptions { LifeguardEnabled = false, ProbeIntervalMs = 1000, ProbeTimeoutMs = 500 }, new DeterministicRandom(1), 0);
         var (minMs, maxMs) = member.SuspicionTimeoutBoundsMs();
         Assert.Equal(minMs, maxMs);
         Assert.Equal(4000, minMs);
+    }
+
+    [Fact]
+    public void The_suspicion_timeout_never_drops_below_the_floor()
+    {
+        // 300 ms probes, N = 1: memberlist's formula gives 4 x 1 x 0.3 s = 1.2 s, below a 3 s pause; the floor holds.
+        var member = new SwimMember(1, new GossipOptions(), new DeterministicRandom(1), 0);
+        Assert.Equal((3500L, 21000L), member.SuspicionTimeoutBoundsMs());
+        member.Bootstrap(Enumerable.Range(2, 9_999).Select(i => ((ulong)i, 0L, (MemberTags?)null)), 0);
+        Assert.Equal(4 * 4 * 300L, member.SuspicionTimeoutBoundsMs().MinMs); // N = 10,000: 4.8 s, above the floor
+    }
+
+    [Fact]
+    public void A_member_that_detects_its_own_pause_re_announces_itself_at_a_raised_incarnation()
+    {
+        var member = new SwimMember(1, new GossipOptions(), new DeterministicRandom(2), 0);
+        member.Bootstrap([(2, 0, null), (3, 0, null)], 0);
+        var outbox = new List<OutboundMessage>();
+        for (long t = 0; t <= 1000; t += 50) member.Tick(t, outbox);
+        var before = member.Incarnation;
+        member.Tick(4000, outbox); // frozen for about 3 s
+        Assert.Equal(1, member.Counters.PauseRefutations);
+        Assert.Equal(before + 1, member.Incarnation);
+        outbox.Clear();
+        for (long t = 4050; t <= 5000; t += 50) member.Tick(t, outbox);
+        Assert.Contains(outbox.SelectMany(o => o.Message.Updates), u => u is { Member: 1, Status: MemberStatus.Alive } && u.Incarnation == before + 1);
+        member.AssertInvariants();
+    }
+
+    [Fact]
+    public void Ten_thousand_members_bootstrap_into_a_compact_view_with_a_shared_directory()
+    {
+        var directory = new MemberDirectory();
+        var members = Enumerable.Range(1, 3).Select(i => new SwimMember((ulong)i, new GossipOptions(), new DeterministicRandom((ulong)i), 0, directory: directory)).ToList();
+        foreach (var m in members) m.Bootstrap(Enumerable.Range(1, 10_000).Select(i => ((ulong)i, 0L, (MemberTags?)null)), 0);
+        Assert.Equal(10_000, directory.Count);
+        foreach (var m in members)
+        {
+            Assert.Equal(10_000, m.LiveCount);
+            Assert.Empty(m.DrainEvents()); // a bootstrap is not news
+            m.AssertInvariants();
+        }
+        directory.AssertInvariants();
+        Assert.Equal(MemberStatus.Alive, members[0].StatusOf(9_999));
+        Assert.Null(members[0].StatusOf(10_001));
     }
 
     [Fact]
