@@ -27,6 +27,8 @@ internal static class ServeCommand
     private static readonly Option<int?> HeartbeatInterval = new("--heartbeat-interval") { Description = "Time (ms) of a heartbeat interval (default 100)." };
     private static readonly Option<int?> ElectionTimeout = new("--election-timeout") { Description = "Time (ms) for an election to time out (default 1000)." };
     private static readonly Option<int?> SnapshotCount = new("--snapshot-count") { Description = "Committed entries between snapshots (default 10000)." };
+    private static readonly Option<string?> GossipKey = new("--gossip-key") { Description = "Base64 secret (16-32 bytes) authenticating gossip packets (default: derived from the cluster token)." };
+    private static readonly Option<string?> Zone = new("--zone") { Description = "This member's zone, gossiped in its tags (default: default)." };
     private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
 
     public static Command Create()
@@ -34,7 +36,7 @@ internal static class ServeCommand
         var command = new Command("serve", "Run a Keel member (etcd-compatible flags).")
         {
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
-            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, LogFormat,
+            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, GossipKey, Zone, LogFormat,
         };
         command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
         return command;
@@ -77,6 +79,8 @@ internal static class ServeCommand
                 HeartbeatIntervalMs = GetInt(HeartbeatInterval) ?? 100,
                 ElectionTimeoutMs = GetInt(ElectionTimeout) ?? 1000,
                 SnapshotCount = GetInt(SnapshotCount) ?? 10_000,
+                GossipKey = GossipCommands.ParseKey(Get(GossipKey)),
+                Zone = Get(Zone) ?? "default",
             };
             if (options.ElectionTimeoutMs < 5 * options.HeartbeatIntervalMs)
                 throw new ArgumentException("--election-timeout must be at least 5 times --heartbeat-interval (etcd's rule)");

@@ -20,11 +20,15 @@ public sealed class KeelServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private KeelServer(WebApplication app, NodeHost host)
+    private KeelServer(WebApplication app, NodeHost host, GossipHost gossip)
     {
         _app = app;
         Host = host;
+        Gossip = gossip;
     }
+
+    /// <summary>The gossip member running beside Raft.</summary>
+    public GossipHost Gossip { get; }
 
     /// <summary>The node host.</summary>
     public NodeHost Host { get; }
@@ -70,7 +74,9 @@ public sealed class KeelServer : IAsyncDisposable
             else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         });
         var host = NodeHost.Start(options, TimeProvider.System, loggerFactory.CreateLogger("keel"));
+        var gossip = GossipHost.Start(options, host.InitialMembers, loggerFactory.CreateLogger("keel.gossip"));
         builder.Services.AddSingleton(host);
+        builder.Services.AddSingleton(gossip);
         var app = builder.Build();
         app.MapGrpcService<KvApi>();
         app.MapGrpcService<WatchApi>();
@@ -87,16 +93,18 @@ public sealed class KeelServer : IAsyncDisposable
         }
         catch
         {
+            await gossip.DisposeAsync();
             await host.DisposeAsync();
             throw;
         }
-        return new KeelServer(app, host);
+        return new KeelServer(app, host, gossip);
     }
 
     /// <summary>Waits until the server is asked to stop, then stops it gracefully.</summary>
     public async Task WaitForShutdownAsync()
     {
         await _app.WaitForShutdownAsync();
+        await Gossip.DisposeAsync();
         await Host.DisposeAsync();
     }
 
@@ -104,6 +112,7 @@ public sealed class KeelServer : IAsyncDisposable
     public async Task StopAsync()
     {
         await _app.StopAsync();
+        await Gossip.DisposeAsync();
         await Host.DisposeAsync();
     }
 

@@ -60,6 +60,15 @@ public sealed record ServerOptions
     /// <summary>Election timeout (<c>--election-timeout</c>, ms).</summary>
     public int ElectionTimeoutMs { get; init; } = 1000;
 
+    /// <summary>
+    /// The secret that authenticates gossip packets (HMAC-SHA256, <c>--gossip-key</c>, 16 to 32 bytes); null derives
+    /// one from <see cref="InitialClusterToken"/>, which separates clusters but is no secret.
+    /// </summary>
+    public byte[]? GossipKey { get; init; }
+
+    /// <summary>This member's zone, gossiped in its tags (<c>--zone</c>).</summary>
+    public string Zone { get; init; } = "default";
+
     /// <summary>Entries between state snapshots (<c>--snapshot-count</c>).</summary>
     public int SnapshotCount { get; init; } = 10_000;
 

@@ -12,7 +12,7 @@ namespace Keel.Server.Api;
 /// the changes between two times (the audit question "what changed between 2 PM and 3 PM"), and the members' health.
 /// Times resolve through the hybrid-clock timestamp every revision carries.
 /// </summary>
-internal sealed class KeelApi(NodeHost host) : KeelService.KeelServiceBase
+internal sealed class KeelApi(NodeHost host, GossipHost gossip) : KeelService.KeelServiceBase
 {
     public override async Task<ReadAtResponse> ReadAt(ReadAtRequest request, ServerCallContext context)
     {
@@ -78,17 +78,48 @@ internal sealed class KeelApi(NodeHost host) : KeelService.KeelServiceBase
 
     public override async Task<MembersResponse> Members(MembersRequest request, ServerCallContext context)
     {
+        if (request.Linearizable)
+        {
+            var barrier = await host.ReadAsync(new RangeRequest { Key = [0], Limit = 1, CountOnly = true }, linearizable: true);
+            Errors.ThrowIfFailed(barrier);
+        }
         var members = await host.MembersAsync();
         var status = host.Status;
+        var gossiped = gossip.Agent?.Members ?? [];
+        var matched = new HashSet<ulong>();
         var response = new MembersResponse { Header = host.Header(status.Revision) };
         foreach (var member in members)
         {
-            var view = new MemberStatus { Id = member.ID, Name = member.Name, IsLearner = member.IsLearner, IsLeader = member.ID == status.Leader, LastContactAgoMs = -1 };
+            var view = new MemberStatus { Id = member.ID, Name = member.Name, IsLearner = member.IsLearner, IsLeader = member.ID == status.Leader, LastContactAgoMs = -1, IsRaftMember = true, Role = "server" };
             view.PeerUrls.AddRange(member.PeerURLs);
             view.ClientUrls.AddRange(member.ClientURLs);
+            var endpoints = member.PeerURLs.Select(u => Uri.TryCreate(u, UriKind.Absolute, out var url) ? GossipHost.EndpointOf(url) : null).ToArray();
+            foreach (var seen in gossiped)
+            {
+                if (!endpoints.Any(e => e is not null && e.Equals(seen.Endpoint))) continue;
+                Describe(view, seen);
+                matched.Add(seen.Id);
+            }
+            response.Members.Add(view);
+        }
+        foreach (var seen in gossiped.Where(m => !matched.Contains(m.Id)).OrderBy(m => m.Endpoint.ToString(), StringComparer.Ordinal))
+        {
+            var view = new MemberStatus { Id = seen.Id, Name = seen.Endpoint.ToString(), LastContactAgoMs = -1 };
+            Describe(view, seen);
             response.Members.Add(view);
         }
         return response;
+    }
+
+    private static void Describe(MemberStatus view, Keel.Gossip.Hosting.AgentMember seen)
+    {
+        view.GossipAddress = seen.Endpoint.ToString();
+        view.GossipState = seen.Status.ToString().ToLowerInvariant();
+        view.Health = seen.Health.ToString().ToLowerInvariant();
+        view.Incarnation = (ulong)Math.Max(0, seen.Incarnation);
+        view.Phi = double.IsFinite(seen.Phi) ? seen.Phi : double.MaxValue;
+        view.Zone = seen.Zone;
+        if (seen.Tags is { } tags && !view.IsRaftMember) view.Role = tags.Role;
     }
 
     public override Task<HealthResponse> Health(HealthRequest request, ServerCallContext context)
@@ -106,6 +137,20 @@ internal sealed class KeelApi(NodeHost host) : KeelService.KeelServiceBase
             MaxClockOffsetMs = 500,
         };
         if (status.Leader == 0) response.Errors.Add("no leader");
+        if (gossip.Agent is { } agent)
+        {
+            var members = agent.Members;
+            response.GossipAlive = members.Count(m => m.Status == Keel.Gossip.MemberStatus.Alive);
+            response.GossipSuspect = members.Count(m => m.Status == Keel.Gossip.MemberStatus.Suspect);
+            response.GossipDead = members.Count(m => m.Status == Keel.Gossip.MemberStatus.Dead);
+            var counters = agent.Counters;
+            response.GossipForgedDropped = (ulong)counters.DroppedForged;
+            response.GossipReplayedDropped = (ulong)counters.DroppedReplayed;
+        }
+        else
+        {
+            response.Errors.Add("gossip: not joined yet");
+        }
         return Task.FromResult(response);
     }
 

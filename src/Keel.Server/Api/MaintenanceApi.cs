@@ -116,3 +116,10 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
         }
     }
 }
+
+/// <summary>The etcd API version Keel reports, for callers outside this assembly (gossip tags of agents).</summary>
+public static class MaintenanceApiVersion
+{
+    /// <summary>See <see cref="MaintenanceApi.ApiVersion"/>.</summary>
+    public const string Text = MaintenanceApi.ApiVersion;
+}
