@@ -26,7 +26,7 @@ internal static class ServeCommand
     private static readonly Option<string?> InitialClusterToken = new("--initial-cluster-token") { Description = "Initial cluster token, mixed into member and cluster ids." };
     private static readonly Option<int?> HeartbeatInterval = new("--heartbeat-interval") { Description = "Time (ms) of a heartbeat interval (default 100)." };
     private static readonly Option<int?> ElectionTimeout = new("--election-timeout") { Description = "Time (ms) for an election to time out (default 1000)." };
-    private static readonly Option<int?> SnapshotCount = new("--snapshot-count") { Description = "Committed entries between snapshots (default 10000)." };
+    private static readonly Option<int?> SnapshotCount = new("--snapshot-count") { Description = "Committed entries between snapshots (default 100000, as etcd)." };
     private static readonly Option<string?> GossipKey = new("--gossip-key") { Description = "Base64 secret (16-32 bytes) authenticating gossip packets (default: derived from the cluster token)." };
     private static readonly Option<string?> Zone = new("--zone") { Description = "This member's zone, gossiped in its tags (default: default)." };
     private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
@@ -78,7 +78,7 @@ internal static class ServeCommand
                 InitialClusterToken = Get(InitialClusterToken) ?? "etcd-cluster",
                 HeartbeatIntervalMs = GetInt(HeartbeatInterval) ?? 100,
                 ElectionTimeoutMs = GetInt(ElectionTimeout) ?? 1000,
-                SnapshotCount = GetInt(SnapshotCount) ?? 10_000,
+                SnapshotCount = GetInt(SnapshotCount) ?? 100_000,
                 GossipKey = GossipCommands.ParseKey(Get(GossipKey)),
                 Zone = Get(Zone) ?? "default",
             };

@@ -70,7 +70,7 @@ public sealed record ServerOptions
     public string Zone { get; init; } = "default";
 
     /// <summary>Entries between state snapshots (<c>--snapshot-count</c>).</summary>
-    public int SnapshotCount { get; init; } = 10_000;
+    public int SnapshotCount { get; init; } = 100_000;
 
     /// <summary>Parses <see cref="InitialCluster"/> into members with their ids, in the order given.</summary>
     /// <exception cref="ArgumentException">The string is malformed or names a member twice.</exception>

@@ -22,6 +22,7 @@ namespace Keel.Server.Hosting;
 public sealed class NodeHost : IAsyncDisposable
 {
     private const int TickEveryMs = 10;
+    private const int LoopReportEverySeconds = 10;
 
     private readonly Channel<Action> _work = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<ulong, TaskCompletionSource<KvResult>> _waiting = [];
@@ -37,7 +38,8 @@ public sealed class NodeHost : IAsyncDisposable
     private Task? _ticker;
     private Task? _publisher;
     private IReadOnlyList<MemberInfo> _knownMembers = [];
-    private long _lastMemberSyncMs = long.MinValue;
+    private long _lastMemberSyncMs = long.MinValue / 2;
+    private long _lastTickMonotonicMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
 
     private NodeHost(KeelNode node, FileSystemDirectory directory, IDisposable directoryLock, ulong clusterId,
@@ -300,23 +302,38 @@ public sealed class NodeHost : IAsyncDisposable
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token))
-                if (!_work.Writer.TryWrite(Tick)) return;
+            {
+                // The tick carries the time it was taken: if the loop was busy (a snapshot, a GC pause), the queued ticks
+                // and the peer messages that arrived meanwhile are then replayed in the order they happened, so a
+                // leader's heartbeats received during the pause count before the missed ticks do.
+                var monotonicMs = MonotonicMs;
+                if (!_work.Writer.TryWrite(() => TickAt(monotonicMs))) return;
+            }
         }
         catch (OperationCanceledException)
         {
         }
     }
 
-    private void Tick()
+    private void TickAt(long monotonicMs)
     {
-        var now = MonotonicMs;
-        Node.Tick(now, _time.GetUtcNow().ToUnixTimeMilliseconds());
-        if (now - _lastMemberSyncMs >= 200)
+        // Ticks queued before a later-stamped clock refresh may arrive out of order by a millisecond: never step back.
+        monotonicMs = Math.Max(monotonicMs, _lastTickMonotonicMs);
+        _lastTickMonotonicMs = monotonicMs;
+        Node.Tick(monotonicMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (monotonicMs - _lastMemberSyncMs >= 200)
         {
-            _lastMemberSyncMs = now;
+            _lastMemberSyncMs = monotonicMs;
             SyncPeers();
         }
     }
+
+    /// <summary>
+    /// Refreshes the node's wall clock without advancing Raft's ticks (the same monotonic time as the last tick), so a
+    /// write's hybrid timestamp is never older than the moment its request was queued.
+    /// </summary>
+    private void RefreshWallClock() =>
+        Node.Tick(_lastTickMonotonicMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
 
     /// <summary>Points the transport at the replicated member table (members added, moved or removed).</summary>
     private void SyncPeers()
@@ -333,16 +350,19 @@ public sealed class NodeHost : IAsyncDisposable
     private async Task RunLoop()
     {
         var reader = _work.Reader;
-        Node.Tick(MonotonicMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        TickAt(MonotonicMs);
         Flush();
+        var reportAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        long busyTicks = 0, batches = 0, items = 0;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
+            var batchStart = System.Diagnostics.Stopwatch.GetTimestamp();
             var ran = 0;
-            // The node reads the wall clock only when ticked: tick before each batch so a write's hybrid timestamp is
-            // never older than the moment its request was queued (reads "as of" a time depend on it).
             // Run everything queued as one batch (group commit): one WAL sync and one round of messages for all of it.
+            // The node reads the wall clock only when ticked: refresh it first (reads "as of" a time depend on a
+            // write's timestamp never being older than its request).
             Node.BeginBatch();
-            Tick();
+            RefreshWallClock();
             while (ran < 4096 && reader.TryRead(out var work))
             {
                 try
@@ -364,6 +384,22 @@ public sealed class NodeHost : IAsyncDisposable
             }
             Node.EndBatch();
             Flush();
+            var batchEnd = System.Diagnostics.Stopwatch.GetTimestamp();
+            busyTicks += batchEnd - batchStart;
+            batches++;
+            items += ran;
+            if (batchEnd - reportAt >= System.Diagnostics.Stopwatch.Frequency * LoopReportEverySeconds)
+            {
+                // Loop utilization is the first thing to look at when latency grows: near 100 % the node loop, not the
+                // disk or the network, is the bottleneck.
+                if (items > batches * 2)
+                {
+                    _logger.LogInformation("node loop: {Batches} batches, {Items} work items (mean batch {Mean:F1}), busy {Busy:P0} of the last {Seconds} s",
+                        batches, items, (double)items / batches, (double)busyTicks / (batchEnd - reportAt), LoopReportEverySeconds);
+                }
+                reportAt = batchEnd;
+                busyTicks = batches = items = 0;
+            }
         }
     }
 
