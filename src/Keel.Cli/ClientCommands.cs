@@ -119,19 +119,7 @@ internal static class ClientCommands
         throw new ArgumentException($"'{text}' is not a time (ISO 8601 such as 2026-11-26T14:00:00Z, or Unix milliseconds)");
     }
 
-    private static byte[] PrefixEnd(byte[] prefix)
-    {
-        var end = (byte[])prefix.Clone();
-        for (var i = end.Length - 1; i >= 0; i--)
-        {
-            if (end[i] < 0xff)
-            {
-                end[i]++;
-                return end[..(i + 1)];
-            }
-        }
-        return [0];
-    }
+    private static byte[] PrefixEnd(byte[] prefix) => Keel.Mvcc.KeyRanges.PrefixEnd(prefix);
 
     private static async Task<int> Call(string endpoints, Func<GrpcChannel, Task> call)
     {

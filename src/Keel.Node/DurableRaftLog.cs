@@ -119,6 +119,27 @@ public sealed class DurableRaftLog
         return snapshot;
     }
 
+    /// <summary>
+    /// The first half of <see cref="SaveSnapshot"/> for a driver that writes snapshot files in the background: records
+    /// the state at <paramref name="index"/> as Raft's (in-memory) snapshot and returns it; nothing is durable yet, and
+    /// the WAL is not compacted until <see cref="MarkSnapshotDurable"/>.
+    /// </summary>
+    public Snapshot CreateSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data) =>
+        Storage.CreateSnapshot(index, membership, data);
+
+    /// <summary>
+    /// The second half: the snapshot file at (<paramref name="index"/>, <paramref name="term"/>) is durable (written by
+    /// the driver with a <see cref="SnapshotStore"/> on the same directory), so the WAL marker may now refer to it.
+    /// Returns false when a newer snapshot (InstallSnapshot from the leader) made it moot.
+    /// </summary>
+    public bool MarkSnapshotDurable(ulong index, ulong term)
+    {
+        if (index <= _wal.DurableSnapshot.Index) return false;
+        _wal.SaveSnapshotMarker(new WalSnapshotMarker(index, term));
+        _wal.Sync();
+        return true;
+    }
+
     /// <summary>Drops WAL segments wholly at or below <paramref name="index"/> (covered by the durable snapshot).</summary>
     public int Compact(ulong index) => _wal.Compact(Math.Min(index, _wal.DurableSnapshot.Index));
 

@@ -17,6 +17,7 @@ public sealed partial class KeelNode
     private const uint SnapshotMagic = 0x444F4E4B; // "KNOD"
     private const byte SnapshotVersion = 1;
     private ulong _snapshotIndex;
+    private ulong _snapshotInFlight;
 
     /// <summary>The index of the newest snapshot this node took or restored (0: none yet).</summary>
     public ulong SnapshotIndex => _snapshotIndex;
@@ -31,9 +32,34 @@ public sealed partial class KeelNode
     {
         var every = (ulong)_options.SnapshotEveryEntries;
         if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex) + every) return;
+        if (_options.PersistSnapshotsInBackground)
+        {
+            // One write at a time; the next snapshot is taken once this one is durable.
+            if (_snapshotInFlight != 0) return;
+            var image = EncodeState(_raft.Membership, AppliedIndex);
+            var created = _log.CreateSnapshot(AppliedIndex, _raft.Membership, image);
+            _snapshotInFlight = AppliedIndex;
+            _outbox.SetSnapshotToPersist(new SnapshotToPersist(created.Metadata.Index, created.Metadata.Term, image));
+            return;
+        }
         _log.SaveSnapshot(AppliedIndex, _raft.Membership, EncodeState(_raft.Membership, AppliedIndex));
         _snapshotIndex = AppliedIndex;
         var compactedTo = _raft.Compact(AppliedIndex);
+        if (compactedTo > 0) _log.Compact(compactedTo);
+    }
+
+    /// <summary>
+    /// The driver wrote the snapshot it took from <see cref="Outbox.SnapshotToPersist"/> durably (or failed to, when
+    /// <paramref name="durable"/> is false: the node takes a new one later). Only now does the WAL refer to it and the
+    /// log get compacted, so a crash at any point leaves a WAL that still holds every entry after a durable snapshot.
+    /// </summary>
+    public void OnSnapshotPersisted(ulong index, ulong term, bool durable = true)
+    {
+        Invariant.Check(index == _snapshotInFlight, "a persisted snapshot is the one in flight");
+        _snapshotInFlight = 0;
+        if (!durable || !_log.MarkSnapshotDurable(index, term)) return;
+        _snapshotIndex = Math.Max(_snapshotIndex, index);
+        var compactedTo = _raft.Compact(index);
         if (compactedTo > 0) _log.Compact(compactedTo);
     }
 
@@ -44,7 +70,11 @@ public sealed partial class KeelNode
     /// </summary>
     private byte[] EncodeState(Membership membership, ulong appliedIndex)
     {
-        using var stream = new MemoryStream();
+        // The three big images first, so the stream is sized once instead of doubling through tens of megabytes.
+        var store = _store.Snapshot();
+        var leases = _leases.Snapshot();
+        var idempotency = _idempotency.Snapshot();
+        using var stream = new MemoryStream(store.Length + leases.Length + idempotency.Length + 64 * 1024 + _appliedProposalOrder.Count * 16);
         using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(SnapshotMagic);
@@ -75,11 +105,12 @@ public sealed partial class KeelNode
                 writer.Write(index);
                 writer.Write(proposalId);
             }
-            WriteBlob(writer, _store.Snapshot());
-            WriteBlob(writer, _leases.Snapshot());
-            WriteBlob(writer, _idempotency.Snapshot());
+            WriteBlob(writer, store);
+            WriteBlob(writer, leases);
+            WriteBlob(writer, idempotency);
         }
-        return stream.ToArray();
+        // The stream was sized to fit: hand out its buffer when exact, a trimmed copy otherwise.
+        return stream.Length == stream.Capacity ? stream.GetBuffer() : stream.ToArray();
     }
 
     /// <summary>Reads the Raft configuration at the start of a node snapshot (for <see cref="DurableRaftLog.Open(Keel.Core.Storage.IStorageDirectory, IEnumerable{ulong}, long, Func{ReadOnlyMemory{byte}, Membership}?)"/>).</summary>

@@ -80,6 +80,15 @@ public sealed record KeelNodeOptions
     public long WalSegmentSizeBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>
+    /// When true the node does not write snapshot files itself: it encodes the state image and hands it to the driver
+    /// (<see cref="Outbox.SnapshotToPersist"/>), which writes it with a <see cref="Keel.Storage.SnapshotStore"/> off the
+    /// node's thread and then calls <see cref="KeelNode.OnSnapshotPersisted"/>; the WAL marker and log compaction wait
+    /// for that call. The real server sets it so that a large snapshot's disk write does not stall the node loop past an
+    /// election timeout; the simulator leaves it off (writes stay in the deterministic event order).
+    /// </summary>
+    public bool PersistSnapshotsInBackground { get; init; }
+
+    /// <summary>
     /// A planted bug for tests only: serve "linearizable" reads from local state whenever this node believes it is the
     /// leader, skipping ReadIndex. A deposed leader that has not yet heard of its successor then serves stale data,
     /// which the linearizability checker must catch. Never set this in production.

@@ -17,6 +17,23 @@ public sealed class Outbox
     /// <summary>Client answers waiting to be delivered, in order.</summary>
     public IReadOnlyList<KvResult> Responses => _responses;
 
+    /// <summary>
+    /// A state snapshot the driver must write durably and then report with <see cref="KeelNode.OnSnapshotPersisted"/>
+    /// (only with <see cref="KeelNodeOptions.PersistSnapshotsInBackground"/>); null when there is none. Take it with
+    /// <see cref="TakeSnapshotToPersist"/>.
+    /// </summary>
+    public SnapshotToPersist? SnapshotToPersist { get; private set; }
+
+    /// <summary>Returns the snapshot to write, if any, and clears it.</summary>
+    public SnapshotToPersist? TakeSnapshotToPersist()
+    {
+        var snapshot = SnapshotToPersist;
+        SnapshotToPersist = null;
+        return snapshot;
+    }
+
+    internal void SetSnapshotToPersist(SnapshotToPersist snapshot) => SnapshotToPersist = snapshot;
+
     /// <summary>True when there is nothing to drain.</summary>
     public bool IsEmpty => _messages.Count == 0 && _responses.Count == 0;
 
@@ -41,3 +58,9 @@ public sealed class Outbox
 
     internal void AddResponse(KvResult result) => _responses.Add(result);
 }
+
+/// <summary>A state image at (<paramref name="Index"/>, <paramref name="Term"/>) for the driver to write durably.</summary>
+/// <param name="Index">The log index the image reflects.</param>
+/// <param name="Term">The term of that entry.</param>
+/// <param name="Data">The encoded node state.</param>
+public sealed record SnapshotToPersist(ulong Index, ulong Term, ReadOnlyMemory<byte> Data);

@@ -20,7 +20,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
 
     public KeelServer?[] Servers { get; private set; } = [];
 
-    public static async Task<LoopbackCluster> StartAsync(int members)
+    public static async Task<LoopbackCluster> StartAsync(int members, int snapshotCount = 100_000)
     {
         var ports = FreePorts(members * 2);
         var peers = string.Join(',', Enumerable.Range(0, members).Select(i => $"m{i}=http://127.0.0.1:{ports[members + i]}"));
@@ -34,6 +34,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
             ListenPeerUrls = [new Uri($"http://127.0.0.1:{ports[members + i]}")],
             InitialAdvertisePeerUrls = [new Uri($"http://127.0.0.1:{ports[members + i]}")],
             InitialCluster = peers,
+            SnapshotCount = snapshotCount,
         }).ToArray();
         var cluster = new LoopbackCluster(options);
         cluster._directories.Add(root);

@@ -14,11 +14,7 @@ internal sealed class ClusterApi(NodeHost host) : Cluster.ClusterBase
 {
     public override async Task<MemberListResponse> MemberList(MemberListRequest request, ServerCallContext context)
     {
-        if (request.Linearizable)
-        {
-            var barrier = await host.ReadAsync(new Keel.Mvcc.RangeRequest { Key = [0], Limit = 1, CountOnly = true }, linearizable: true);
-            Errors.ThrowIfFailed(barrier);
-        }
+        if (request.Linearizable) await host.BarrierAsync();
         var members = await host.MembersAsync();
         var response = new MemberListResponse { Header = host.Header(host.Status.Revision) };
         response.Members.AddRange(members);

@@ -49,7 +49,7 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip) : KeelService.Ke
     public override async Task<ChangesBetweenResponse> ChangesBetween(ChangesBetweenRequest request, ServerCallContext context)
     {
         if (request.ToUnixMs < request.FromUnixMs) throw Errors.InvalidArgument("keel: to_unix_ms is before from_unix_ms");
-        await host.ReadAsync(new RangeRequest { Key = [0], Limit = 1, CountOnly = true }, linearizable: true);
+        await host.BarrierAsync();
         return await host.InvokeAsync(node =>
         {
             var store = node.Store;
@@ -78,11 +78,7 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip) : KeelService.Ke
 
     public override async Task<MembersResponse> Members(MembersRequest request, ServerCallContext context)
     {
-        if (request.Linearizable)
-        {
-            var barrier = await host.ReadAsync(new RangeRequest { Key = [0], Limit = 1, CountOnly = true }, linearizable: true);
-            Errors.ThrowIfFailed(barrier);
-        }
+        if (request.Linearizable) await host.BarrierAsync();
         var members = await host.MembersAsync();
         var status = host.Status;
         var gossiped = gossip.Agent?.Members ?? [];
@@ -156,12 +152,8 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip) : KeelService.Ke
 
     private async Task<(long Revision, HybridTimestamp Timestamp)> ResolveAsync(long atUnixMs, bool linearizable)
     {
-        if (linearizable)
-        {
-            // A ReadIndex round first, so "as of now" includes every write acknowledged before the call.
-            var barrier = await host.ReadAsync(new RangeRequest { Key = [0], Limit = 1, CountOnly = true }, linearizable: true);
-            Errors.ThrowIfFailed(barrier);
-        }
+        // A ReadIndex round first, so "as of now" includes every write acknowledged before the call.
+        if (linearizable) await host.BarrierAsync();
         return await host.InvokeAsync(node =>
         {
             var store = node.Store;

@@ -59,7 +59,7 @@ internal sealed class LeaseApi(NodeHost host) : Lease.LeaseBase
 
     public override async Task<LeaseTimeToLiveResponse> LeaseTimeToLive(LeaseTimeToLiveRequest request, ServerCallContext context)
     {
-        await Barrier();
+        await host.BarrierAsync();
         var ttl = await host.InvokeAsync(node => node.LeaseTimeToLive(request.ID, request.Keys));
         var response = new LeaseTimeToLiveResponse
         {
@@ -74,17 +74,10 @@ internal sealed class LeaseApi(NodeHost host) : Lease.LeaseBase
 
     public override async Task<LeaseLeasesResponse> LeaseLeases(LeaseLeasesRequest request, ServerCallContext context)
     {
-        await Barrier();
+        await host.BarrierAsync();
         var leases = await host.InvokeAsync(node => node.Leases());
         var response = new LeaseLeasesResponse { Header = host.Header(host.Status.Revision) };
         foreach (var id in leases.Order()) response.Leases.Add(new LeaseStatus { ID = id });
         return response;
-    }
-
-    /// <summary>A ReadIndex round, so the local lease table reflects every renewal committed before the call.</summary>
-    private async Task Barrier()
-    {
-        var result = await host.ReadAsync(new Keel.Mvcc.RangeRequest { Key = [0], Limit = 1, CountOnly = true }, linearizable: true);
-        Errors.ThrowIfFailed(result);
     }
 }

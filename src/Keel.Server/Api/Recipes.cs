@@ -92,20 +92,8 @@ internal sealed class Recipes(NodeHost host)
     private Task WaitDeleteAsync(byte[] key, long fromRevision, CancellationToken cancellation) =>
         WaitChangeAsync(key, [], fromRevision, deletesOnly: true, cancellation);
 
-    /// <summary>The range end that selects every key starting with <paramref name="prefix"/> (etcd GetPrefixRangeEnd).</summary>
-    public static byte[] PrefixEnd(byte[] prefix)
-    {
-        var end = (byte[])prefix.Clone();
-        for (var i = end.Length - 1; i >= 0; i--)
-        {
-            if (end[i] < 0xff)
-            {
-                end[i]++;
-                return end[..(i + 1)];
-            }
-        }
-        return [0];
-    }
+    /// <summary>The range end that selects every key starting with <paramref name="prefix"/>.</summary>
+    public static byte[] PrefixEnd(byte[] prefix) => KeyRanges.PrefixEnd(prefix);
 
     /// <summary>The contender key of <paramref name="lease"/> under <paramref name="name"/>: <c>name/leaseHex</c>.</summary>
     public static byte[] ContenderKey(byte[] name, long lease) =>

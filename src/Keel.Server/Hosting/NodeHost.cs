@@ -116,6 +116,9 @@ public sealed class NodeHost : IAsyncDisposable
                 TickMs = options.HeartbeatIntervalMs,
                 ElectionTimeoutTicks = Math.Max(2, options.ElectionTimeoutMs / options.HeartbeatIntervalMs),
                 SnapshotEveryEntries = options.SnapshotCount,
+                // Snapshot files are written by a background task (WriteSnapshot) so a large one never stalls the
+                // loop's heartbeats past an election timeout.
+                PersistSnapshotsInBackground = true,
             }, directory);
         }
         catch
@@ -224,6 +227,17 @@ public sealed class NodeHost : IAsyncDisposable
             Node.Read(requestId, request, linearizable);
         });
         return waiting.Task;
+    }
+
+    /// <summary>
+    /// A ReadIndex round with nothing to read: once it returns, this member has applied every write committed before
+    /// the call, so local state (leases, members, times) can be read linearizably.
+    /// </summary>
+    /// <exception cref="Grpc.Core.RpcException">No leader, or the round timed out (etcd's texts).</exception>
+    internal async Task BarrierAsync()
+    {
+        var result = await ReadAsync(new RangeRequest { Key = [0], Limit = 1, CountOnly = true }, linearizable: true);
+        Errors.ThrowIfFailed(result);
     }
 
     /// <summary>Runs <paramref name="work"/> on the loop (the only thread that may touch the node) and returns its result.</summary>
@@ -335,6 +349,38 @@ public sealed class NodeHost : IAsyncDisposable
     private void RefreshWallClock() =>
         Node.Tick(_lastTickMonotonicMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
 
+    /// <summary>
+    /// Writes a state snapshot durably off the loop (tmp file, fsync, rename, directory fsync: <see cref="SnapshotStore"/>),
+    /// then tells the node on the loop, which only then records it in the WAL and compacts the log.
+    /// </summary>
+    private void WriteSnapshot(SnapshotToPersist snapshot)
+    {
+        _ = Task.Run(() =>
+        {
+            var durable = false;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            try
+            {
+                new SnapshotStore(Directory).Save(snapshot.Index, snapshot.Term, snapshot.Data.Span);
+                durable = true;
+                _logger.LogInformation("snapshot at index {Index} ({Bytes:N0} bytes) written in {Ms:F0} ms",
+                    snapshot.Index, snapshot.Data.Length, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+            catch (Exception exception) when (exception is IOException or Keel.Core.Storage.DiskFullException or UnauthorizedAccessException)
+            {
+                _logger.LogError(exception, "snapshot at index {Index} could not be written; the log is kept and a new snapshot is tried later", snapshot.Index);
+            }
+            try
+            {
+                Post(() => Node.OnSnapshotPersisted(snapshot.Index, snapshot.Term, durable));
+            }
+            catch (ObjectDisposedException)
+            {
+                // Stopping: the WAL still holds every entry after the last durable snapshot.
+            }
+        });
+    }
+
     /// <summary>Points the transport at the replicated member table (members added, moved or removed).</summary>
     private void SyncPeers()
     {
@@ -411,6 +457,7 @@ public sealed class NodeHost : IAsyncDisposable
         foreach (var response in _responses)
             if (_waiting.Remove(response.RequestId, out var waiting)) waiting.TrySetResult(response);
         _responses.Clear();
+        if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot) WriteSnapshot(snapshot);
         _status = new HostStatus(Node.Raft.Leader, Node.Raft.Term, Node.Store.CurrentRevision, Node.Store.CompactRevision,
             Node.AppliedIndex, Node.Raft.Log.Committed);
         Watches.Notify();

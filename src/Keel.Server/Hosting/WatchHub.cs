@@ -40,14 +40,7 @@ internal sealed class WatchHub
         {
             // etcd: created, then canceled at once with the compact revision (clients match on CompactRevision).
             watcher.Stream.Enqueue(new WatchResponse { Header = Header(), WatchId = watcher.WatchId, Created = true });
-            watcher.Stream.Enqueue(new WatchResponse
-            {
-                Header = Header(),
-                WatchId = watcher.WatchId,
-                Canceled = true,
-                CompactRevision = store.CompactRevision,
-                CancelReason = "etcdserver: mvcc: required revision has been compacted",
-            });
+            CancelCompacted(watcher);
             return;
         }
         watcher.Stream.Enqueue(new WatchResponse { Header = Header(), WatchId = watcher.WatchId, Created = true });
@@ -86,14 +79,7 @@ internal sealed class WatchHub
             if (watcher.NextRevision > store.CurrentRevision || watcher.Stream.QueuedResponses > MaxQueuedResponses) continue;
             if (watcher.NextRevision < store.CompactRevision)
             {
-                watcher.Stream.Enqueue(new WatchResponse
-                {
-                    Header = Header(),
-                    WatchId = watcher.WatchId,
-                    Canceled = true,
-                    CompactRevision = store.CompactRevision,
-                    CancelReason = "etcdserver: mvcc: required revision has been compacted",
-                });
+                CancelCompacted(watcher);
                 _watchers.RemoveAt(i);
                 continue;
             }
@@ -107,6 +93,16 @@ internal sealed class WatchHub
         foreach (var watcher in _watchers) watcher.Stream.Complete();
         _watchers.Clear();
     }
+
+    /// <summary>etcd cancels a watch whose next revision was compacted away, naming the compact revision.</summary>
+    private void CancelCompacted(Watcher watcher) => watcher.Stream.Enqueue(new WatchResponse
+    {
+        Header = Header(),
+        WatchId = watcher.WatchId,
+        Canceled = true,
+        CompactRevision = _host.Node.Store.CompactRevision,
+        CancelReason = "etcdserver: mvcc: required revision has been compacted",
+    });
 
     private void Feed(Watcher watcher)
     {
