@@ -31,9 +31,16 @@ public sealed partial class KeelNode
     private void MaybeSnapshot()
     {
         var every = (ulong)_options.SnapshotEveryEntries;
-        if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex) + every) return;
         if (_options.PersistSnapshotsInBackground)
         {
+            // Staggered by rank among the voters (0, 1/n, 2/n of the interval): encoding a large image pauses a
+            // member's loop, and if every member paused at the same index, the leader would miss a quorum of acks
+            // and step down (check-quorum). Staggered, at most one member is encoding at a time.
+            var voters = _raft.Membership.Voters.AllVoters;
+            var rank = (ulong)Math.Max(0, voters.Count(v => v < Id));
+            var offset = voters.Count > 1 ? rank * every / (ulong)voters.Count : 0;
+            if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex + offset) + every) return;
+
             // One write at a time; the next snapshot is taken once this one is durable.
             if (_snapshotInFlight != 0) return;
             var image = EncodeState(_raft.Membership, AppliedIndex);
@@ -42,6 +49,7 @@ public sealed partial class KeelNode
             _outbox.SetSnapshotToPersist(new SnapshotToPersist(created.Metadata.Index, created.Metadata.Term, image));
             return;
         }
+        if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex) + every) return;
         _log.SaveSnapshot(AppliedIndex, _raft.Membership, EncodeState(_raft.Membership, AppliedIndex));
         _snapshotIndex = AppliedIndex;
         var compactedTo = _raft.Compact(AppliedIndex);
@@ -68,7 +76,7 @@ public sealed partial class KeelNode
     /// store, the lease table, the idempotency table, and the clocks of the apply loop. Everything is encoded in a
     /// fixed order (sorted collections), so equal states give equal bytes.
     /// </summary>
-    private byte[] EncodeState(Membership membership, ulong appliedIndex)
+    private ReadOnlyMemory<byte> EncodeState(Membership membership, ulong appliedIndex)
     {
         // The three big images first, so the stream is sized once instead of doubling through tens of megabytes.
         var store = _store.Snapshot();
@@ -109,8 +117,8 @@ public sealed partial class KeelNode
             WriteBlob(writer, leases);
             WriteBlob(writer, idempotency);
         }
-        // The stream was sized to fit: hand out its buffer when exact, a trimmed copy otherwise.
-        return stream.Length == stream.Capacity ? stream.GetBuffer() : stream.ToArray();
+        // The stream was sized to fit: hand out its buffer (no copy of a possibly huge image).
+        return stream.GetBuffer().AsMemory(0, checked((int)stream.Length));
     }
 
     /// <summary>Reads the Raft configuration at the start of a node snapshot (for <see cref="DurableRaftLog.Open(Keel.Core.Storage.IStorageDirectory, IEnumerable{ulong}, long, Func{ReadOnlyMemory{byte}, Membership}?)"/>).</summary>

@@ -56,7 +56,7 @@ public sealed partial class KeelNode
         // A joining member knows nothing until the leader's snapshot arrives (even the bootstrap one).
         if (!options.JoinExisting) InitializeMembers();
         var bootstrapMembership = new Keel.Quorum.Membership(options.JoinExisting ? [] : options.BootstrapVoters);
-        var bootstrapImage = options.JoinExisting ? [] : EncodeState(bootstrapMembership, DurableRaftLog.BootstrapIndex);
+        var bootstrapImage = options.JoinExisting ? ReadOnlyMemory<byte>.Empty : EncodeState(bootstrapMembership, DurableRaftLog.BootstrapIndex);
         _log = DurableRaftLog.Open(directory, options.BootstrapVoters, options.WalSegmentSizeBytes, MembershipOf, bootstrapImage, options.JoinExisting);
         var bootstrapIndex = options.JoinExisting ? 0 : DurableRaftLog.BootstrapIndex;
         if (_log.RecoveredSnapshot is { } recovered)

@@ -23,6 +23,7 @@ public sealed class NodeHost : IAsyncDisposable
 {
     private const int TickEveryMs = 10;
     private const int LoopReportEverySeconds = 10;
+    private const long SlowBatchMs = 250;
 
     private readonly Channel<Action> _work = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<ulong, TaskCompletionSource<KvResult>> _waiting = [];
@@ -48,7 +49,6 @@ public sealed class NodeHost : IAsyncDisposable
         Node = node;
         Directory = directory;
         _directoryLock = directoryLock;
-        ClusterId = clusterId;
         InitialMembers = members;
         Options = options;
         _time = time;
@@ -56,6 +56,11 @@ public sealed class NodeHost : IAsyncDisposable
         _startTimestamp = time.GetTimestamp();
         Watches = new WatchHub(this);
         Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, message => Post(() => Node.Step(message)), logger);
+        Transport.ClusterIdLearned += learned =>
+        {
+            WriteIdentity(directory, new MemberIdentity(node.Id, learned, Joined: true));
+            logger.LogInformation("joined cluster {Cluster:x16}", learned);
+        };
         foreach (var member in members) Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
     }
 
@@ -66,7 +71,7 @@ public sealed class NodeHost : IAsyncDisposable
     public FileSystemDirectory Directory { get; }
 
     /// <summary>The cluster id every response header carries.</summary>
-    public ulong ClusterId { get; }
+    public ulong ClusterId => Transport.ClusterId;
 
     /// <summary>This member's id.</summary>
     public ulong MemberId => Node.Id;
@@ -96,14 +101,16 @@ public sealed class NodeHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var members = options.ParseInitialCluster();
-        var clusterId = ServerOptions.ClusterId(members.Select(m => m.Id));
         System.IO.Directory.CreateDirectory(options.DataDir);
         var directory = new FileSystemDirectory(options.DataDir);
         var directoryLock = directory.LockExclusive();
         KeelNode node;
+        ulong clusterId;
         try
         {
-            var (memberId, joining) = ResolveMemberId(options, members, directory);
+            var identity = ResolveIdentity(options, members, directory);
+            var (memberId, joining) = (identity.MemberId, identity.Joined);
+            clusterId = identity.ClusterId;
             var seed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
             node = KeelNode.Open(new KeelNodeOptions
             {
@@ -136,34 +143,63 @@ public sealed class NodeHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>Who this member is: its id, its cluster's id (0 until a joining member learned it), and how it began.</summary>
+    private sealed record MemberIdentity(ulong MemberId, ulong ClusterId, bool Joined);
+
+    private const string IdentityFile = "member";
+
     /// <summary>
-    /// This member's id: remembered in the data directory (<c>member-id</c>) from its first start, so a restart keeps
-    /// it whatever the flags say. A first start with <c>--initial-cluster-state new</c> derives it as etcd does from
-    /// the peer URLs and cluster token; a first start with <c>existing</c> is a member added by <c>member add</c>, whose
-    /// id the cluster derived from its peer URLs.
+    /// This member's identity, remembered in the data directory (<c>member</c>) from its first start, so a restart keeps
+    /// it whatever the flags say (etcd keeps it in the WAL's metadata). A first start with
+    /// <c>--initial-cluster-state new</c> derives the member and cluster ids as etcd does from the peer URLs and the
+    /// cluster token. A first start with <c>existing</c> is a member added by <c>member add</c>: its id is the one the
+    /// cluster derived from its peer URLs, and the cluster id is learnt from the first peer that connects (the
+    /// flags of a joining member list the current members, not the ones the cluster was bootstrapped with).
     /// </summary>
-    private static (ulong MemberId, bool Joining) ResolveMemberId(ServerOptions options, IReadOnlyList<InitialMember> members, FileSystemDirectory directory)
+    private static MemberIdentity ResolveIdentity(ServerOptions options, IReadOnlyList<InitialMember> members, FileSystemDirectory directory)
     {
-        const string fileName = "member-id";
-        var path = Path.Combine(directory.Path, fileName);
+        var path = Path.Combine(directory.Path, IdentityFile);
         if (File.Exists(path))
         {
-            var text = File.ReadAllText(path).Trim();
-            if (!ulong.TryParse(text, System.Globalization.NumberStyles.HexNumber, null, out var saved) || saved == 0)
-                throw new IOException($"{path}: offset 0: '{text}' is not a member id (16 hex digits); restore the file or start with an empty data directory");
-            return (saved, false);
+            var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+            var lines = File.ReadAllLines(path);
+            var offset = 0;
+            foreach (var line in lines)
+            {
+                var equals = line.IndexOf('=');
+                if (equals <= 0) throw new IOException($"{path}: offset {offset}: '{line}' is not key=value; restore the file or start with an empty data directory");
+                fields[line[..equals]] = line[(equals + 1)..];
+                offset += System.Text.Encoding.UTF8.GetByteCount(line) + 1;
+            }
+            ulong Hex(string key) => fields.TryGetValue(key, out var text) && ulong.TryParse(text, System.Globalization.NumberStyles.HexNumber, null, out var value)
+                ? value
+                : throw new IOException($"{path}: '{key}' is missing or not 16 hex digits; restore the file or start with an empty data directory");
+            var memberId = Hex("member-id");
+            if (memberId == 0) throw new IOException($"{path}: member-id is 0; restore the file or start with an empty data directory");
+            return new MemberIdentity(memberId, Hex("cluster-id"), fields.TryGetValue("origin", out var origin) && origin == "joined");
         }
         var joining = options.InitialClusterState == InitialClusterState.Existing;
         var self = members.First(m => m.Name == options.Name);
-        var id = joining ? KeelNode.MemberIdFor(self.PeerUrls) : self.Id;
+        var identity = joining
+            ? new MemberIdentity(KeelNode.MemberIdFor(self.PeerUrls), 0, Joined: true)
+            : new MemberIdentity(self.Id, ServerOptions.ClusterId(members.Select(m => m.Id)), Joined: false);
+        WriteIdentity(directory, identity);
+        return identity;
+    }
+
+    /// <summary>Writes the identity file durably (temporary file, fsync, rename).</summary>
+    private static void WriteIdentity(FileSystemDirectory directory, MemberIdentity identity)
+    {
+        var path = Path.Combine(directory.Path, IdentityFile);
         var temporary = path + ".tmp";
+        var text = $"member-id={identity.MemberId:x16}\ncluster-id={identity.ClusterId:x16}\norigin={(identity.Joined ? "joined" : "bootstrap")}\n";
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write))
         {
-            file.Write(System.Text.Encoding.ASCII.GetBytes(id.ToString("x16") + "\n"));
+            file.Write(System.Text.Encoding.ASCII.GetBytes(text));
             file.Flush(flushToDisk: true);
         }
         File.Move(temporary, path, overwrite: true);
-        return (id, joining);
+        directory.SyncDirectory();
     }
 
     /// <summary>
@@ -431,6 +467,13 @@ public sealed class NodeHost : IAsyncDisposable
             Node.EndBatch();
             Flush();
             var batchEnd = System.Diagnostics.Stopwatch.GetTimestamp();
+            var batchMs = (batchEnd - batchStart) * 1000 / System.Diagnostics.Stopwatch.Frequency;
+            if (batchMs >= SlowBatchMs)
+            {
+                // A batch this long delays heartbeats: past the election timeout the followers elect someone else.
+                _logger.LogWarning("node loop: one batch of {Items} work items took {Ms} ms (GC pauses so far {PauseMs:F0} ms)",
+                    ran, batchMs, GC.GetTotalPauseDuration().TotalMilliseconds);
+            }
             busyTicks += batchEnd - batchStart;
             batches++;
             items += ran;
@@ -458,6 +501,8 @@ public sealed class NodeHost : IAsyncDisposable
             if (_waiting.Remove(response.RequestId, out var waiting)) waiting.TrySetResult(response);
         _responses.Clear();
         if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot) WriteSnapshot(snapshot);
+        if (Node.Raft.Leader != _status.Leader)
+            _logger.LogInformation("leader is now {Leader:x16} (term {Term}){Self}", Node.Raft.Leader, Node.Raft.Term, Node.IsLeader ? ", this member" : "");
         _status = new HostStatus(Node.Raft.Leader, Node.Raft.Term, Node.Store.CurrentRevision, Node.Store.CompactRevision,
             Node.AppliedIndex, Node.Raft.Log.Committed);
         Watches.Notify();

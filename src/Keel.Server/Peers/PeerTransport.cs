@@ -33,7 +33,7 @@ public sealed class PeerTransport : IAsyncDisposable
     private const int QueueCapacity = 16_384;
 
     private readonly ulong _selfId;
-    private readonly ulong _clusterId;
+    private ulong _clusterId;
     private readonly IReadOnlyList<Uri> _listenUrls;
     private readonly Action<Message> _onMessage;
     private readonly ILogger _logger;
@@ -46,7 +46,8 @@ public sealed class PeerTransport : IAsyncDisposable
 
     /// <summary>Creates a transport; <see cref="Start"/> begins listening.</summary>
     /// <param name="selfId">This member's id; frames addressed to anyone else are refused.</param>
-    /// <param name="clusterId">Frames from another cluster are refused.</param>
+    /// <param name="clusterId">Frames from another cluster are refused; 0 for a member that joins an existing cluster
+    /// and learns the id from the first peer that connects (<see cref="ClusterIdLearned"/>).</param>
     /// <param name="listenUrls">Where to accept peers.</param>
     /// <param name="onMessage">Called (from I/O threads) with each decoded message for this member.</param>
     /// <param name="logger">Connection problems are logged here.</param>
@@ -58,6 +59,12 @@ public sealed class PeerTransport : IAsyncDisposable
         _onMessage = onMessage;
         _logger = logger;
     }
+
+    /// <summary>The cluster id this transport checks and sends (0 until a joining member learned it).</summary>
+    public ulong ClusterId => Interlocked.Read(ref _clusterId);
+
+    /// <summary>Raised once, from an I/O thread, when a joining member learns its cluster's id from a peer's hello.</summary>
+    public event Action<ulong>? ClusterIdLearned;
 
     /// <summary>Frames accepted from peers so far.</summary>
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
@@ -156,11 +163,21 @@ public sealed class PeerTransport : IAsyncDisposable
             var version = hello[4];
             var clusterId = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(5));
             var from = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(13));
-            if (magic != HelloMagic || version != HelloVersion || clusterId != _clusterId)
+            var ours = ClusterId;
+            if (ours == 0 && clusterId != 0 && Interlocked.CompareExchange(ref _clusterId, clusterId, 0) == 0)
+            {
+                // A member joining an existing cluster does not know the cluster's id from its flags: it takes it from
+                // the first member that connects to it (the leader, once the member was added), as etcd's joining
+                // member takes it from the cluster it contacts.
+                ours = clusterId;
+                ClusterIdLearned?.Invoke(clusterId);
+            }
+            // A joining member (0) may connect before it knows the id; everyone else must match.
+            if (magic != HelloMagic || version != HelloVersion || (clusterId != ours && clusterId != 0))
             {
                 Interlocked.Increment(ref _framesRejected);
                 _logger.LogWarning("peer connection from {Remote} refused: hello magic {Magic:x8} version {Version} cluster {Cluster:x16} (ours {Ours:x16})",
-                    socket.RemoteEndPoint, magic, version, clusterId, _clusterId);
+                    socket.RemoteEndPoint, magic, version, clusterId, ours);
                 return;
             }
             while (!_stopping.IsCancellationRequested)
@@ -268,7 +285,7 @@ public sealed class PeerTransport : IAsyncDisposable
                     var hello = new byte[4 + 1 + 8 + 8];
                     BinaryPrimitives.WriteUInt32LittleEndian(hello, HelloMagic);
                     hello[4] = HelloVersion;
-                    BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(5), _owner._clusterId);
+                    BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(5), _owner.ClusterId);
                     BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(13), _owner._selfId);
                     await stream.WriteAsync(hello, token);
                     var used = 0;
