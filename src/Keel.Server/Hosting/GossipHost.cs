@@ -55,6 +55,8 @@ public sealed class GossipHost : IAsyncDisposable
             Tags = new MemberTags(options.Zone, "server", Api.MaintenanceApi.ApiVersion, 0),
             RandomSeed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)),
             JoinTimeoutMs = 5_000,
+            // Shutting down announces the leave, but waits at most a second for it (a stop should be quick).
+            LeaveTimeoutMs = 1_000,
         };
         return new GossipHost(agentOptions, logger);
     }
