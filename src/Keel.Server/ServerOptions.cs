@@ -69,6 +69,9 @@ public sealed record ServerOptions
     /// <summary>This member's zone, gossiped in its tags (<c>--zone</c>).</summary>
     public string Zone { get; init; } = "default";
 
+    /// <summary>How often watchers that asked for progress notifications get one (etcd: 10 minutes).</summary>
+    public int WatchProgressNotifyIntervalMs { get; init; } = 10 * 60 * 1000;
+
     /// <summary>Entries between state snapshots (<c>--snapshot-count</c>).</summary>
     public int SnapshotCount { get; init; } = 100_000;
 

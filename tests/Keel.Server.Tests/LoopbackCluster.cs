@@ -20,7 +20,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
 
     public KeelServer?[] Servers { get; private set; } = [];
 
-    public static async Task<LoopbackCluster> StartAsync(int members, int snapshotCount = 100_000)
+    public static async Task<LoopbackCluster> StartAsync(int members, int snapshotCount = 100_000, int progressNotifyMs = 10 * 60 * 1000)
     {
         var ports = FreePorts(members * 2);
         var peers = string.Join(',', Enumerable.Range(0, members).Select(i => $"m{i}=http://127.0.0.1:{ports[members + i]}"));
@@ -35,6 +35,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
             InitialAdvertisePeerUrls = [new Uri($"http://127.0.0.1:{ports[members + i]}")],
             InitialCluster = peers,
             SnapshotCount = snapshotCount,
+            WatchProgressNotifyIntervalMs = progressNotifyMs,
         }).ToArray();
         var cluster = new LoopbackCluster(options);
         cluster._directories.Add(root);

@@ -97,4 +97,25 @@ public class WatchServiceTests
         Assert.Empty(progress.Events);
         Assert.Equal(revision, progress.Header.Revision);
     }
+
+    [Fact]
+    public async Task A_quiet_watch_with_progress_notify_gets_periodic_empty_responses_with_the_current_revision()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync(1, progressNotifyMs: 300);
+        var kv = new KV.KVClient(cluster.Channel(0));
+        var revision = (await kv.PutAsync(new PutRequest { Key = B("busy"), Value = B("1") })).Header.Revision;
+        using var call = new Watch.WatchClient(cluster.Channel(0)).Watch();
+        await call.RequestStream.WriteAsync(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("quiet"), ProgressNotify = true, WatchId = 7 } });
+        Assert.True((await Next(call)).Created);
+        var progress = await Next(call);
+        Assert.Equal(7, progress.WatchId);
+        Assert.Empty(progress.Events);
+        Assert.Equal(revision, progress.Header.Revision);
+        var later = (await kv.PutAsync(new PutRequest { Key = B("busy"), Value = B("2") })).Header.Revision;
+        WatchResponse next;
+        do next = await Next(call);
+        while (next.Header.Revision < later);
+        Assert.Equal((7L, later), (next.WatchId, next.Header.Revision));
+        Assert.Empty(next.Events);
+    }
 }

@@ -60,6 +60,7 @@ internal sealed class WatchApi(NodeHost host) : Watch.WatchBase
                             PrevKv = create.PrevKv,
                             NoPut = create.Filters.Contains(WatchCreateRequest.Types.FilterType.Noput),
                             NoDelete = create.Filters.Contains(WatchCreateRequest.Types.FilterType.Nodelete),
+                            ProgressNotify = create.ProgressNotify,
                         };
                         host.Post(() => host.Watches.Add(watcher));
                         break;

@@ -41,6 +41,7 @@ public sealed class NodeHost : IAsyncDisposable
     private IReadOnlyList<MemberInfo> _knownMembers = [];
     private long _lastMemberSyncMs = long.MinValue / 2;
     private long _lastTickMonotonicMs;
+    private long _lastProgressNotifyMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
 
     private NodeHost(KeelNode node, FileSystemDirectory directory, IDisposable directoryLock, ulong clusterId,
@@ -375,6 +376,11 @@ public sealed class NodeHost : IAsyncDisposable
         {
             _lastMemberSyncMs = monotonicMs;
             SyncPeers();
+        }
+        if (monotonicMs - _lastProgressNotifyMs >= Options.WatchProgressNotifyIntervalMs)
+        {
+            _lastProgressNotifyMs = monotonicMs;
+            Watches.NotifyProgress();
         }
     }
 

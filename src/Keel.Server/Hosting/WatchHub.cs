@@ -87,6 +87,21 @@ internal sealed class WatchHub
         }
     }
 
+    /// <summary>
+    /// etcd's periodic progress notification (<c>progress_notify</c>, every 10 minutes by default): each caught-up
+    /// watcher that asked for it gets an empty response whose header carries the current revision, so a client on a
+    /// quiet key knows how far it has seen.
+    /// </summary>
+    public void NotifyProgress()
+    {
+        var current = _host.Node.Store.CurrentRevision;
+        foreach (var watcher in _watchers)
+        {
+            if (!watcher.ProgressNotify || watcher.NextRevision <= current) continue;
+            watcher.Stream.Enqueue(new WatchResponse { Header = Header(), WatchId = watcher.WatchId });
+        }
+    }
+
     /// <summary>Ends every stream (shutdown).</summary>
     public void CancelAll(string reason)
     {
@@ -142,6 +157,7 @@ internal sealed class Watcher
     public bool PrevKv { get; init; }
     public bool NoPut { get; init; }
     public bool NoDelete { get; init; }
+    public bool ProgressNotify { get; init; }
 }
 
 /// <summary>The outgoing side of one gRPC Watch call: a queue drained by the call's writer.</summary>
