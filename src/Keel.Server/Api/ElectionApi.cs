@@ -22,7 +22,7 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
     public override async Task<CampaignResponse> Campaign(CampaignRequest request, ServerCallContext context)
     {
         var name = request.Name.ToByteArray();
-        var prefix = name.Append((byte)'/').ToArray();
+        var prefix = Recipes.PrefixOf(name);
         var key = Recipes.ContenderKey(name, request.Lease);
         var value = request.Value.ToByteArray();
         var (myRevision, revision, existing) = await _recipes.CreateOrGetAsync(key, value, request.Lease);
@@ -68,7 +68,7 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
     public override async Task Observe(LeaderRequest request, IServerStreamWriter<LeaderResponse> responseStream, ServerCallContext context)
     {
         var name = request.Name.ToByteArray();
-        var prefix = name.Append((byte)'/').ToArray();
+        var prefix = Recipes.PrefixOf(name);
         (byte[] Key, long ModRevision)? last = null;
         try
         {
@@ -103,7 +103,7 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
 
     private async Task<(RangeResponse Range, KeyValue? Leader)> CurrentLeader(byte[] name)
     {
-        var prefix = name.Append((byte)'/').ToArray();
+        var prefix = Recipes.PrefixOf(name);
         var range = await _recipes.ReadAsync(new RangeRequest
         {
             Key = prefix,

@@ -20,7 +20,7 @@ internal sealed class LockApi(NodeHost host) : Keel.Protocol.Etcd.V3Lockpb.Lock.
     public override async Task<LockResponse> Lock(LockRequest request, ServerCallContext context)
     {
         if (request.Name.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
-        var prefix = request.Name.ToByteArray().Append((byte)'/').ToArray();
+        var prefix = Recipes.PrefixOf(request.Name.ToByteArray());
         var key = Recipes.ContenderKey(request.Name.ToByteArray(), request.Lease);
         var (myRevision, revision, _) = await _recipes.CreateOrGetAsync(key, [], request.Lease);
         try

@@ -95,7 +95,10 @@ internal sealed class Recipes(NodeHost host)
     /// <summary>The range end that selects every key starting with <paramref name="prefix"/>.</summary>
     public static byte[] PrefixEnd(byte[] prefix) => KeyRanges.PrefixEnd(prefix);
 
+    /// <summary>The prefix under which the contenders of lock or election <paramref name="name"/> live: <c>name/</c>.</summary>
+    public static byte[] PrefixOf(byte[] name) => [.. name, (byte)'/'];
+
     /// <summary>The contender key of <paramref name="lease"/> under <paramref name="name"/>: <c>name/leaseHex</c>.</summary>
     public static byte[] ContenderKey(byte[] name, long lease) =>
-        [.. name, (byte)'/', .. System.Text.Encoding.ASCII.GetBytes(lease.ToString("x"))];
+        [.. PrefixOf(name), .. System.Text.Encoding.ASCII.GetBytes(lease.ToString("x"))];
 }

@@ -116,9 +116,8 @@ public sealed class NodeHost : IAsyncDisposable
             node = KeelNode.Open(new KeelNodeOptions
             {
                 NodeId = memberId,
-                // A joining member starts from the bootstrap configuration (everyone but itself) and learns the rest,
-                // its own admission included, from the leader's log.
-                InitialMembers = joining ? members.Where(m => m.Id != memberId).ToArray() : members,
+                // A joining member ignores these and learns everything, its own admission included, from the leader.
+                InitialMembers = members,
                 JoinExisting = joining,
                 Random = new DeterministicRandom(seed),
                 TickMs = options.HeartbeatIntervalMs,
@@ -242,28 +241,14 @@ public sealed class NodeHost : IAsyncDisposable
     public Task<KvResult> WriteAsync(KvCommand command, string? idempotencyKey = null)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var waiting = new TaskCompletionSource<KvResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(() =>
-        {
-            var requestId = ++_nextRequestId;
-            _waiting[requestId] = waiting;
-            Node.Submit(requestId, command, idempotencyKey);
-        });
-        return waiting.Task;
+        return RequestAsync((node, requestId) => node.Submit(requestId, command, idempotencyKey));
     }
 
     /// <summary>Reads linearizably (ReadIndex) or serializably (local) and waits for the answer.</summary>
     public Task<KvResult> ReadAsync(RangeRequest request, bool linearizable)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var waiting = new TaskCompletionSource<KvResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(() =>
-        {
-            var requestId = ++_nextRequestId;
-            _waiting[requestId] = waiting;
-            Node.Read(requestId, request, linearizable);
-        });
-        return waiting.Task;
+        return RequestAsync((node, requestId) => node.Read(requestId, request, linearizable));
     }
 
     /// <summary>
@@ -408,7 +393,7 @@ public sealed class NodeHost : IAsyncDisposable
                 _logger.LogInformation("snapshot at index {Index} ({Bytes:N0} bytes) written in {Ms:F0} ms",
                     snapshot.Index, snapshot.Data.Length, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
-            catch (Exception exception) when (exception is IOException or Keel.Core.Storage.DiskFullException or UnauthorizedAccessException)
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
             {
                 _logger.LogError(exception, "snapshot at index {Index} could not be written; the log is kept and a new snapshot is tried later", snapshot.Index);
             }
