@@ -26,6 +26,15 @@ public enum MvccError
 
     /// <summary>InvalidArgument "etcdserver: duplicate key given in txn request".</summary>
     DuplicateKey,
+
+    /// <summary>
+    /// InvalidArgument with a message naming the field: an enum out of range, a negative count, a transaction nested
+    /// too deep. etcd has no words for these (its members answer some and panic on others); Keel refuses them.
+    /// </summary>
+    InvalidRequest,
+
+    /// <summary>ResourceExhausted "etcdserver: mvcc: database space exceeded" (the NOSPACE alarm is active).</summary>
+    NoSpace,
 }
 
 /// <summary>
@@ -37,11 +46,15 @@ public sealed class MvccException : Exception
     /// <summary>Creates the exception for <paramref name="error"/> with etcd's message.</summary>
     public MvccException(MvccError error) : base(MessageOf(error)) => Error = error;
 
+    /// <summary>A refusal with its own message (used for <see cref="MvccError.InvalidRequest"/>).</summary>
+    public MvccException(MvccError error, string message) : base(message) => Error = error;
+
     /// <summary>What was refused.</summary>
     public MvccError Error { get; }
 
     /// <summary>The gRPC status code etcd answers with: "OutOfRange" or "InvalidArgument".</summary>
-    public string GrpcStatusCode => Error is MvccError.Compacted or MvccError.FutureRevision ? "OutOfRange" : "InvalidArgument";
+    public string GrpcStatusCode => Error is MvccError.Compacted or MvccError.FutureRevision ? "OutOfRange"
+        : Error == MvccError.NoSpace ? "ResourceExhausted" : "InvalidArgument";
 
     /// <summary>etcd's exact error text for <paramref name="error"/>.</summary>
     public static string MessageOf(MvccError error) => error switch
@@ -54,6 +67,8 @@ public sealed class MvccException : Exception
         MvccError.LeaseProvided => "etcdserver: lease is provided",
         MvccError.TooManyOperations => "etcdserver: too many operations in txn request",
         MvccError.DuplicateKey => "etcdserver: duplicate key given in txn request",
+        MvccError.InvalidRequest => "keel: invalid request",
+        MvccError.NoSpace => "etcdserver: mvcc: database space exceeded",
         _ => throw new ArgumentOutOfRangeException(nameof(error), error, "unknown MVCC error"),
     };
 }

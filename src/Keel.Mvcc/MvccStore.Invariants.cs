@@ -4,6 +4,19 @@ namespace Keel.Mvcc;
 
 public sealed partial class MvccStore
 {
+    /// <summary>The size <see cref="SizeBytes"/> tracks, counted from scratch (restore and invariant checks).</summary>
+    private long ComputeSizeBytes()
+    {
+        long size = 0;
+        foreach (var history in _index)
+        {
+            size += KeyOverheadBytes + history.Key.Length;
+            foreach (var entry in history.Entries) size += SizeOfEntry(entry);
+        }
+        foreach (var record in _log) size += SizeOfRecord(record);
+        return size;
+    }
+
     /// <summary>
     /// Checks every structural invariant (O(size of the store); for tests and the simulator): revisions and compaction
     /// in bounds; one log record per revision from the compaction (or 2) to the current, with non-decreasing
@@ -17,6 +30,7 @@ public sealed partial class MvccStore
         Invariant.Check(_currentRevision >= 1, "the store revision starts at 1");
         Invariant.Check(_compactRevision >= 0 && _compactRevision <= _currentRevision, "compaction is within the revisions");
         Invariant.Check(_pendingEvents.Count == 0, "no write is half applied");
+        Invariant.Check(_sizeBytes == ComputeSizeBytes(), "the incremental size equals the size counted from scratch");
 
         var firstLogged = Math.Max(2, _compactRevision);
         Invariant.Check(_log.Count == Math.Max(0, _currentRevision - firstLogged + 1), "one log record per retained revision");

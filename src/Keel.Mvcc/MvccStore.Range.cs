@@ -61,7 +61,7 @@ public sealed partial class MvccStore
             SortTarget.Create => (a, b) => a.CreateRevision.CompareTo(b.CreateRevision),
             SortTarget.Mod => (a, b) => a.ModRevision.CompareTo(b.ModRevision),
             SortTarget.Value => (a, b) => a.Value.AsSpan().SequenceCompareTo(b.Value),
-            _ => throw new ArgumentOutOfRangeException(nameof(target), target, "unknown sort target"),
+            _ => throw new MvccException(MvccError.InvalidRequest, $"keel: invalid sort target {(int)target}"),
         };
         var comparer = Comparer<KeyValue>.Create(compare);
         return order == SortOrder.Descend ? [.. kvs.OrderByDescending(kv => kv, comparer)] : [.. kvs.OrderBy(kv => kv, comparer)];
@@ -70,6 +70,7 @@ public sealed partial class MvccStore
     private static void CheckRange(RangeRequest request)
     {
         if (request.Key.Length == 0) throw new MvccException(MvccError.EmptyKey);
+        CheckSort(request);
     }
 
     private static void CheckPut(PutRequest request)

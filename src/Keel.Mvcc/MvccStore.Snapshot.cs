@@ -119,6 +119,7 @@ public sealed partial class MvccStore
             store._log.Add(new RevisionRecord(revision, timestamp, events));
         }
         if (!reader.IsAtEnd) throw new EncodingFormatException(EncodingProblem.CountOutOfRange, reader.Position, reader.Remaining, 0);
+        store._sizeBytes = store.ComputeSizeBytes();
         store.AssertInvariants();
         return store;
     }

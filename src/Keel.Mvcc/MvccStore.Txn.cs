@@ -36,20 +36,24 @@ public sealed partial class MvccStore
         return response with { Revision = _currentRevision };
     }
 
-    private static void CheckTxn(TxnRequest request)
+    private static void CheckTxn(TxnRequest request, int depth = 0)
     {
+        if (depth > MaxTxnNestingDepth)
+            throw new MvccException(MvccError.InvalidRequest, $"keel: transactions nest deeper than {MaxTxnNestingDepth} levels");
         if (request.Compares.Count > MaxTxnOperations || request.Success.Count > MaxTxnOperations ||
             request.Failure.Count > MaxTxnOperations)
             throw new MvccException(MvccError.TooManyOperations);
-        foreach (var op in request.Success.Concat(request.Failure)) CheckOp(op);
+        foreach (var compare in request.Compares) CheckCompare(compare);
+        foreach (var op in request.Success) CheckOp(op, depth);
+        foreach (var op in request.Failure) CheckOp(op, depth);
     }
 
-    private static void CheckOp(RequestOp op)
+    private static void CheckOp(RequestOp op, int depth)
     {
         if (op.Range is { } range) CheckRange(range);
         else if (op.Put is { } put) CheckPut(put);
         else if (op.DeleteRange is { } delete) CheckDelete(delete);
-        else if (op.Txn is { } txn) CheckTxn(txn);
+        else if (op.Txn is { } txn) CheckTxn(txn, depth + 1);
     }
 
     /// <summary>
@@ -163,7 +167,7 @@ public sealed partial class MvccStore
             CompareTarget.Create => kv.CreateRevision.CompareTo(compare.NumberOperand),
             CompareTarget.Mod => kv.ModRevision.CompareTo(compare.NumberOperand),
             CompareTarget.Lease => kv.Lease.CompareTo(compare.NumberOperand),
-            _ => throw new ArgumentOutOfRangeException(nameof(compare), compare.Target, "unknown compare target"),
+            _ => throw new MvccException(MvccError.InvalidRequest, $"keel: invalid compare target {(int)compare.Target}"),
         };
         return compare.Result switch
         {
@@ -171,7 +175,7 @@ public sealed partial class MvccStore
             CompareResult.Greater => order > 0,
             CompareResult.Less => order < 0,
             CompareResult.NotEqual => order != 0,
-            _ => throw new ArgumentOutOfRangeException(nameof(compare), compare.Result, "unknown compare result"),
+            _ => throw new MvccException(MvccError.InvalidRequest, $"keel: invalid compare result {(int)compare.Result}"),
         };
     }
 }

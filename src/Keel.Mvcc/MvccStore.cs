@@ -29,6 +29,7 @@ public sealed partial class MvccStore
     private long _currentRevision = 1;
     private long _compactRevision;
     private long _lastHybridTimestamp = long.MinValue;
+    private long _sizeBytes;
 
     /// <summary>Creates an empty store at revision 1.</summary>
     public MvccStore() { }
@@ -41,6 +42,25 @@ public sealed partial class MvccStore
 
     /// <summary>Number of keys with at least one retained version (live or not).</summary>
     public int IndexedKeyCount => _index.Count;
+
+    /// <summary>
+    /// The store's size in bytes, kept up to date by every write and compaction (never by encoding the store): keys,
+    /// values and a fixed overhead per retained revision of a key and per event of the watch history. It is what the
+    /// space quota is measured against and what <c>Status</c> reports as the size in use; every replica computes the
+    /// same figure from the same log.
+    /// </summary>
+    public long SizeBytes => _sizeBytes;
+
+    // Per-object costs of the representation (object headers, references, the revision and the list slot), so the
+    // figure follows memory rather than payload alone: a million tiny keys are not free.
+    private const int KeyOverheadBytes = 80;
+    private const int RevisionOverheadBytes = 96;
+    private const int RecordOverheadBytes = 48;
+    private const int EventOverheadBytes = 32;
+
+    private static long SizeOfEntry(KeyRevision entry) => RevisionOverheadBytes + (entry.Kv?.Value.Length ?? 0);
+
+    private static long SizeOfRecord(RevisionRecord record) => RecordOverheadBytes + (long)EventOverheadBytes * record.Events.Length;
 
     /// <summary>Reads a key or range (see <see cref="RangeRequest"/>), at the current or a historical revision.</summary>
     /// <exception cref="MvccException">Empty key; the revision is compacted or in the future.</exception>
@@ -101,13 +121,18 @@ public sealed partial class MvccStore
             if (last < 0) continue;
             // Keep the version current at the compaction revision unless it is a tombstone (key_index.go compact).
             var keepFrom = entries[last].Kv is null ? last + 1 : last;
+            for (var i = 0; i < keepFrom; i++) _sizeBytes -= SizeOfEntry(entries[i]);
             entries.RemoveRange(0, keepFrom);
-            if (entries.Count == 0) (emptied ??= []).Add(history);
+            if (entries.Count == 0)
+            {
+                (emptied ??= []).Add(history);
+                _sizeBytes -= KeyOverheadBytes + history.Key.Length;
+            }
         }
         if (emptied is not null)
             foreach (var history in emptied) _index.Remove(history);
         var drop = 0;
-        while (drop < _log.Count && _log[drop].Revision < revision) drop++;
+        while (drop < _log.Count && _log[drop].Revision < revision) _sizeBytes -= SizeOfRecord(_log[drop++]);
         _log.RemoveRange(0, drop);
         _compactRevision = revision;
     }
@@ -159,7 +184,9 @@ public sealed partial class MvccStore
     {
         if (_pendingEvents.Count == 0) return;
         _currentRevision++;
-        _log.Add(new RevisionRecord(_currentRevision, hybridTimestamp, [.. _pendingEvents]));
+        var record = new RevisionRecord(_currentRevision, hybridTimestamp, [.. _pendingEvents]);
+        _log.Add(record);
+        _sizeBytes += SizeOfRecord(record);
         _lastHybridTimestamp = hybridTimestamp;
         _pendingEvents.Clear();
     }
@@ -194,11 +221,13 @@ public sealed partial class MvccStore
         return new DeleteRangeResponse(ReadRevisionInWrite, previous.Count, request.PrevKv ? previous : []);
     }
 
-    private static void Append(KeyHistory history, long revision, KeyValue? kv)
+    private void Append(KeyHistory history, long revision, KeyValue? kv)
     {
         Invariant.Check(history.Entries.Count == 0 || history.Entries[^1].Revision < revision,
             "a key changes at most once per revision");
-        history.Entries.Add(new KeyRevision(revision, kv));
+        var entry = new KeyRevision(revision, kv);
+        history.Entries.Add(entry);
+        _sizeBytes += SizeOfEntry(entry);
     }
 
     private KeyHistory FindOrAdd(byte[] key)
@@ -207,6 +236,7 @@ public sealed partial class MvccStore
         if (_index.TryGetValue(probe, out var found)) return found;
         var created = new KeyHistory(key.ToArray());
         _index.Add(created);
+        _sizeBytes += KeyOverheadBytes + created.Key.Length;
         return created;
     }
 

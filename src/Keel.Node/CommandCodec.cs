@@ -63,6 +63,7 @@ public static class CommandCodec
         KvCommandKind.PublishMember => 8 + StringSize(command.Member!.Name) + StringsSize(command.Member.ClientUrls),
         KvCommandKind.MemberChange => 1 + 8 + 1 + StringsSize(command.MemberChange!.PeerUrls),
         KvCommandKind.LeaseCheckpoint => 4 + 32L * command.Checkpoints.Count,
+        KvCommandKind.Alarm => 1 + 8 + 1,
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "unknown command kind"),
     };
 
@@ -142,6 +143,11 @@ public static class CommandCodec
                 writer.U64(command.MemberChange.MemberId);
                 writer.U8(command.MemberChange.IsLearner ? (byte)1 : (byte)0);
                 WriteStrings(ref writer, command.MemberChange.PeerUrls);
+                break;
+            case KvCommandKind.Alarm:
+                writer.U8((byte)command.Alarm!.Action);
+                writer.U64(command.Alarm.MemberId);
+                writer.U8((byte)command.Alarm.Alarm);
                 break;
         }
     }
@@ -233,6 +239,7 @@ public static class CommandCodec
             KvCommandKind.PublishMember => KvCommand.PublishMember(new MemberAttributes(reader.U64(), ReadString(ref reader), ReadStrings(ref reader))),
             KvCommandKind.MemberChange => KvCommand.OfMemberChange(ReadMemberChange(ref reader)),
             KvCommandKind.LeaseCheckpoint => KvCommand.LeaseCheckpoint(ReadCheckpoints(ref reader)),
+            KvCommandKind.Alarm => KvCommand.OfAlarm(new AlarmChange((AlarmAction)reader.U8(), reader.U64(), (AlarmType)reader.U8())),
             _ => throw new InvalidCommandException($"unknown command kind {(byte)kind} at offset {kindOffset}"),
         };
         if (!reader.IsAtEnd) throw new InvalidCommandException($"{reader.Remaining} bytes after the command at offset {reader.Position}");

@@ -134,10 +134,12 @@ public sealed class DurableRaftLog
     /// </summary>
     public bool MarkSnapshotDurable(ulong index, ulong term)
     {
-        if (index <= _wal.DurableSnapshot.Index) return false;
+        if (index <= _wal.DurableSnapshot.Index || IsDiskFull) return false;
         _wal.SaveSnapshotMarker(new WalSnapshotMarker(index, term));
-        _wal.Sync();
-        return true;
+        // A full device leaves the marker buffered: it becomes durable with the next successful retry, and the log is
+        // compacted at a later snapshot.
+        _unsynced = (true, 0);
+        return TryCompletePersist();
     }
 
     /// <summary>Drops WAL segments wholly at or below <paramref name="index"/> (covered by the durable snapshot).</summary>
@@ -174,7 +176,51 @@ public sealed class DurableRaftLog
             _wal.SetHardState(new WalHardState(hard.Term, hard.Vote, hard.Commit));
             Storage.SetHardState(hard);
         }
-        if (ready.MustSync) _wal.Sync();
-        if (ready.Snapshot is { } installed) _wal.Compact(installed.Metadata.Index);
+        _unsynced = (ready.MustSync, ready.Snapshot?.Metadata.Index ?? 0);
+        if (!TryCompletePersist()) throw new WalNoSpaceException(_noSpace!);
+    }
+
+    private (bool MustSync, ulong CompactTo) _unsynced;
+    private DiskFullException? _noSpace;
+
+    /// <summary>True while the device is full: a Ready is buffered but not durable (see <see cref="TryPersist"/>).</summary>
+    public bool IsDiskFull => _noSpace is not null;
+
+    /// <summary>
+    /// As <see cref="Persist"/>, but a full device is not an exception: the Ready's records stay buffered in the WAL and
+    /// false is returned; call <see cref="RetryPersist"/> until it returns true, and act on nothing of the Ready (no
+    /// messages after persist, no applies) until then. Any other I/O failure still throws: the member must stop.
+    /// </summary>
+    public bool TryPersist(Ready ready)
+    {
+        try
+        {
+            Persist(ready);
+            return true;
+        }
+        catch (WalNoSpaceException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Tries again to make the buffered Ready durable after <see cref="TryPersist"/> returned false.</summary>
+    public bool RetryPersist() => TryCompletePersist();
+
+    private bool TryCompletePersist()
+    {
+        try
+        {
+            if (_unsynced.MustSync) _wal.Sync();
+        }
+        catch (WalNoSpaceException full) when (full.InnerException is DiskFullException cause)
+        {
+            _noSpace = cause;
+            return false;
+        }
+        _noSpace = null;
+        if (_unsynced.CompactTo > 0) _wal.Compact(_unsynced.CompactTo);
+        _unsynced = default;
+        return true;
     }
 }

@@ -90,7 +90,7 @@ public sealed partial class KeelNode
     /// computed on each call (linear in the store), so call it per request, not in a loop.
     /// </summary>
     public KeelNodeStatus Status() => new(Id, _raft.Leader, _raft.Term, AppliedIndex, _raft.Log.Committed,
-        _store.CurrentRevision, _store.CompactRevision, _store.Snapshot().LongLength, _raft.Membership.IsLearner(Id));
+        _store.CurrentRevision, _store.CompactRevision, _store.SizeBytes, _raft.Membership.IsLearner(Id));
 
     /// <summary>The id a new member with <paramref name="peerUrls"/> gets: a hash of its sorted URLs (etcd hashes them too).</summary>
     public static ulong MemberIdFor(IReadOnlyList<string> peerUrls)
@@ -251,7 +251,7 @@ public sealed partial class KeelNode
 /// <param name="CommittedIndex">The highest log index known committed.</param>
 /// <param name="Revision">The store revision.</param>
 /// <param name="CompactRevision">The last compaction revision (0: never).</param>
-/// <param name="DbSizeBytes">An estimate of the store's size: its encoded snapshot length.</param>
+/// <param name="DbSizeBytes">The store's size, kept up to date incrementally (<see cref="Keel.Mvcc.MvccStore.SizeBytes"/>).</param>
 /// <param name="IsLearner">True when this node is a learner.</param>
 public sealed record KeelNodeStatus(ulong MemberId, ulong Leader, ulong Term, ulong AppliedIndex, ulong CommittedIndex,
     long Revision, long CompactRevision, long DbSizeBytes, bool IsLearner);

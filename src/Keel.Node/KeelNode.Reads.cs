@@ -23,6 +23,15 @@ public sealed partial class KeelNode
     public void Read(ulong requestId, RangeRequest request, bool linearizable)
     {
         ArgumentNullException.ThrowIfNull(request);
+        try
+        {
+            MvccStore.Validate(request);
+        }
+        catch (MvccException refused)
+        {
+            Respond(KvResult.Failed(requestId, KeelError.FromMvcc(refused)));
+            return;
+        }
         if (!linearizable || (_options.UnsafeLocalReadsOnLeader && IsLeader))
         {
             Respond(Serve(requestId, request));

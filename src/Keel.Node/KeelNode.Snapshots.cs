@@ -15,7 +15,8 @@ namespace Keel.Node;
 public sealed partial class KeelNode
 {
     private const uint SnapshotMagic = 0x444F4E4B; // "KNOD"
-    private const byte SnapshotVersion = 1;
+    private const byte SnapshotVersion = 2;
+    private const byte SnapshotVersionWithoutAlarms = 1;
     private ulong _snapshotIndex;
     private ulong _snapshotInFlight;
 
@@ -116,6 +117,7 @@ public sealed partial class KeelNode
             WriteBlob(writer, store);
             WriteBlob(writer, leases);
             WriteBlob(writer, idempotency);
+            WriteAlarms(writer);
         }
         // The stream was sized to fit: hand out its buffer (no copy of a possibly huge image).
         return stream.GetBuffer().AsMemory(0, checked((int)stream.Length));
@@ -131,7 +133,7 @@ public sealed partial class KeelNode
     private static BinaryReader OpenSnapshot(ReadOnlyMemory<byte> data)
     {
         var reader = new BinaryReader(new MemoryStream(data.ToArray(), writable: false), Encoding.UTF8);
-        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() != SnapshotVersion)
+        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutAlarms))
             throw new InvalidCommandException("not a Keel node snapshot (wrong magic or version)");
         return reader;
     }
@@ -173,6 +175,9 @@ public sealed partial class KeelNode
         var wasPrimary = _leases.IsPrimary;
         _leases = LeaseTable.Restore(ReadBlob(reader), NewLeaseTable().Options);
         _idempotency = IdempotencyTable.Restore(ReadBlob(reader));
+        // Version 1 images end here (no alarms were replicated before version 2).
+        if (reader.BaseStream.Position < reader.BaseStream.Length) ReadAlarms(reader);
+        else _alarms.Clear();
         Invariant.Check(reader.BaseStream.Position == reader.BaseStream.Length, "a node snapshot has no trailing bytes");
         _revokeProposedAtMs.Clear();
         AppliedIndex = index;

@@ -68,11 +68,31 @@ public sealed partial class KeelNode
                 return;
             }
         }
+        // Everything that can be judged from the request alone is judged here, before it is proposed: nothing invalid
+        // ever reaches the log (apply refuses it again, deterministically, should a peer propose it anyway).
+        if (ValidateCommand(command) is { } invalid)
+        {
+            Respond(KvResult.Failed(requestId, invalid));
+            return;
+        }
         if (CommandCodec.EncodedSize(command, idempotencyKey) > CommandCodec.MaxRequestBytes)
         {
             Respond(KvResult.Failed(requestId, KeelError.RequestTooLarge));
             return;
         }
+        // etcd's maxGapBetweenApplyAndCommitIndex: the apply loop is far behind, taking more would only queue more.
+        if (_raft.Log.Committed > AppliedIndex + _options.MaxCommittedAheadOfAppliedEntries)
+        {
+            Respond(KvResult.Failed(requestId, KeelError.TooManyRequests));
+            return;
+        }
+        if (IsDiskFull)
+        {
+            // This member cannot write its log: even a delete would wait here until the disk has room again.
+            Respond(KvResult.Failed(requestId, KeelError.NoSpace));
+            return;
+        }
+        if (RefusedByQuota(requestId, command)) return;
         if (idempotencyKey is not null)
         {
             fingerprint = CommandCodec.Fingerprint(command);
@@ -133,7 +153,22 @@ public sealed partial class KeelNode
             if (entry.Type == EntryType.ConfChange && !entry.Data.IsEmpty) ApplyConfChangeEntry(entry);
             return;
         }
-        var (header, command) = CommandCodec.Decode(entry.Data.Span);
+        CommandHeader header;
+        KvCommand command;
+        try
+        {
+            (header, command) = CommandCodec.Decode(entry.Data.Span);
+        }
+        catch (FormatException invalid)
+        {
+            // A committed entry that is not a command (a buggy or hostile peer proposed it): every replica decodes the
+            // same bytes the same way, so every replica skips it and changes nothing; a write of ours waiting at this
+            // index learns that it was displaced.
+            InvalidEntriesSkipped++;
+            FailDisplacedWrite(entry.Index, 0);
+            LastInvalidEntry = $"entry {entry.Index} (term {entry.Term}, {entry.Data.Length} bytes): {invalid.Message}";
+            return;
+        }
         // Revision timestamps must not go backwards even if a new leader's clock is behind the old one's: the clamp is
         // a function of the log alone, so every replica stamps every revision identically.
         var timestamp = Math.Max(header.HybridTimestamp, _lastAppliedTimestamp);
@@ -206,6 +241,9 @@ public sealed partial class KeelNode
         var storeTimestamp = (long)timestamp;
         try
         {
+            if (ValidateCommand(command) is { } invalid) return KvResult.Failed(0, invalid);
+            // While NOSPACE is active every replica refuses the same writes (etcd's capped applier).
+            if (NoSpaceAlarmActive && GrowsStore(command)) return KvResult.Failed(0, KeelError.NoSpace);
             if (CheckLeasesExist(command) is { } refused) return refused;
             var before = _store.CurrentRevision;
             KvResult result = command.Kind switch
@@ -220,7 +258,8 @@ public sealed partial class KeelNode
                 KvCommandKind.PublishMember => ApplyPublishMember(command.Member!),
                 KvCommandKind.MemberChange => ApplyMemberChange(command.MemberChange!),
                 KvCommandKind.LeaseCheckpoint => ApplyLeaseCheckpoint(command, timestamp),
-                _ => throw new InvalidCommandException($"unknown command kind {command.Kind}"),
+                KvCommandKind.Alarm => ApplyAlarm(command.Alarm!),
+                _ => KvResult.Failed(0, KeelError.InvalidCommand($"unknown command kind {command.Kind}")),
             };
             if (command.Kind is KvCommandKind.Put or KvCommandKind.DeleteRange or KvCommandKind.Txn) SyncLeaseAttachments(before);
             return result;
@@ -229,6 +268,34 @@ public sealed partial class KeelNode
         {
             // Deterministic: every replica refuses the same command against the same state, and none changes.
             return KvResult.Failed(0, KeelError.FromMvcc(refused));
+        }
+    }
+
+    /// <summary>Committed entries skipped because they were not valid commands (a buggy or hostile proposer).</summary>
+    public long InvalidEntriesSkipped { get; private set; }
+
+    /// <summary>What the last skipped entry was, for the log line that reports it.</summary>
+    public string? LastInvalidEntry { get; private set; }
+
+    /// <summary>
+    /// The checks a command must pass before it is proposed and again before it is applied, judged from the command
+    /// alone: known enums, keys given, transaction limits across every nesting level.
+    /// </summary>
+    private static KeelError? ValidateCommand(KvCommand command)
+    {
+        try
+        {
+            switch (command.Kind)
+            {
+                case KvCommandKind.Put: MvccStore.Validate(command.Put!); break;
+                case KvCommandKind.DeleteRange: MvccStore.Validate(command.DeleteRange!); break;
+                case KvCommandKind.Txn: MvccStore.Validate(command.Txn!); break;
+            }
+            return null;
+        }
+        catch (MvccException refused)
+        {
+            return KeelError.FromMvcc(refused);
         }
     }
 

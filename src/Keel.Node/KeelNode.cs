@@ -185,23 +185,57 @@ public sealed partial class KeelNode
     private void HandleReady()
     {
         if (_batchDepth > 0) return;
+        if (_log.IsDiskFull)
+        {
+            // The device was full: retry the buffered records (at most every 100 ms); nothing of the blocked Ready is
+            // acted on until they are durable, and no new Ready is taken meanwhile.
+            var nowMs = _nowMs == long.MinValue ? 0 : _nowMs;
+            if (nowMs - _lastDiskRetryMs < DiskRetryEveryMs) return;
+            _lastDiskRetryMs = nowMs;
+            if (!_log.RetryPersist()) return;
+            if (_blockedReady is { } unblocked)
+            {
+                _blockedReady = null;
+                ActOnPersistedReady(unblocked);
+            }
+        }
         while (_raft.HasReady())
         {
             var ready = _raft.GetReady();
-            _log.Persist(ready);
-            if (ready.Snapshot is { } installed) OnSnapshotInstalled(installed);
-            _outbox.AddMessages(ready.Messages);
-            _outbox.AddMessages(ready.MessagesAfterPersist);
-            if (ready.SoftState is { } soft) OnSoftState(soft);
-            UpdateLeaseRole();
-            foreach (var outcome in ready.ProposalOutcomes) OnProposalOutcome(outcome);
-            foreach (var entry in ready.CommittedEntries) Apply(entry);
-            foreach (var state in ready.ReadStates) OnReadState(state);
-            ServeAppliedReads();
-            _raft.Advance(ready);
-            MaybeSnapshot();
-            ProposeDeferredConfChanges();
+            if (!_log.TryPersist(ready))
+            {
+                _blockedReady = ready;
+                _lastDiskRetryMs = _nowMs == long.MinValue ? 0 : _nowMs;
+                return;
+            }
+            ActOnPersistedReady(ready);
         }
+    }
+
+    private const long DiskRetryEveryMs = 100;
+    private Ready? _blockedReady;
+    private long _lastDiskRetryMs;
+
+    /// <summary>
+    /// True while this member's device is full: its log cannot grow, writes are refused with "etcdserver: mvcc: database
+    /// space exceeded", the NOSPACE alarm is listed for it, and it retries every 100 ms until space is freed.
+    /// </summary>
+    public bool IsDiskFull => _log.IsDiskFull;
+
+    private void ActOnPersistedReady(Ready ready)
+    {
+        if (ready.Snapshot is { } installed) OnSnapshotInstalled(installed);
+        _outbox.AddMessages(ready.Messages);
+        _outbox.AddMessages(ready.MessagesAfterPersist);
+        if (ready.SoftState is { } soft) OnSoftState(soft);
+        UpdateLeaseRole();
+        foreach (var outcome in ready.ProposalOutcomes) OnProposalOutcome(outcome);
+        foreach (var entry in ready.CommittedEntries) Apply(entry);
+        foreach (var state in ready.ReadStates) OnReadState(state);
+        ServeAppliedReads();
+        _raft.Advance(ready);
+        MaybeSnapshot();
+        ProposeDeferredConfChanges();
     }
 
     private void Respond(KvResult result) => _outbox.AddResponse(result);

@@ -76,6 +76,23 @@ public sealed record KeelNodeOptions
     /// <summary>Entries kept in the log below the commit index after a compaction, for slightly slow followers (etcd keeps 5,000).</summary>
     public ulong SnapshotTrailingEntries { get; init; } = 1_024;
 
+    /// <summary>
+    /// The space quota (etcd's <c>--quota-backend-bytes</c>, default 2 GiB; 0 or less = the default, as in etcd): a write
+    /// that would grow the store (<see cref="Keel.Mvcc.MvccStore.SizeBytes"/>) past it raises the NOSPACE alarm through
+    /// the log, and while the alarm is active every write that grows the store fails with "etcdserver: mvcc: database
+    /// space exceeded" on every member. Reads, deletes and compaction keep working; disarming the alarm lifts it.
+    /// </summary>
+    public long QuotaBackendBytes { get; init; } = DefaultQuotaBackendBytes;
+
+    /// <summary>etcd's default space quota: 2 GiB.</summary>
+    public const long DefaultQuotaBackendBytes = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>
+    /// New writes are refused with "etcdserver: too many requests" while the commit index runs this many entries ahead
+    /// of the applied index (etcd's maxGapBetweenApplyAndCommitIndex).
+    /// </summary>
+    public ulong MaxCommittedAheadOfAppliedEntries { get; init; } = 5_000;
+
     /// <summary>WAL segment size; small values make the simulator exercise segment rolls.</summary>
     public long WalSegmentSizeBytes { get; init; } = 64L * 1024 * 1024;
 

@@ -40,6 +40,9 @@ public enum KvCommandKind : byte
     /// leader continues from it instead of granting a full TTL again.
     /// </summary>
     LeaseCheckpoint = 10,
+
+    /// <summary>Activates or deactivates an alarm of a member (etcd's AlarmRequest through the log).</summary>
+    Alarm = 11,
 }
 
 /// <summary>
@@ -87,6 +90,12 @@ public sealed record KvCommand
         ArgumentNullException.ThrowIfNull(records);
         return new() { Kind = KvCommandKind.LeaseCheckpoint, Checkpoints = [.. records] };
     }
+
+    /// <summary>The alarm change, when <see cref="Kind"/> is Alarm.</summary>
+    public AlarmChange? Alarm { get; private init; }
+
+    /// <summary>Activates or deactivates <paramref name="change"/>'s alarm (etcd's Maintenance.Alarm, through the log).</summary>
+    public static KvCommand OfAlarm(AlarmChange change) => new() { Kind = KvCommandKind.Alarm, Alarm = change };
 
     internal static KvCommand OfMemberChange(MemberChange change) => new() { Kind = KvCommandKind.MemberChange, MemberChange = change };
 
@@ -186,6 +195,12 @@ public enum KeelErrorCode
 
     /// <summary>A membership change was refused (unknown member, duplicate peer URL, a change already pending...).</summary>
     Membership,
+
+    /// <summary>The NOSPACE alarm is active (quota exceeded or the disk is full).</summary>
+    NoSpace,
+
+    /// <summary>A committed log entry was not a valid command; it changed nothing.</summary>
+    InvalidCommand,
 }
 
 /// <summary>A typed failure with etcd's exact message and gRPC status code.</summary>
@@ -224,6 +239,16 @@ public sealed record KeelError(KeelErrorCode Code, string Message, string GrpcSt
     /// <summary>An invalid idempotency key, with the reason (InvalidArgument).</summary>
     public static KeelError InvalidIdempotencyKey(string reason) =>
         new(KeelErrorCode.InvalidIdempotencyKey, "keel: invalid idempotency key: " + reason, "InvalidArgument");
+
+    /// <summary>ResourceExhausted "etcdserver: mvcc: database space exceeded": the NOSPACE alarm is active.</summary>
+    public static KeelError NoSpace { get; } = new(KeelErrorCode.NoSpace, "etcdserver: mvcc: database space exceeded", "ResourceExhausted");
+
+    /// <summary>A committed entry that is not a valid command (written by a buggy or hostile peer): refused, nothing changed.</summary>
+    public static KeelError InvalidCommand(string reason) =>
+        new(KeelErrorCode.InvalidCommand, "keel: the log entry is not a valid command: " + reason, "InvalidArgument");
+
+    /// <summary>A request refused before it was proposed (an enum out of range, a missing field...).</summary>
+    public static KeelError InvalidRequest(string message) => new(KeelErrorCode.Mvcc, message, "InvalidArgument");
 
     /// <summary>A refused membership change (FailedPrecondition unless <paramref name="grpcStatusCode"/> says otherwise).</summary>
     public static KeelError MembershipRefused(string message, string grpcStatusCode = "FailedPrecondition") =>
@@ -321,6 +346,9 @@ public sealed record KvResult
     /// idempotency key (the request did not execute again).
     /// </summary>
     public bool IsIdempotentReplay { get; init; }
+
+    /// <summary>The alarms an alarm request listed, activated or deactivated.</summary>
+    public IReadOnlyList<AlarmMember>? Alarms { get; init; }
 
     /// <summary>The failure, when the request did not succeed.</summary>
     public KeelError? Error { get; init; }

@@ -75,6 +75,24 @@ public sealed record ServerOptions
     /// <summary>Entries between state snapshots (<c>--snapshot-count</c>).</summary>
     public int SnapshotCount { get; init; } = 100_000;
 
+    /// <summary>
+    /// The space quota in bytes (<c>--quota-backend-bytes</c>, etcd's default 2 GiB; 0 = the default): past it the NOSPACE
+    /// alarm is raised and writes that grow the store fail with "etcdserver: mvcc: database space exceeded".
+    /// </summary>
+    public long QuotaBackendBytes { get; init; } = Keel.Node.KeelNodeOptions.DefaultQuotaBackendBytes;
+
+    /// <summary>
+    /// Client requests queued for the node loop at most; past it a request fails at once with "etcdserver: too many
+    /// requests" (ResourceExhausted) instead of waiting in an ever longer queue.
+    /// </summary>
+    public int MaxQueuedRequests { get; init; } = 10_000;
+
+    /// <summary>Peer messages queued for the node loop at most; past it they are dropped (Raft resends).</summary>
+    public int MaxQueuedPeerMessages { get; init; } = 50_000;
+
+    /// <summary>With work queued and no batch finished for this long, the loop counts as stalled: health turns NOT_SERVING.</summary>
+    public int LoopStallMs { get; init; } = 5_000;
+
     /// <summary>Parses <see cref="InitialCluster"/> into members with their ids, in the order given.</summary>
     /// <exception cref="ArgumentException">The string is malformed or names a member twice.</exception>
     public IReadOnlyList<InitialMember> ParseInitialCluster()

@@ -65,7 +65,8 @@ internal sealed class ClusterApi(NodeHost host) : Cluster.ClusterBase
     private static string[] ValidUrls(IEnumerable<string> urls)
     {
         var list = urls.Select(u => u.Trim().TrimEnd('/')).ToArray();
-        if (list.Length == 0 || list.Any(u => !Uri.TryCreate(u, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || url.Port <= 0))
+        // A member has a handful of peer URLs: a bound keeps a hostile request from growing the replicated member table.
+        if (list.Length == 0 || list.Length > 16 || list.Any(u => u.Length > 1024) || list.Any(u => !Uri.TryCreate(u, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || url.Port <= 0))
             throw EtcdErrors.MemberBadUrls.ToRpcException();
         return list;
     }

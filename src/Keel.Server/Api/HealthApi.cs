@@ -6,7 +6,8 @@ namespace Keel.Server.Api;
 
 /// <summary>
 /// The standard gRPC health service (<c>grpc.health.v1.Health</c>), which etcd also registers: SERVING while this
-/// member knows a leader (it can serve linearizable requests), NOT_SERVING otherwise.
+/// member knows a leader (it can serve linearizable requests) and its node loop is moving, NOT_SERVING otherwise (no
+/// leader, or work queued with no batch finished for <see cref="ServerOptions.LoopStallMs"/>).
 /// </summary>
 internal sealed class HealthApi(NodeHost host) : Health.HealthBase
 {
@@ -33,5 +34,5 @@ internal sealed class HealthApi(NodeHost host) : Health.HealthBase
     }
 
     private HealthCheckResponse.Types.ServingStatus Current() =>
-        host.Status.Leader != 0 ? HealthCheckResponse.Types.ServingStatus.Serving : HealthCheckResponse.Types.ServingStatus.NotServing;
+        host.Status.Leader != 0 && !host.IsLoopStalled ? HealthCheckResponse.Types.ServingStatus.Serving : HealthCheckResponse.Types.ServingStatus.NotServing;
 }

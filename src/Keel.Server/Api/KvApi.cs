@@ -16,7 +16,8 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
     public override async Task<RangeResponse> Range(RangeRequest request, ServerCallContext context)
     {
         if (request.Key.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
-        var result = await host.ReadAsync(ProtoMapping.ToStore(request), linearizable: !request.Serializable);
+        var range = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
+        var result = await host.ReadAsync(range, linearizable: !request.Serializable);
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.Range!, host.Header(result.Range!.Revision));
     }
@@ -24,7 +25,8 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
     public override async Task<PutResponse> Put(PutRequest request, ServerCallContext context)
     {
         if (request.Key.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
-        var result = await host.WriteAsync(KvCommand.Of(ProtoMapping.ToStore(request)), IdempotencyKey(context));
+        var put = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
+        var result = await host.WriteAsync(KvCommand.Of(put), IdempotencyKey(context));
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.Put!, host.Header(result.Put!.Revision));
     }
@@ -32,7 +34,8 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
     public override async Task<DeleteRangeResponse> DeleteRange(DeleteRangeRequest request, ServerCallContext context)
     {
         if (request.Key.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
-        var result = await host.WriteAsync(KvCommand.Of(ProtoMapping.ToStore(request)), IdempotencyKey(context));
+        var delete = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
+        var result = await host.WriteAsync(KvCommand.Of(delete), IdempotencyKey(context));
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.DeleteRange!, host.Header(result.DeleteRange!.Revision));
     }
@@ -48,6 +51,7 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
         {
             throw Errors.InvalidArgument(invalid.Message);
         }
+        Validated(txn, Keel.Mvcc.MvccStore.Validate);
         var result = await host.WriteAsync(KvCommand.Of(txn), IdempotencyKey(context));
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.Txn!, host.Header(result.Txn!.Revision));
@@ -58,6 +62,23 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
         var result = await host.WriteAsync(KvCommand.Compact(request.Revision));
         Errors.ThrowIfFailed(result);
         return new CompactionResponse { Header = host.Header(result.Compact!.Revision) };
+    }
+
+    /// <summary>
+    /// Checks a request at the boundary with the store's own rules (known enums, limits across nested transactions,
+    /// duplicate keys): an invalid request is answered InvalidArgument here and never proposed.
+    /// </summary>
+    internal static T Validated<T>(T request, Action<T> validate)
+    {
+        try
+        {
+            validate(request);
+            return request;
+        }
+        catch (Keel.Mvcc.MvccException refused)
+        {
+            throw Errors.ToRpc(KeelError.FromMvcc(refused));
+        }
     }
 
     /// <summary>The client's idempotency key, if it sent one; refused when longer than the limit.</summary>

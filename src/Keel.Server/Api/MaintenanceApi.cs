@@ -32,13 +32,38 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
         };
         var leader = status.Leader;
         if (leader == 0) response.Errors.Add("etcdserver: no leader");
+        foreach (var alarm in await host.InvokeAsync(node => node.Alarms))
+            response.Errors.Add($"memberID:{alarm.MemberId} alarm:{(alarm.Alarm == Keel.Node.AlarmType.NoSpace ? "NOSPACE" : alarm.Alarm.ToString().ToUpperInvariant())}");
         return response;
     }
 
-    public override Task<AlarmResponse> Alarm(AlarmRequest request, ServerCallContext context) =>
-        // Keel raises NOSPACE by refusing writes with "database space exceeded" when the disk is full (the WAL's
-        // alarm); no alarm is active while the server answers, so GET lists none and (de)activation is a no-op.
-        Task.FromResult(new AlarmResponse { Header = host.Header(host.Status.Revision) });
+    /// <summary>
+    /// etcd's alarms: GET lists the active ones (all, or one type), ACTIVATE and DEACTIVATE change them through the log
+    /// so every member agrees (etcdctl alarm list / alarm disarm). NOSPACE is raised by the space quota or a full disk.
+    /// </summary>
+    public override async Task<AlarmResponse> Alarm(AlarmRequest request, ServerCallContext context)
+    {
+        if (!Enum.IsDefined(request.Action))
+            throw Errors.InvalidArgument($"keel: invalid alarm action {(int)request.Action} (GET, ACTIVATE or DEACTIVATE: 0 to 2)");
+        if (!Enum.IsDefined(request.Alarm))
+            throw Errors.InvalidArgument($"keel: invalid alarm type {(int)request.Alarm} (NONE, NOSPACE or CORRUPT: 0 to 2)");
+        IReadOnlyList<Keel.Node.AlarmMember> alarms;
+        if (request.Action == AlarmRequest.Types.AlarmAction.Get)
+        {
+            alarms = await host.InvokeAsync(node => node.Alarms);
+            if (request.Alarm != AlarmType.None) alarms = alarms.Where(a => (int)a.Alarm == (int)request.Alarm).ToArray();
+        }
+        else
+        {
+            var change = new Keel.Node.AlarmChange((Keel.Node.AlarmAction)request.Action, request.MemberID, (Keel.Node.AlarmType)request.Alarm);
+            var result = await host.RequestAsync((node, requestId) => node.SubmitAlarm(requestId, change));
+            Errors.ThrowIfFailed(result);
+            alarms = result.Alarms ?? [];
+        }
+        var response = new AlarmResponse { Header = host.Header(host.Status.Revision) };
+        foreach (var alarm in alarms) response.Alarms.Add(new AlarmMember { MemberID = alarm.MemberId, Alarm = (AlarmType)(int)alarm.Alarm });
+        return response;
+    }
 
     public override async Task<HashKVResponse> HashKV(HashKVRequest request, ServerCallContext context)
     {

@@ -11,6 +11,12 @@ namespace Keel.Server.Api;
 /// </summary>
 internal sealed class WatchApi(NodeHost host) : Watch.WatchBase
 {
+    /// <summary>
+    /// Watches one stream may hold at once; a create past it is refused (created and canceled at once, etcd's answer to
+    /// an invalid watch request) so one client cannot make the member track an unbounded number of watchers.
+    /// </summary>
+    public const int MaxWatchesPerStream = 10_000;
+
     public override async Task Watch(IAsyncStreamReader<WatchRequest> requestStream, IServerStreamWriter<WatchResponse> responseStream, ServerCallContext context)
     {
         var stream = new WatchStream();
@@ -43,7 +49,8 @@ internal sealed class WatchApi(NodeHost host) : Watch.WatchBase
                             while (usedIds.Contains(nextWatchId)) nextWatchId++;
                             watchId = nextWatchId++;
                         }
-                        if (!usedIds.Add(watchId) || create.StartRevision < 0)
+                        if (usedIds.Count >= MaxWatchesPerStream || create.Filters.Any(f => !Enum.IsDefined(f)) ||
+                            !usedIds.Add(watchId) || create.StartRevision < 0)
                         {
                             // etcd answers a duplicate id (or a bad revision) with created = false and canceled = true.
                             var header = host.Header(host.Status.Revision);

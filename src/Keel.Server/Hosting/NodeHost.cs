@@ -43,6 +43,16 @@ public sealed class NodeHost : IAsyncDisposable
     private long _lastTickMonotonicMs;
     private long _lastProgressNotifyMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
+    private const int MaxQueuedTicks = 250;
+    private int _queuedTicks;
+    private long _queuedItems;
+    private long _queuedRequests;
+    private long _queuedPeerMessages;
+    private long _requestsRefused;
+    private long _peerMessagesDropped;
+    private long _lastProgressMs;
+    private long _invalidEntriesReported;
+    private bool _diskFullReported;
 
     private NodeHost(KeelNode node, FileSystemDirectory directory, IDisposable directoryLock, ulong clusterId,
         IReadOnlyList<InitialMember> members, ServerOptions options, TimeProvider time, ILogger logger)
@@ -56,7 +66,7 @@ public sealed class NodeHost : IAsyncDisposable
         _logger = logger;
         _startTimestamp = time.GetTimestamp();
         Watches = new WatchHub(this);
-        Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, message => Post(() => Node.Step(message)), logger);
+        Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, PostPeerMessage, logger);
         Transport.ClusterIdLearned += learned =>
         {
             WriteIdentity(directory, new MemberIdentity(node.Id, learned, Joined: true));
@@ -126,6 +136,7 @@ public sealed class NodeHost : IAsyncDisposable
                 // Snapshot files are written by a background task (WriteSnapshot) so a large one never stalls the
                 // loop's heartbeats past an election timeout.
                 PersistSnapshotsInBackground = true,
+                QuotaBackendBytes = options.QuotaBackendBytes,
             }, directory);
         }
         catch
@@ -227,15 +238,62 @@ public sealed class NodeHost : IAsyncDisposable
     /// <summary>Starts a request on the loop with a fresh request id and waits for its answer from the outbox.</summary>
     internal Task<KvResult> RequestAsync(Action<KeelNode, ulong> start)
     {
+        if (!TryAdmitRequest()) return Task.FromResult(KvResult.Failed(0, KeelError.TooManyRequests));
         var waiting = new TaskCompletionSource<KvResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(() =>
         {
+            Interlocked.Decrement(ref _queuedRequests);
             var requestId = ++_nextRequestId;
             _waiting[requestId] = waiting;
             start(Node, requestId);
         });
         return waiting.Task;
     }
+
+    /// <summary>Counts a client request into the loop's queue, or refuses it when <see cref="ServerOptions.MaxQueuedRequests"/> are waiting.</summary>
+    private bool TryAdmitRequest()
+    {
+        if (Interlocked.Increment(ref _queuedRequests) <= Options.MaxQueuedRequests) return true;
+        Interlocked.Decrement(ref _queuedRequests);
+        Interlocked.Increment(ref _requestsRefused);
+        return false;
+    }
+
+    /// <summary>Client requests refused because the loop's queue was full.</summary>
+    public long RequestsRefusedQueueFull => Interlocked.Read(ref _requestsRefused);
+
+    /// <summary>Peer messages dropped because the loop's queue was full.</summary>
+    public long PeerMessagesDropped => Interlocked.Read(ref _peerMessagesDropped);
+
+    private void PostPeerMessage(Message message)
+    {
+        if (Interlocked.Increment(ref _queuedPeerMessages) > Options.MaxQueuedPeerMessages)
+        {
+            // Raft treats a dropped message as a lost packet and sends again; an unbounded backlog would only grow.
+            Interlocked.Decrement(ref _queuedPeerMessages);
+            Interlocked.Increment(ref _peerMessagesDropped);
+            return;
+        }
+        try
+        {
+            Post(() =>
+            {
+                Interlocked.Decrement(ref _queuedPeerMessages);
+                Node.Step(message);
+            });
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>
+    /// True when work is queued and no batch has finished for <see cref="ServerOptions.LoopStallMs"/>: the member cannot
+    /// answer, so health says NOT_SERVING (a load balancer moves clients elsewhere) until the loop moves again.
+    /// </summary>
+    public bool IsLoopStalled =>
+        Volatile.Read(ref _queuedItems) > 0 && MonotonicMs - Volatile.Read(ref _lastProgressMs) > Options.LoopStallMs;
 
     /// <summary>Proposes a write and waits for its answer (the response or a typed error).</summary>
     public Task<KvResult> WriteAsync(KvCommand command, string? idempotencyKey = null)
@@ -265,9 +323,11 @@ public sealed class NodeHost : IAsyncDisposable
     /// <summary>Runs <paramref name="work"/> on the loop (the only thread that may touch the node) and returns its result.</summary>
     public Task<T> InvokeAsync<T>(Func<KeelNode, T> work)
     {
+        if (!TryAdmitRequest()) return Task.FromException<T>(Errors.ToRpc(KeelError.TooManyRequests));
         var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(() =>
         {
+            Interlocked.Decrement(ref _queuedRequests);
             try
             {
                 done.SetResult(work(Node));
@@ -305,7 +365,10 @@ public sealed class NodeHost : IAsyncDisposable
     /// <summary>Queues a work item for the loop.</summary>
     internal void Post(Action work)
     {
-        if (!_work.Writer.TryWrite(work)) throw new ObjectDisposedException(nameof(NodeHost), "the node is stopping");
+        Interlocked.Increment(ref _queuedItems);
+        if (_work.Writer.TryWrite(work)) return;
+        Interlocked.Decrement(ref _queuedItems);
+        throw new ObjectDisposedException(nameof(NodeHost), "the node is stopping");
     }
 
     /// <summary>Milliseconds on the monotonic clock since this host started.</summary>
@@ -343,7 +406,19 @@ public sealed class NodeHost : IAsyncDisposable
                 // and the peer messages that arrived meanwhile are then replayed in the order they happened, so a
                 // leader's heartbeats received during the pause count before the missed ticks do.
                 var monotonicMs = MonotonicMs;
-                if (!_work.Writer.TryWrite(() => TickAt(monotonicMs))) return;
+                // A stalled loop must not collect ticks without bound: past MaxQueuedTicks (2.5 s of them) they are
+                // skipped, and the node catches up on the missed time from the next tick's clock reading.
+                if (Volatile.Read(ref _queuedTicks) >= MaxQueuedTicks) continue;
+                Interlocked.Increment(ref _queuedTicks);
+                Interlocked.Increment(ref _queuedItems);
+                if (!_work.Writer.TryWrite(() =>
+                    {
+                        Interlocked.Decrement(ref _queuedTicks);
+                        TickAt(monotonicMs);
+                    }))
+                {
+                    return;
+                }
             }
         }
         catch (OperationCanceledException)
@@ -422,6 +497,46 @@ public sealed class NodeHost : IAsyncDisposable
 
     private async Task RunLoop()
     {
+        try
+        {
+            await RunLoopCore().ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            // Anything that escapes the loop (a failed fsync, an apply bug, a broken invariant) leaves the node in a
+            // state nobody can vouch for: stop the process rather than keep accepting requests nobody will answer.
+            FailStop("node loop", exception);
+        }
+    }
+
+    /// <summary>
+    /// Ends the process at once with one clear line on stderr and in the log (fail-stop, as etcd's panics and
+    /// TigerBeetle's assertions do): a member that cannot go on must never linger as a zombie that accepts requests.
+    /// The exit code is non-zero (134: abort).
+    /// </summary>
+    internal void FailStop(string where, Exception exception)
+    {
+        var what = exception is InvariantViolationException ? "safety invariant violated" : $"unexpected {exception.GetType().Name}";
+        var line = $"keel: FATAL: member {Options.Name} ({MemberId:x16}) stops: {what} in the {where}: {exception.Message} " +
+            $"(at {exception.TargetSite?.DeclaringType?.Name}.{exception.TargetSite?.Name}); the data directory {Options.DataDir} " +
+            "holds every acknowledged write: fix the cause and restart";
+        try
+        {
+            _logger.LogCritical(exception, "{Line}", line);
+            Console.Error.WriteLine(line);
+            Console.Error.Flush();
+        }
+        finally
+        {
+            FatalHandler(line, exception);
+        }
+    }
+
+    /// <summary>What <see cref="FailStop"/> finally does: <see cref="Environment.FailFast(string, Exception)"/>.</summary>
+    internal static Action<string, Exception> FatalHandler { get; set; } = (line, exception) => Environment.FailFast(line, exception);
+
+    private async Task RunLoopCore()
+    {
         var reader = _work.Reader;
         TickAt(MonotonicMs);
         Flush();
@@ -438,26 +553,17 @@ public sealed class NodeHost : IAsyncDisposable
             RefreshWallClock();
             while (ran < 4096 && reader.TryRead(out var work))
             {
-                try
-                {
-                    work();
-                }
-                catch (InvariantViolationException violation)
-                {
-                    // A broken safety invariant means this replica's state can no longer be trusted: stop at once
-                    // (fail-stop) rather than serve or replicate anything more.
-                    _logger.LogCritical(violation, "safety invariant violated; stopping this member");
-                    Environment.FailFast("keel: safety invariant violated: " + violation.Message, violation);
-                }
-                catch (Exception exception)
-                {
-                    _logger.LogError(exception, "work item failed");
-                }
+                Interlocked.Decrement(ref _queuedItems);
+                // No catch here: every work item validates what it was given, so an exception is a bug or a failed disk,
+                // and RunLoop stops the member.
+                work();
                 ran++;
             }
             Node.EndBatch();
             Flush();
             var batchEnd = System.Diagnostics.Stopwatch.GetTimestamp();
+            Volatile.Write(ref _lastProgressMs, MonotonicMs);
+            ReportNodeConditions();
             var batchMs = (batchEnd - batchStart) * 1000 / System.Diagnostics.Stopwatch.Frequency;
             if (batchMs >= SlowBatchMs)
             {
@@ -480,6 +586,25 @@ public sealed class NodeHost : IAsyncDisposable
                 reportAt = batchEnd;
                 busyTicks = batches = items = 0;
             }
+        }
+    }
+
+    /// <summary>Logs, once per change, what the node refused or suffered: skipped invalid entries, a full disk.</summary>
+    private void ReportNodeConditions()
+    {
+        if (Node.InvalidEntriesSkipped != _invalidEntriesReported)
+        {
+            _invalidEntriesReported = Node.InvalidEntriesSkipped;
+            _logger.LogWarning("skipped a committed log entry that is not a valid command ({Count} so far): {Entry}",
+                _invalidEntriesReported, Node.LastInvalidEntry);
+        }
+        if (Node.IsDiskFull != _diskFullReported)
+        {
+            _diskFullReported = Node.IsDiskFull;
+            if (_diskFullReported)
+                _logger.LogError("NOSPACE: the device holding {DataDir} is full; writes are refused with \"etcdserver: mvcc: database space exceeded\", serializable reads are served, and the log write is retried every 100 ms", Options.DataDir);
+            else
+                _logger.LogInformation("NOSPACE cleared: the device has room again; this member writes its log and catches up");
         }
     }
 
