@@ -158,6 +158,8 @@ public sealed partial class KeelNode
         try
         {
             (header, command) = CommandCodec.Decode(entry.Data.Span);
+            // The store keeps hybrid times as signed 64-bit numbers: a header beyond that was not written by a node.
+            if (header.HybridTimestamp > long.MaxValue) throw new InvalidCommandException($"hybrid timestamp {header.HybridTimestamp} out of range");
         }
         catch (FormatException invalid)
         {
