@@ -162,6 +162,8 @@ public sealed class FileSystemDirectory : IStorageDirectory
 
         public void Sync()
         {
+            if (Failpoints.FdatasyncFails())
+                throw new IOException($"fdatasync of '{Name}' failed (errno 5, EIO, injected by {Failpoints.FdatasyncEioAfterVariable}); the file's durable state is unknown");
             if (OperatingSystem.IsLinux())
             {
                 var added = false;

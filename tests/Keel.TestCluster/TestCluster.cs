@@ -26,13 +26,17 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly TimeSpan _startTimeout;
     private bool _disposed;
 
-    private TestCluster(ServerKind kind, string root, IReadOnlyList<TestClusterMember> members, TimeSpan startTimeout)
+    private TestCluster(ServerKind kind, string root, IReadOnlyList<TestClusterMember> members, TimeSpan startTimeout, TestClusterOptions options)
     {
+        Options = options;
         Kind = kind;
         _root = root;
         Members = members;
         _startTimeout = startTimeout;
     }
+
+    /// <summary>Extra flags, environment and data directories of the members.</summary>
+    public TestClusterOptions Options { get; }
 
     /// <summary>Which server this cluster runs.</summary>
     public ServerKind Kind { get; }
@@ -51,8 +55,9 @@ public sealed class TestCluster : IAsyncDisposable
     /// <see cref="ServerSelection.FromEnvironment"/>) and waits until every member is healthy.
     /// </summary>
     /// <exception cref="TimeoutException">A member did not become healthy; the message holds every member's output.</exception>
-    public static async Task<TestCluster> StartAsync(int memberCount, ServerKind? kind = null, TimeSpan? startTimeout = null)
+    public static async Task<TestCluster> StartAsync(int memberCount, ServerKind? kind = null, TimeSpan? startTimeout = null, TestClusterOptions? options = null)
     {
+        options ??= new TestClusterOptions();
         if (memberCount < 1) throw new ArgumentOutOfRangeException(nameof(memberCount));
         var serverKind = kind ?? ServerSelection.FromEnvironment();
         var timeout = startTimeout ?? DefaultStartTimeout;
@@ -61,9 +66,10 @@ public sealed class TestCluster : IAsyncDisposable
             var root = Directory.CreateTempSubdirectory("keel-cluster-").FullName;
             var ports = FreePorts.Reserve(2 * memberCount);
             var members = Enumerable.Range(0, memberCount)
-                .Select(i => new TestClusterMember(i, $"n{i + 1}", ports[2 * i], ports[2 * i + 1], Path.Combine(root, $"n{i + 1}")))
+                .Select(i => new TestClusterMember(i, $"n{i + 1}", ports[2 * i], ports[2 * i + 1],
+                    options.DataDirectoryOf?.Invoke(i, root) ?? Path.Combine(root, $"n{i + 1}")))
                 .ToArray();
-            var cluster = new TestCluster(serverKind, root, members, timeout);
+            var cluster = new TestCluster(serverKind, root, members, timeout, options);
             try
             {
                 foreach (var member in members) cluster.Launch(member, existing: false);
@@ -82,6 +88,24 @@ public sealed class TestCluster : IAsyncDisposable
                 throw;
             }
         }
+    }
+
+    /// <summary>Waits until member <paramref name="memberIndex"/>'s process exits by itself and returns its exit code.</summary>
+    /// <exception cref="TimeoutException">It is still running after <paramref name="timeout"/>.</exception>
+    public async Task<int> WaitForExitAsync(int memberIndex, TimeSpan timeout)
+    {
+        var member = Members[memberIndex];
+        var process = member.Process ?? throw new InvalidOperationException($"{member} was never started");
+        using var bound = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(bound.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{member} still runs after {timeout.TotalSeconds:F0} s\n{DescribeOutput()}");
+        }
+        return process.ExitCode;
     }
 
     /// <summary>An etcdctl runner against every member (or the given members).</summary>
@@ -263,6 +287,9 @@ public sealed class TestCluster : IAsyncDisposable
             start.ArgumentList.Add("serve");
         }
         foreach (var flag in flags) start.ArgumentList.Add(flag);
+        foreach (var flag in Options.ExtraFlags) start.ArgumentList.Add(flag);
+        if (Options.EnvironmentOf?.Invoke(member.Index, member.Incarnation + 1) is { } environment)
+            foreach (var (name, value) in environment) start.Environment[name] = value;
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         start.UseShellExecute = false;
@@ -318,4 +345,17 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     private sealed record MemberStatus(ulong MemberId, ulong LeaderId, long Revision, string? Error);
+}
+
+/// <summary>How a <see cref="TestCluster"/> starts its members beyond the common flags.</summary>
+public sealed record TestClusterOptions
+{
+    /// <summary>Flags added to every member's command line (for example <c>--quota-backend-bytes</c>).</summary>
+    public IReadOnlyList<string> ExtraFlags { get; init; } = [];
+
+    /// <summary>Environment variables for member (index, incarnation: 1 on the first start), or null for none.</summary>
+    public Func<int, int, IReadOnlyDictionary<string, string>?>? EnvironmentOf { get; init; }
+
+    /// <summary>The data directory of member (index, cluster root), or null for the default under the cluster's root.</summary>
+    public Func<int, string, string?>? DataDirectoryOf { get; init; }
 }
