@@ -56,7 +56,8 @@ public sealed class NodeHost : IAsyncDisposable
         _logger = logger;
         _startTimestamp = time.GetTimestamp();
         Watches = new WatchHub(this);
-        Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, message => Post(() => Node.Step(message)), logger);
+        Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, message => Post(() => Node.Step(message)), logger,
+            PeerTransportOptions.ForRaft(options.HeartbeatIntervalMs, options.ElectionTimeoutMs));
         Transport.ClusterIdLearned += learned =>
         {
             WriteIdentity(directory, new MemberIdentity(node.Id, learned, Joined: true));
