@@ -49,8 +49,10 @@ public sealed class PeerRecoveryTests(ITestOutputHelper output)
             var newLeader = await PollAsync(() => others.Select(h => h.Status.Leader).Distinct().ToArray() is [var l] && l != 0 && l != oldLeader ? l : (ulong?)null,
                 TimeSpan.FromSeconds(15), "a new leader among the majority");
             var electedAfter = partitioned.Elapsed;
-            // Hold the partition for about 3 s in all (this is the fault's duration, not a wait for anything).
-            var remaining = TimeSpan.FromSeconds(3) - partitioned.Elapsed;
+            // Hold the partition for 3.5 s in all (the fault's duration, not a wait for anything): off TCP's
+            // retransmission schedule (0.2, 0.6, 1.4, 3.0, 6.2 s...), so a connection that sat the partition out in
+            // backoff would stay silent until about 6.2 s; a 3.0 s partition would hide that by luck.
+            var remaining = TimeSpan.FromSeconds(3.5) - partitioned.Elapsed;
             if (remaining > TimeSpan.Zero) await Task.Delay(remaining);
             Assert.NotEqual(newLeader, hosts[isolated].Status.Leader);
 
