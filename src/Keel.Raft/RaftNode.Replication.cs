@@ -196,6 +196,9 @@ public sealed partial class RaftNode
 
     private void HandleAppendResponse(Message m, Progress pr)
     {
+        // No follower can hold more than this leader sent it: an ack beyond our log is corrupt, and trusting it would
+        // later count the follower for entries it never received.
+        if (!m.Reject && m.Index > _log.LastIndex) return;
         MarkActive(pr);
         if (m.Reject)
         {

@@ -82,6 +82,8 @@ public sealed partial class RaftNode
     private void HandleSnapshotChunk(Message m)
     {
         if (m.Snapshot is not { } chunk) return;
+        // The first chunk allocates the whole image: refuse a size no buffer can hold (MessageValidator's bound).
+        if (chunk.TotalBytes > MessageValidator.MaxSnapshotBytes) return;
         var metadata = chunk.Metadata;
         if (metadata.Index <= _log.Committed)
         {

@@ -66,7 +66,8 @@ public sealed class NodeHost : IAsyncDisposable
         _logger = logger;
         _startTimestamp = time.GetTimestamp();
         Watches = new WatchHub(this);
-        Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, PostPeerMessage, logger);
+        Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, PostPeerMessage, logger,
+            PeerTransportOptions.ForRaft(options.HeartbeatIntervalMs, options.ElectionTimeoutMs));
         Transport.ClusterIdLearned += learned =>
         {
             WriteIdentity(directory, new MemberIdentity(node.Id, learned, Joined: true));

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
@@ -21,43 +22,69 @@ namespace Keel.Server.Peers;
 /// Sending never blocks the node loop: a message goes into the peer's bounded queue, and when the queue is full or
 /// the peer is unreachable it is dropped, exactly what Raft expects from an unreliable network (it retries by
 /// heartbeats and probes). A frame from another cluster, a malformed frame, or one addressed to another member closes
-/// the connection; nothing malformed reaches Raft.
+/// the connection; a well-framed message that fails <see cref="MessageValidator"/> is dropped and counted; nothing
+/// malformed reaches Raft.
+/// <para>
+/// Liveness (why: a connection stuck in TCP retransmission backoff after a partition heals only at the next
+/// retransmission, seconds later, while etcd's rafthttp replaces it within about a second): the sender pings every
+/// <see cref="PeerTransportOptions.PingIntervalMs"/> (a frame of length 0 carrying its timestamp) and the receiver
+/// answers each with an 8-byte pong on the same socket. No pong for <see cref="PeerTransportOptions.LivenessTimeoutMs"/>,
+/// or a write that does not complete within <see cref="PeerTransportOptions.WriteTimeoutMs"/>, closes the connection,
+/// and the sender reconnects at once with a short, capped backoff and a short connect timeout, so the first SYN after
+/// a heal goes out within a few hundred milliseconds. The pongs also measure the round-trip time per peer.
+/// </para>
 /// </remarks>
 public sealed class PeerTransport : IAsyncDisposable
 {
     /// <summary>The largest frame accepted (a snapshot chunk or an append batch is far smaller).</summary>
     public const int MaxFrameBytes = 64 * 1024 * 1024;
 
+    /// <summary>Bytes of the hello that opens every connection: <c>u32 magic | u8 version | u64 cluster | u64 from</c>.</summary>
+    public const int HelloBytes = 4 + 1 + 8 + 8;
+
     private const uint HelloMagic = 0x4B45454C; // "KEEL"
-    private const byte HelloVersion = 1;
+    // 2: frames of length 0 are pings, and the receiver writes pongs back (version 1 receivers refuse length 0).
+    private const byte HelloVersion = 2;
     private const int QueueCapacity = 16_384;
+    private const int PingBytes = 4 + 8;
+    private const int PongBytes = 8;
+    private const int InitialBufferBytes = 64 * 1024;
+    // A buffer grown for one large frame or burst is given back afterwards: a snapshot transfer must not pin its
+    // largest chunk per peer for the life of the process.
+    private const int ShrinkAboveBytes = 1024 * 1024;
 
     private readonly ulong _selfId;
     private ulong _clusterId;
     private readonly IReadOnlyList<Uri> _listenUrls;
     private readonly Action<Message> _onMessage;
     private readonly ILogger _logger;
+    private readonly PeerTransportOptions _options;
     private readonly ConcurrentDictionary<ulong, PeerConnection> _peers = new();
+    private readonly ConcurrentDictionary<string, long> _rejections = new(StringComparer.Ordinal);
     private readonly List<TcpListener> _listeners = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _tasks = [];
     private long _framesReceived;
     private long _framesRejected;
+    private long _messagesInvalid;
 
     /// <summary>Creates a transport; <see cref="Start"/> begins listening.</summary>
     /// <param name="selfId">This member's id; frames addressed to anyone else are refused.</param>
     /// <param name="clusterId">Frames from another cluster are refused; 0 for a member that joins an existing cluster
     /// and learns the id from the first peer that connects (<see cref="ClusterIdLearned"/>).</param>
     /// <param name="listenUrls">Where to accept peers.</param>
-    /// <param name="onMessage">Called (from I/O threads) with each decoded message for this member.</param>
+    /// <param name="onMessage">Called (from I/O threads) with each decoded, validated message for this member.</param>
     /// <param name="logger">Connection problems are logged here.</param>
-    public PeerTransport(ulong selfId, ulong clusterId, IReadOnlyList<Uri> listenUrls, Action<Message> onMessage, ILogger logger)
+    /// <param name="options">Timeouts; the defaults suit a 100 ms heartbeat.</param>
+    public PeerTransport(ulong selfId, ulong clusterId, IReadOnlyList<Uri> listenUrls, Action<Message> onMessage, ILogger logger,
+        PeerTransportOptions? options = null)
     {
         _selfId = selfId;
         _clusterId = clusterId;
         _listenUrls = listenUrls;
         _onMessage = onMessage;
         _logger = logger;
+        _options = options ?? new PeerTransportOptions();
     }
 
     /// <summary>The cluster id this transport checks and sends (0 until a joining member learned it).</summary>
@@ -66,11 +93,27 @@ public sealed class PeerTransport : IAsyncDisposable
     /// <summary>Raised once, from an I/O thread, when a joining member learns its cluster's id from a peer's hello.</summary>
     public event Action<ulong>? ClusterIdLearned;
 
-    /// <summary>Frames accepted from peers so far.</summary>
+    /// <summary>Frames accepted from peers so far (pings not counted).</summary>
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
 
-    /// <summary>Connections closed for a bad hello or frame.</summary>
+    /// <summary>Connections closed for a bad hello or frame, or a handshake or idle timeout.</summary>
     public long FramesRejected => Interlocked.Read(ref _framesRejected);
+
+    /// <summary>Connections closed per reason (<c>hello</c>, <c>handshake-timeout</c>, <c>idle-timeout</c>, <c>frame-length</c>, <c>malformed</c>, <c>misaddressed</c>).</summary>
+    public IReadOnlyDictionary<string, long> FramesRejectedByReason => new Dictionary<string, long>(_rejections, StringComparer.Ordinal);
+
+    /// <summary>Well-framed messages dropped because <see cref="MessageValidator"/> refused them.</summary>
+    public long MessagesDroppedInvalid => Interlocked.Read(ref _messagesInvalid);
+
+    /// <summary>Outbound connections re-established after one was lost, over all peers.</summary>
+    public long Reconnects => _peers.Values.Sum(p => p.Reconnects);
+
+    /// <summary>The last round-trip time measured to <paramref name="peerId"/> by ping and pong; null before the first pong.</summary>
+    public TimeSpan? RoundTripTime(ulong peerId) => _peers.TryGetValue(peerId, out var peer) ? peer.RoundTripTime : null;
+
+    /// <summary>A snapshot of every peer's connection statistics (for metrics).</summary>
+    public IReadOnlyList<PeerStats> PeerStatistics() =>
+        _peers.Values.Select(p => new PeerStats(p.Id, p.Connected, p.RoundTripTime, p.Reconnects, p.MessagesDropped)).ToArray();
 
     /// <summary>Binds every listen URL and starts accepting peers.</summary>
     /// <exception cref="SocketException">A listen address is in use or not local.</exception>
@@ -131,6 +174,35 @@ public sealed class PeerTransport : IAsyncDisposable
         return addresses.Length > 0 ? addresses[0] : throw new ArgumentException($"cannot resolve listen host '{url.Host}'");
     }
 
+    // Defence in depth under the ping/pong liveness check: the kernel gives up on a connection whose sent data stays
+    // unacknowledged (TCP_USER_TIMEOUT) or whose peer stops answering keepalive probes.
+    private void ConfigureSocket(Socket socket)
+    {
+        socket.NoDelay = true;
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 1);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 1);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
+            if (OperatingSystem.IsLinux())
+            {
+                const SocketOptionName TcpUserTimeout = (SocketOptionName)18;
+                socket.SetSocketOption(SocketOptionLevel.Tcp, TcpUserTimeout, Math.Max(_options.WriteTimeoutMs, _options.LivenessTimeoutMs) * 2);
+            }
+        }
+        catch (Exception exception) when (exception is SocketException or PlatformNotSupportedException)
+        {
+            // Not every platform has every option; the application-level checks still apply.
+        }
+    }
+
+    private void Reject(string reason)
+    {
+        Interlocked.Increment(ref _framesRejected);
+        _rejections.AddOrUpdate(reason, 1, static (_, count) => count + 1);
+    }
+
     private async Task AcceptLoop(TcpListener listener)
     {
         while (!_stopping.IsCancellationRequested)
@@ -144,7 +216,7 @@ public sealed class PeerTransport : IAsyncDisposable
             {
                 return;
             }
-            socket.NoDelay = true;
+            ConfigureSocket(socket);
             _ = Task.Run(() => ReceiveLoop(socket));
         }
     }
@@ -152,50 +224,47 @@ public sealed class PeerTransport : IAsyncDisposable
     private async Task ReceiveLoop(Socket socket)
     {
         using var _ = socket;
-        await using var stream = new BufferedStream(new NetworkStream(socket, ownsSocket: false), 64 * 1024);
+        // One deadline for reads (handshake, then idle) and one for pong writes; either firing closes the socket, which
+        // aborts whatever operation is pending, on every platform.
+        using var reads = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        using var writes = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        using var closeOnRead = reads.Token.Register(static s => ((Socket)s!).Dispose(), socket);
+        using var closeOnWrite = writes.Token.Register(static s => ((Socket)s!).Dispose(), socket);
+        var network = new NetworkStream(socket, ownsSocket: false);
+        await using var stream = new BufferedStream(network, InitialBufferBytes);
         var header = new byte[4];
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        var pong = new byte[PongBytes];
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
+        ulong from = 0;
+        var stage = "handshake-timeout";
         try
         {
-            var hello = new byte[4 + 1 + 8 + 8];
-            await stream.ReadExactlyAsync(hello, _stopping.Token);
-            var magic = BinaryPrimitives.ReadUInt32LittleEndian(hello);
-            var version = hello[4];
-            var clusterId = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(5));
-            var from = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(13));
-            var ours = ClusterId;
-            if (ours == 0 && clusterId != 0 && Interlocked.CompareExchange(ref _clusterId, clusterId, 0) == 0)
-            {
-                // A member joining an existing cluster does not know the cluster's id from its flags: it takes it from
-                // the first member that connects to it (the leader, once the member was added), as etcd's joining
-                // member takes it from the cluster it contacts.
-                ours = clusterId;
-                ClusterIdLearned?.Invoke(clusterId);
-            }
-            // A joining member (0) may connect before it knows the id; everyone else must match.
-            if (magic != HelloMagic || version != HelloVersion || (clusterId != ours && clusterId != 0))
-            {
-                Interlocked.Increment(ref _framesRejected);
-                _logger.LogWarning("peer connection from {Remote} refused: hello magic {Magic:x8} version {Version} cluster {Cluster:x16} (ours {Ours:x16})",
-                    socket.RemoteEndPoint, magic, version, clusterId, ours);
-                return;
-            }
+            reads.CancelAfter(_options.HandshakeTimeoutMs);
+            var hello = new byte[HelloBytes];
+            await stream.ReadExactlyAsync(hello, reads.Token);
+            stage = "idle-timeout";
+            if (!AcceptHello(hello, socket.RemoteEndPoint, out from)) return;
             while (!_stopping.IsCancellationRequested)
             {
-                await stream.ReadExactlyAsync(header, _stopping.Token);
+                reads.CancelAfter(_options.IdleTimeoutMs);
+                await stream.ReadExactlyAsync(header, reads.Token);
                 var length = BinaryPrimitives.ReadInt32LittleEndian(header);
-                if (length <= 0 || length > MaxFrameBytes)
+                if (length == 0)
                 {
-                    Interlocked.Increment(ref _framesRejected);
+                    // A ping: echo its timestamp so the sender measures the round trip and knows we are alive.
+                    await stream.ReadExactlyAsync(pong, reads.Token);
+                    writes.CancelAfter(_options.WriteTimeoutMs);
+                    await network.WriteAsync(pong, writes.Token);
+                    writes.CancelAfter(Timeout.Infinite);
+                    continue;
+                }
+                if (length < 0 || length > MaxFrameBytes)
+                {
+                    Reject("frame-length");
                     _logger.LogWarning("peer {From:x16}: frame length {Length} out of range; closing", from, length);
                     return;
                 }
-                if (buffer.Length < length)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = ArrayPool<byte>.Shared.Rent(length);
-                }
-                await stream.ReadExactlyAsync(buffer.AsMemory(0, length), _stopping.Token);
+                buffer = await ReadFrame(stream, buffer, length, reads);
                 Message message;
                 try
                 {
@@ -203,23 +272,41 @@ public sealed class PeerTransport : IAsyncDisposable
                 }
                 catch (FormatException exception)
                 {
-                    Interlocked.Increment(ref _framesRejected);
+                    Reject("malformed");
                     _logger.LogWarning("peer {From:x16}: malformed frame ({Error}); closing", from, exception.Message);
                     return;
                 }
+                if (buffer.Length > ShrinkAboveBytes)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
+                }
                 if (message.To != _selfId || message.From != from)
                 {
-                    Interlocked.Increment(ref _framesRejected);
+                    Reject("misaddressed");
                     _logger.LogWarning("peer {From:x16}: frame {Message} not for this member {Self:x16}; closing", from, message, _selfId);
                     return;
                 }
                 Interlocked.Increment(ref _framesReceived);
+                if (MessageValidator.Validate(message, _selfId) is { } reason)
+                {
+                    // The framing is intact, so the stream stays usable: drop just this message, as a lossy network would.
+                    var dropped = Interlocked.Increment(ref _messagesInvalid);
+                    if (dropped <= 10 || (dropped & (dropped - 1)) == 0)
+                        _logger.LogWarning("peer {From:x16}: dropped invalid message {Message}: {Reason} ({Dropped} so far)", from, message, reason, dropped);
+                    continue;
+                }
                 _onMessage(message);
             }
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException or SocketException or EndOfStreamException or ObjectDisposedException)
         {
-            // The peer went away or we are stopping; it reconnects on its own.
+            // The peer went away, a deadline passed, or we are stopping; the peer reconnects on its own.
+            if (reads.IsCancellationRequested && !_stopping.IsCancellationRequested)
+            {
+                Reject(stage);
+                _logger.LogDebug("peer {From:x16} connection from {Remote}: {Stage}; closing", from, socket.RemoteEndPoint, stage);
+            }
         }
         finally
         {
@@ -227,30 +314,110 @@ public sealed class PeerTransport : IAsyncDisposable
         }
     }
 
+    private bool AcceptHello(byte[] hello, EndPoint? remote, out ulong from)
+    {
+        var magic = BinaryPrimitives.ReadUInt32LittleEndian(hello);
+        var version = hello[4];
+        var clusterId = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(5));
+        from = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(13));
+        var ours = ClusterId;
+        // Magic, version and sender first: a stray or foreign connection must never get to teach a joining member
+        // its cluster id (that id is written into the data directory for good).
+        if (magic != HelloMagic || version != HelloVersion || from == 0 || from == _selfId)
+        {
+            Reject("hello");
+            _logger.LogWarning("peer connection from {Remote} refused: hello magic {Magic:x8} version {Version} from {From:x16}",
+                remote, magic, version, from);
+            return false;
+        }
+        if (ours == 0 && clusterId != 0 && Interlocked.CompareExchange(ref _clusterId, clusterId, 0) == 0)
+        {
+            // A member joining an existing cluster does not know the cluster's id from its flags: it takes it from
+            // the first member that connects to it (the leader, once the member was added), as etcd's joining
+            // member takes it from the cluster it contacts.
+            ours = clusterId;
+            ClusterIdLearned?.Invoke(clusterId);
+        }
+        // A joining member (0) may connect before it knows the id; everyone else must match.
+        if (clusterId != ours && clusterId != 0)
+        {
+            Reject("hello");
+            _logger.LogWarning("peer connection from {Remote} refused: cluster {Cluster:x16} (ours {Ours:x16})", remote, clusterId, ours);
+            return false;
+        }
+        return true;
+    }
+
+    // Reads a frame of a length already checked against MaxFrameBytes, growing the buffer as bytes actually arrive:
+    // a header that announces 64 MiB and then stalls costs nothing beyond the buffer we already had.
+    private async Task<byte[]> ReadFrame(Stream stream, byte[] buffer, int length, CancellationTokenSource reads)
+    {
+        var received = 0;
+        while (received < length)
+        {
+            if (received == buffer.Length)
+            {
+                var grown = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, 2L * buffer.Length));
+                buffer.AsSpan(0, received).CopyTo(grown);
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = grown;
+            }
+            var read = await stream.ReadAsync(buffer.AsMemory(received, Math.Min(length, buffer.Length) - received), reads.Token);
+            if (read == 0) throw new EndOfStreamException();
+            received += read;
+            reads.CancelAfter(_options.IdleTimeoutMs);
+        }
+        return buffer;
+    }
+
     private sealed class PeerConnection
     {
         private readonly PeerTransport _owner;
-        private readonly ulong _id;
         private readonly Channel<Message> _queue = Channel.CreateBounded<Message>(new BoundedChannelOptions(QueueCapacity)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.DropWrite,
         });
         private readonly CancellationTokenSource _closed = new();
+        private long _reconnects;
+        private long _dropped;
+        private long _rttTicks = -1;
+        private long _lastPongTimestamp;
+        private volatile bool _connected;
 
         public PeerConnection(PeerTransport owner, ulong id, IReadOnlyList<Uri> urls)
         {
             _owner = owner;
-            _id = id;
+            Id = id;
             Urls = urls;
             Completion = Task.Run(SendLoop);
         }
+
+        public ulong Id { get; }
 
         public IReadOnlyList<Uri> Urls { get; set; }
 
         public Task Completion { get; }
 
-        public void Enqueue(Message message) => _queue.Writer.TryWrite(message);
+        public bool Connected => _connected;
+
+        public long Reconnects => Interlocked.Read(ref _reconnects);
+
+        public long MessagesDropped => Interlocked.Read(ref _dropped);
+
+        public TimeSpan? RoundTripTime
+        {
+            get
+            {
+                var ticks = Interlocked.Read(ref _rttTicks);
+                return ticks < 0 ? null : Stopwatch.GetElapsedTime(0, ticks);
+            }
+        }
+
+        public void Enqueue(Message message)
+        {
+            if (!_queue.Writer.TryWrite(message)) Interlocked.Increment(ref _dropped);
+        }
 
         public void Close()
         {
@@ -266,38 +433,81 @@ public sealed class PeerTransport : IAsyncDisposable
 
         private async Task SendLoop()
         {
+            var options = _owner._options;
             var token = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token, _owner._stopping.Token).Token;
             var attempt = 0;
-            var buffer = new byte[64 * 1024];
+            var everConnected = false;
+            var buffer = new byte[InitialBufferBytes];
             while (!token.IsCancellationRequested)
             {
                 var url = Urls[attempt % Urls.Count];
+                var wasLive = false;
+                Task? pongs = null;
+                // Cancelled (by a deadline, a dead pong reader or shutdown) it closes the socket, which aborts any
+                // pending connect, write or read at once.
+                using var connection = CancellationTokenSource.CreateLinkedTokenSource(token);
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
                 try
                 {
-                    using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                    using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(token))
+                    _owner.ConfigureSocket(socket);
+                    using var close = connection.Token.Register(static s => ((Socket)s!).Dispose(), socket);
+                    using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(connection.Token))
                     {
-                        connectTimeout.CancelAfter(TimeSpan.FromSeconds(1));
+                        connectTimeout.CancelAfter(options.ConnectTimeoutMs);
                         await socket.ConnectAsync(ResolveListenAddress(url), url.Port, connectTimeout.Token);
                     }
-                    attempt = 0;
-                    await using var stream = new NetworkStream(socket, ownsSocket: false);
-                    var hello = new byte[4 + 1 + 8 + 8];
+                    var stream = new NetworkStream(socket, ownsSocket: false);
+                    var hello = new byte[HelloBytes];
                     BinaryPrimitives.WriteUInt32LittleEndian(hello, HelloMagic);
                     hello[4] = HelloVersion;
                     BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(5), _owner.ClusterId);
                     BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(13), _owner._selfId);
-                    await stream.WriteAsync(hello, token);
-                    var used = 0;
-                    while (await _queue.Reader.WaitToReadAsync(token))
+                    await WriteWithin(stream, hello, connection);
+                    // Liveness runs from the connect: a peer that never answers a ping is as dead as one that stopped.
+                    Interlocked.Exchange(ref _lastPongTimestamp, Stopwatch.GetTimestamp());
+                    pongs = ReadPongs(stream, connection);
+                    var ping = new byte[PingBytes];
+                    var nextPing = 0L;
+                    Task<bool>? waiting = null;
+                    while (true)
                     {
+                        var now = Stopwatch.GetTimestamp();
+                        var silentMs = Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastPongTimestamp), now).TotalMilliseconds;
+                        if (silentMs > (wasLive ? options.LivenessTimeoutMs : options.ConnectTimeoutMs))
+                            throw new IOException($"no pong from peer {Id:x16} for {silentMs:F0} ms");
+                        if (now >= nextPing)
+                        {
+                            BinaryPrimitives.WriteInt32LittleEndian(ping, 0);
+                            BinaryPrimitives.WriteInt64LittleEndian(ping.AsSpan(4), now);
+                            await WriteWithin(stream, ping, connection);
+                            nextPing = now + (long)(options.PingIntervalMs * (Stopwatch.Frequency / 1000.0));
+                        }
+                        if (!wasLive && _connectedPong)
+                        {
+                            // Up only once a pong came back: a connect alone proves little (a proxy or a half-open path accepts it).
+                            wasLive = true;
+                            _connected = true;
+                            if (everConnected) Interlocked.Increment(ref _reconnects);
+                            everConnected = true;
+                            attempt = 0;
+                        }
+                        waiting ??= _queue.Reader.WaitToReadAsync(connection.Token).AsTask();
+                        if (!waiting.IsCompleted)
+                        {
+                            var untilPing = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), nextPing);
+                            if (untilPing > TimeSpan.Zero) await Task.WhenAny(waiting, Task.Delay(untilPing, connection.Token));
+                            if (!waiting.IsCompleted) continue;
+                        }
+                        if (!await waiting) return; // closed: the peer was removed
+                        waiting = null;
+                        var used = 0;
                         // Batch every queued message into one write: one syscall per burst, as etcd's pipeline does.
                         while (_queue.Reader.TryRead(out var message))
                         {
                             var size = RaftMessageCodec.EncodedSize(message);
                             if (used + 4 + size > buffer.Length && used > 0)
                             {
-                                await stream.WriteAsync(buffer.AsMemory(0, used), token);
+                                await WriteWithin(stream, buffer.AsMemory(0, used), connection);
                                 used = 0;
                             }
                             if (4 + size > buffer.Length) buffer = new byte[4 + size];
@@ -305,32 +515,91 @@ public sealed class PeerTransport : IAsyncDisposable
                             RaftMessageCodec.Encode(message, buffer.AsSpan(used + 4, size));
                             used += 4 + size;
                         }
-                        if (used > 0)
-                        {
-                            await stream.WriteAsync(buffer.AsMemory(0, used), token);
-                            used = 0;
-                        }
+                        if (used > 0) await WriteWithin(stream, buffer.AsMemory(0, used), connection);
+                        if (buffer.Length > ShrinkAboveBytes) buffer = new byte[InitialBufferBytes];
                     }
-                    return;
                 }
                 catch (Exception exception) when (exception is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
                 {
                     if (token.IsCancellationRequested) return;
-                    attempt++;
-                    // While the peer is down its messages are stale by the time it returns: drop them (Raft resends).
-                    while (_queue.Reader.TryRead(out _))
+                    if (wasLive)
+                        _owner._logger.LogWarning("peer {Peer:x16} connection lost ({Error}); reconnecting", Id, exception.Message);
+                    else
+                        _owner._logger.LogDebug("peer {Peer:x16} at {Url}: {Error}", Id, url, exception.Message);
+                }
+                finally
+                {
+                    _connected = false;
+                    _connectedPong = false;
+                    await connection.CancelAsync();
+                    socket.Dispose();
+                    if (pongs is not null)
                     {
+                        try
+                        {
+                            await pongs;
+                        }
+                        catch (Exception exception) when (exception is SocketException or IOException or OperationCanceledException or ObjectDisposedException or EndOfStreamException)
+                        {
+                        }
                     }
-                    try
-                    {
-                        await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(50 * attempt, 500)), token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        return;
-                    }
+                }
+                if (token.IsCancellationRequested) return;
+                attempt++;
+                // While the peer is down its messages are stale by the time it returns: drop them (Raft resends).
+                while (_queue.Reader.TryRead(out _)) Interlocked.Increment(ref _dropped);
+                try
+                {
+                    var backoff = Math.Min(options.ReconnectBackoffMaxMs, options.ReconnectBackoffMinMs << Math.Min(attempt - 1, 16));
+                    await Task.Delay(backoff, token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
                 }
             }
         }
+
+        private volatile bool _connectedPong;
+
+        private async Task ReadPongs(NetworkStream stream, CancellationTokenSource connection)
+        {
+            var pong = new byte[PongBytes];
+            try
+            {
+                while (true)
+                {
+                    await stream.ReadExactlyAsync(pong, connection.Token);
+                    var now = Stopwatch.GetTimestamp();
+                    var sent = BinaryPrimitives.ReadInt64LittleEndian(pong);
+                    if (sent <= 0 || sent > now) continue; // not an echo of ours
+                    Interlocked.Exchange(ref _rttTicks, now - sent);
+                    Interlocked.Exchange(ref _lastPongTimestamp, now);
+                    _connectedPong = true;
+                }
+            }
+            finally
+            {
+                // The receiver closed or the stream broke: the connection is dead for sending too.
+                await connection.CancelAsync();
+            }
+        }
+
+        // The deadline is the connection's own: a write that does not finish in time cancels the connection, whose
+        // registration closes the socket, so even a write stuck in the kernel's retransmission backoff returns at once.
+        private async ValueTask WriteWithin(NetworkStream stream, ReadOnlyMemory<byte> data, CancellationTokenSource connection)
+        {
+            connection.CancelAfter(_owner._options.WriteTimeoutMs);
+            await stream.WriteAsync(data, connection.Token);
+            connection.CancelAfter(Timeout.Infinite);
+        }
     }
 }
+
+/// <summary>One peer's connection statistics (<see cref="PeerTransport.PeerStatistics"/>).</summary>
+/// <param name="PeerId">The peer.</param>
+/// <param name="Connected">True while the outbound connection is up and answering pings.</param>
+/// <param name="RoundTripTime">The last ping round trip; null before the first pong.</param>
+/// <param name="Reconnects">Times the outbound connection was re-established after being up.</param>
+/// <param name="MessagesDropped">Messages dropped unsent (queue full, or discarded while the peer was unreachable).</param>
+public readonly record struct PeerStats(ulong PeerId, bool Connected, TimeSpan? RoundTripTime, long Reconnects, long MessagesDropped);

@@ -160,8 +160,17 @@ public static class RaftMessageCodec
         var total = reader.U64();
         var length = reader.ReadCount(1);
         var data = reader.ReadBytes(length).ToArray();
-        var membership = new Membership(new JointConfig(new MajorityConfig(incoming), new MajorityConfig(outgoing)),
-            learners, learnersNext, autoLeave);
+        Membership membership;
+        try
+        {
+            membership = new Membership(new JointConfig(new MajorityConfig(incoming), new MajorityConfig(outgoing)),
+                learners, learnersNext, autoLeave);
+        }
+        catch (ConfigurationChangeException exception)
+        {
+            // Decode promises FormatException for anything malformed; a broken configuration is malformed input.
+            throw new FormatException($"snapshot configuration: {exception.Message}", exception);
+        }
         return new SnapshotChunk(new SnapshotMetadata(index, term, membership), offset, total, data);
     }
 

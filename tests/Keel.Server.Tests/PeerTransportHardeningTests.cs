@@ -1,0 +1,230 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Keel.Raft;
+using Keel.Server.Peers;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Keel.Server.Tests;
+
+/// <summary>
+/// The receiving side of <see cref="PeerTransport"/> against hostile or broken peers: a bad hello teaches a joining
+/// member nothing, an absurd length header costs no allocation, a silent connection is closed, an invalid message is
+/// dropped and counted while the connection and the transport carry on; and the ping/pong measures a round trip.
+/// </summary>
+public sealed class PeerTransportHardeningTests
+{
+    private const ulong Self = 0xA1, Peer = 0xB2, Cluster = 0xC3;
+
+    private static byte[] Hello(ulong cluster, ulong from, uint magic = 0x4B45454C, byte version = 2)
+    {
+        var hello = new byte[PeerTransport.HelloBytes];
+        BinaryPrimitives.WriteUInt32LittleEndian(hello, magic);
+        hello[4] = version;
+        BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(5), cluster);
+        BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(13), from);
+        return hello;
+    }
+
+    private static byte[] Frame(Message message)
+    {
+        var body = RaftMessageCodec.Encode(message);
+        var frame = new byte[4 + body.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(frame, body.Length);
+        body.CopyTo(frame, 4);
+        return frame;
+    }
+
+    private sealed class Harness : IAsyncDisposable
+    {
+        private readonly List<Socket> _sockets = [];
+
+        public Harness(ulong clusterId, PeerTransportOptions? options = null, int port = 0)
+        {
+            if (port == 0)
+            {
+                var probe = new TcpListener(IPAddress.Loopback, 0);
+                probe.Start();
+                port = ((IPEndPoint)probe.LocalEndpoint).Port;
+                probe.Stop();
+            }
+            Port = port;
+            Transport = new PeerTransport(Self, clusterId, [new Uri($"http://127.0.0.1:{Port}")], Received.Enqueue, NullLogger.Instance, options);
+            Transport.Start();
+        }
+
+        public int Port { get; }
+
+        public PeerTransport Transport { get; }
+
+        public ConcurrentQueue<Message> Received { get; } = new();
+
+        public async Task<Socket> ConnectAsync()
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            _sockets.Add(socket);
+            await socket.ConnectAsync(IPAddress.Loopback, Port);
+            return socket;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var socket in _sockets) socket.Dispose();
+            await Transport.DisposeAsync();
+        }
+    }
+
+    // True once the transport closed the connection (a read returns end of stream or fails).
+    private static async Task<bool> ClosedWithinAsync(Socket socket, TimeSpan within)
+    {
+        using var timeout = new CancellationTokenSource(within);
+        var buffer = new byte[64];
+        try
+        {
+            while (true)
+            {
+                if (await socket.ReceiveAsync(buffer, timeout.Token) == 0) return true;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+    }
+
+    private static async Task PollAsync(Func<bool> condition, TimeSpan within, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > within) throw new TimeoutException($"not {what} within {within.TotalSeconds:F0} s");
+            await Task.Delay(5);
+        }
+    }
+
+    [Fact]
+    public async Task HelloWithWrongMagicDoesNotPinAJoiningMembersClusterId()
+    {
+        await using var harness = new Harness(clusterId: 0);
+        ulong learned = 0;
+        harness.Transport.ClusterIdLearned += id => learned = id;
+        var stray = await harness.ConnectAsync();
+        await stray.SendAsync(Hello(Cluster, Peer, magic: 0x48545450 /* "HTTP" */));
+        Assert.True(await ClosedWithinAsync(stray, TimeSpan.FromSeconds(5)));
+        var oldVersion = await harness.ConnectAsync();
+        await oldVersion.SendAsync(Hello(Cluster, Peer, version: 1));
+        Assert.True(await ClosedWithinAsync(oldVersion, TimeSpan.FromSeconds(5)));
+        Assert.Equal(0UL, harness.Transport.ClusterId);
+        Assert.Equal(0UL, learned);
+        Assert.Equal(2, harness.Transport.FramesRejectedByReason.GetValueOrDefault("hello"));
+
+        // A real member's hello still teaches it.
+        var member = await harness.ConnectAsync();
+        await member.SendAsync(Hello(Cluster, Peer));
+        await PollAsync(() => harness.Transport.ClusterId == Cluster, TimeSpan.FromSeconds(5), "cluster id learned");
+        Assert.Equal(Cluster, learned);
+    }
+
+    [Fact]
+    public async Task OversizedLengthHeaderClosesTheConnectionWithoutAllocating()
+    {
+        await using var harness = new Harness(Cluster);
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        var socket = await harness.ConnectAsync();
+        var header = new byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(header, PeerTransport.MaxFrameBytes + 1);
+        await socket.SendAsync(Hello(Cluster, Peer).Concat(header).ToArray());
+        Assert.True(await ClosedWithinAsync(socket, TimeSpan.FromSeconds(5)));
+        Assert.Equal(1, harness.Transport.FramesRejectedByReason.GetValueOrDefault("frame-length"));
+
+        // A length within bounds but never backed by bytes: the buffer grows only as data arrives.
+        var liar = await harness.ConnectAsync();
+        BinaryPrimitives.WriteInt32LittleEndian(header, PeerTransport.MaxFrameBytes);
+        await liar.SendAsync(Hello(Cluster, Peer).Concat(header).Concat(new byte[100]).ToArray());
+        liar.Shutdown(SocketShutdown.Send);
+        Assert.True(await ClosedWithinAsync(liar, TimeSpan.FromSeconds(5)));
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.True(allocated < PeerTransport.MaxFrameBytes / 4, $"{allocated} bytes allocated for headers announcing {PeerTransport.MaxFrameBytes}");
+    }
+
+    [Fact]
+    public async Task SilentConnectionsAreClosedAfterTheHandshakeOrIdleTimeout()
+    {
+        await using var harness = new Harness(Cluster, new PeerTransportOptions { HandshakeTimeoutMs = 300, IdleTimeoutMs = 300 });
+        var mute = await harness.ConnectAsync();
+        var helloOnly = await harness.ConnectAsync();
+        await helloOnly.SendAsync(Hello(Cluster, Peer));
+        Assert.True(await ClosedWithinAsync(mute, TimeSpan.FromSeconds(5)));
+        Assert.True(await ClosedWithinAsync(helloOnly, TimeSpan.FromSeconds(5)));
+        await PollAsync(() => harness.Transport.FramesRejectedByReason.GetValueOrDefault("handshake-timeout") == 1
+                              && harness.Transport.FramesRejectedByReason.GetValueOrDefault("idle-timeout") == 1,
+            TimeSpan.FromSeconds(5), "both timeouts counted");
+    }
+
+    [Fact]
+    public async Task InvalidOrGarbageMessagesAreCountedAndKillNothing()
+    {
+        await using var harness = new Harness(Cluster);
+        var socket = await harness.ConnectAsync();
+        await socket.SendAsync(Hello(Cluster, Peer));
+        // Well framed, but the entries do not follow index 4: dropped and counted, the connection stays.
+        var gap = new Message
+        {
+            Type = MessageType.Append, From = Peer, To = Self, Term = 3, Index = 4, LogTerm = 2,
+            Entries = [Entry.Normal(5, 3, new byte[] { 1 }), Entry.Normal(9, 3, new byte[] { 2 })],
+        };
+        var heartbeat = new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 3, Commit = 1 };
+        await socket.SendAsync(Frame(gap).Concat(Frame(heartbeat)).ToArray());
+        await PollAsync(() => harness.Received.Count == 1, TimeSpan.FromSeconds(5), "the valid message delivered");
+        Assert.Equal(1, harness.Transport.MessagesDroppedInvalid);
+        Assert.Equal(MessageType.Heartbeat, Assert.Single(harness.Received).Type);
+
+        // Garbage inside a frame: the connection is closed, nothing reaches Raft, the transport still accepts peers.
+        var garbage = new byte[4 + 40];
+        BinaryPrimitives.WriteInt32LittleEndian(garbage, 40);
+        new Random(7).NextBytes(garbage.AsSpan(4));
+        garbage[4] = RaftMessageCodec.Version;
+        await socket.SendAsync(garbage);
+        Assert.True(await ClosedWithinAsync(socket, TimeSpan.FromSeconds(5)));
+        Assert.Equal(1, harness.Transport.FramesRejectedByReason.GetValueOrDefault("malformed"));
+        var again = await harness.ConnectAsync();
+        await again.SendAsync(Hello(Cluster, Peer).Concat(Frame(heartbeat)).ToArray());
+        await PollAsync(() => harness.Received.Count == 2, TimeSpan.FromSeconds(5), "a new connection delivering");
+    }
+
+    [Fact]
+    public async Task PingsMeasureTheRoundTripAndTheSenderReconnectsAfterThePeerRestarts()
+    {
+        var receiver = new Harness(Cluster);
+        var port = receiver.Port;
+        try
+        {
+            var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            var senderPort = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            await using var sender = new PeerTransport(Peer, Cluster, [new Uri($"http://127.0.0.1:{senderPort}")], _ => { }, NullLogger.Instance);
+            sender.SetPeer(Self, [new Uri($"http://127.0.0.1:{port}")]);
+            await PollAsync(() => sender.RoundTripTime(Self) is not null && sender.PeerStatistics()[0].Connected, TimeSpan.FromSeconds(5), "a round trip measured");
+            Assert.True(sender.RoundTripTime(Self) < TimeSpan.FromSeconds(1));
+            sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 1 });
+            await PollAsync(() => receiver.Received.Count == 1, TimeSpan.FromSeconds(5), "a message delivered");
+
+            await receiver.DisposeAsync();
+            receiver = new Harness(Cluster, port: port);
+            await PollAsync(() => sender.Reconnects >= 1 && sender.PeerStatistics()[0].Connected, TimeSpan.FromSeconds(10), "reconnected");
+            sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 1 });
+            await PollAsync(() => receiver.Received.Count == 1, TimeSpan.FromSeconds(5), "a message delivered after the restart");
+        }
+        finally
+        {
+            await receiver.DisposeAsync();
+        }
+    }
+}
