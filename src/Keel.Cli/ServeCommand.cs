@@ -28,6 +28,7 @@ internal static class ServeCommand
     private static readonly Option<int?> ElectionTimeout = new("--election-timeout") { Description = "Time (ms) for an election to time out (default 1000)." };
     private static readonly Option<int?> SnapshotCount = new("--snapshot-count") { Description = "Committed entries between snapshots (default 100000, as etcd)." };
     private static readonly Option<long?> QuotaBackendBytes = new("--quota-backend-bytes") { Description = "Raise the NOSPACE alarm when the store exceeds this many bytes (default 2147483648, as etcd)." };
+    private static readonly Option<long?> MaxResponseBytes = new("--max-response-bytes") { Description = "Largest Range or Txn response sent (default 1073741824); larger ones fail asking the client to page." };
     private static readonly Option<string?> GossipKey = new("--gossip-key") { Description = "Base64 secret (16-32 bytes) authenticating gossip packets (default: derived from the cluster token)." };
     private static readonly Option<string?> Zone = new("--zone") { Description = "This member's zone, gossiped in its tags (default: default)." };
     private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
@@ -37,7 +38,7 @@ internal static class ServeCommand
         var command = new Command("serve", "Run a Keel member (etcd-compatible flags).")
         {
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
-            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, QuotaBackendBytes, GossipKey, Zone, LogFormat,
+            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat,
         };
         command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
         return command;
@@ -82,6 +83,7 @@ internal static class ServeCommand
                 ElectionTimeoutMs = GetInt(ElectionTimeout) ?? 1000,
                 SnapshotCount = GetInt(SnapshotCount) ?? 100_000,
                 QuotaBackendBytes = GetLong(QuotaBackendBytes) is > 0 and var quota ? quota : Keel.Node.KeelNodeOptions.DefaultQuotaBackendBytes,
+                MaxResponseBytes = GetLong(MaxResponseBytes) is > 0 and var maxResponse ? maxResponse : 1L << 30,
                 GossipKey = GossipCommands.ParseKey(Get(GossipKey)),
                 Zone = Get(Zone) ?? "default",
             };

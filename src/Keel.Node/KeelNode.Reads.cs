@@ -37,6 +37,11 @@ public sealed partial class KeelNode
             Respond(Serve(requestId, request));
             return;
         }
+        if (PendingCount >= _options.MaxPendingRequests)
+        {
+            Respond(KvResult.Failed(requestId, KeelError.TooManyRequests));
+            return;
+        }
         // Read ids start at a random point each boot, so a ReadIndex answer meant for an earlier incarnation of this
         // node (still in the network) cannot be taken for one of ours.
         if (_nextReadId == 0) _nextReadId = (_random.NextUInt64() >> 2) + 1;

@@ -81,7 +81,7 @@ public sealed partial class KeelNode
             return;
         }
         // etcd's maxGapBetweenApplyAndCommitIndex: the apply loop is far behind, taking more would only queue more.
-        if (_raft.Log.Committed > AppliedIndex + _options.MaxCommittedAheadOfAppliedEntries)
+        if (_raft.Log.Committed > AppliedIndex + _options.MaxCommittedAheadOfAppliedEntries || PendingCount >= _options.MaxPendingRequests)
         {
             Respond(KvResult.Failed(requestId, KeelError.TooManyRequests));
             return;
@@ -130,6 +130,9 @@ public sealed partial class KeelNode
         if (idempotencyKey is not null && result.Status != ProposeStatus.Dropped) _keysInFlight.Add(idempotencyKey, (proposalId, fingerprint));
         HandleReady();
     }
+
+    /// <summary>Writes and linearizable reads waiting for their answer (bounded by <see cref="KeelNodeOptions.MaxPendingRequests"/>).</summary>
+    public int PendingCount => _pendingWrites.Count + _readsAwaitingIndex.Count + _readsAwaitingApply.Count;
 
     private long Deadline() => (_nowMs == long.MinValue ? 0 : _nowMs) + _options.RequestTimeoutMs;
 

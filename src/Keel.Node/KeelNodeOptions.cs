@@ -93,6 +93,13 @@ public sealed record KeelNodeOptions
     /// </summary>
     public ulong MaxCommittedAheadOfAppliedEntries { get; init; } = 5_000;
 
+    /// <summary>
+    /// Writes and linearizable reads this node may hold waiting for their answer; past it new ones fail at once with
+    /// "etcdserver: too many requests" (each waits at most <see cref="RequestTimeoutMs"/>, so this bounds the memory of
+    /// a burst, forwarded proposals included).
+    /// </summary>
+    public int MaxPendingRequests { get; init; } = 100_000;
+
     /// <summary>WAL segment size; small values make the simulator exercise segment rolls.</summary>
     public long WalSegmentSizeBytes { get; init; } = 64L * 1024 * 1024;
 

@@ -90,6 +90,12 @@ public sealed record ServerOptions
     /// <summary>Peer messages queued for the node loop at most; past it they are dropped (Raft resends).</summary>
     public int MaxQueuedPeerMessages { get; init; } = 50_000;
 
+    /// <summary>
+    /// The largest Range or Txn response sent (<c>--max-response-bytes</c>, 1 GiB; protobuf cannot encode 2 GiB): a
+    /// larger one fails with ResourceExhausted naming the size, and the client pages with <c>limit</c>.
+    /// </summary>
+    public long MaxResponseBytes { get; init; } = 1L << 30;
+
     /// <summary>With work queued and no batch finished for this long, the loop counts as stalled: health turns NOT_SERVING.</summary>
     public int LoopStallMs { get; init; } = 5_000;
 

@@ -20,7 +20,8 @@ public sealed class LoopbackCluster : IAsyncDisposable
 
     public KeelServer?[] Servers { get; private set; } = [];
 
-    public static async Task<LoopbackCluster> StartAsync(int members, int snapshotCount = 100_000, int progressNotifyMs = 10 * 60 * 1000)
+    public static async Task<LoopbackCluster> StartAsync(int members, int snapshotCount = 100_000, int progressNotifyMs = 10 * 60 * 1000,
+        Func<ServerOptions, ServerOptions>? configure = null)
     {
         var ports = FreePorts(members * 2);
         var peers = string.Join(',', Enumerable.Range(0, members).Select(i => $"m{i}=http://127.0.0.1:{ports[members + i]}"));
@@ -36,7 +37,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
             InitialCluster = peers,
             SnapshotCount = snapshotCount,
             WatchProgressNotifyIntervalMs = progressNotifyMs,
-        }).ToArray();
+        }).Select(o => configure is null ? o : configure(o)).ToArray();
         var cluster = new LoopbackCluster(options);
         cluster._directories.Add(root);
         cluster.Servers = new KeelServer?[members];

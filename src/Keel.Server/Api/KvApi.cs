@@ -19,7 +19,7 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
         var range = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
         var result = await host.ReadAsync(range, linearizable: !request.Serializable);
         Errors.ThrowIfFailed(result);
-        return ProtoMapping.ToProto(result.Range!, host.Header(result.Range!.Revision));
+        return Bounded(ProtoMapping.ToProto(result.Range!, host.Header(result.Range!.Revision)));
     }
 
     public override async Task<PutResponse> Put(PutRequest request, ServerCallContext context)
@@ -54,7 +54,7 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
         Validated(txn, Keel.Mvcc.MvccStore.Validate);
         var result = await host.WriteAsync(KvCommand.Of(txn), IdempotencyKey(context));
         Errors.ThrowIfFailed(result);
-        return ProtoMapping.ToProto(result.Txn!, host.Header(result.Txn!.Revision));
+        return Bounded(ProtoMapping.ToProto(result.Txn!, host.Header(result.Txn!.Revision)));
     }
 
     public override async Task<CompactionResponse> Compact(CompactionRequest request, ServerCallContext context)
@@ -79,6 +79,16 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
         {
             throw Errors.ToRpc(KeelError.FromMvcc(refused));
         }
+    }
+
+    /// <summary>A response no larger than <see cref="ServerOptions.MaxResponseBytes"/>, or ResourceExhausted saying how to page.</summary>
+    private T Bounded<T>(T response) where T : Google.Protobuf.IMessage
+    {
+        var size = response.CalculateSize();
+        if (size > host.Options.MaxResponseBytes || size < 0)
+            throw new RpcException(new Status(StatusCode.ResourceExhausted,
+                $"keel: the response would be {size} bytes, over --max-response-bytes {host.Options.MaxResponseBytes}; read it in pages with limit"));
+        return response;
     }
 
     /// <summary>The client's idempotency key, if it sent one; refused when longer than the limit.</summary>
