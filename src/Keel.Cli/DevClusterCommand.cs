@@ -45,6 +45,7 @@ internal static class DevClusterCommand
                     "serve", "--name", $"n{i + 1}", "--data-dir", dir,
                     "--listen-client-urls", $"http://127.0.0.1:{ClientPort(i)}", "--advertise-client-urls", $"http://127.0.0.1:{ClientPort(i)}",
                     "--listen-peer-urls", $"http://127.0.0.1:{PeerPort(i)}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{PeerPort(i)}",
+                    "--listen-metrics-urls", $"http://127.0.0.1:{PeerPort(i) + 1}",
                     "--initial-cluster", initialCluster, "--initial-cluster-state", existing ? "existing" : "new",
                 })
                 {

@@ -27,6 +27,7 @@ internal static class ServeCommand
     private static readonly Option<int?> HeartbeatInterval = new("--heartbeat-interval") { Description = "Time (ms) of a heartbeat interval (default 100)." };
     private static readonly Option<int?> ElectionTimeout = new("--election-timeout") { Description = "Time (ms) for an election to time out (default 1000)." };
     private static readonly Option<int?> SnapshotCount = new("--snapshot-count") { Description = "Committed entries between snapshots (default 100000, as etcd)." };
+    private static readonly Option<string?> ListenMetricsUrls = new("--listen-metrics-urls") { Description = "HTTP/1.1 URLs for /metrics, /health, /livez, /readyz and the dashboard /ui (default: none; ./keel with no arguments uses http://127.0.0.1:2381)." };
     private static readonly Option<long?> QuotaBackendBytes = new("--quota-backend-bytes") { Description = "Raise the NOSPACE alarm when the store exceeds this many bytes (default 2147483648, as etcd)." };
     private static readonly Option<long?> MaxResponseBytes = new("--max-response-bytes") { Description = "Largest Range or Txn response sent (default 1073741824); larger ones fail asking the client to page." };
     private static readonly Option<string?> GossipKey = new("--gossip-key") { Description = "Base64 secret (16-32 bytes) authenticating gossip packets (default: derived from the cluster token)." };
@@ -38,7 +39,7 @@ internal static class ServeCommand
         var command = new Command("serve", "Run a Keel member (etcd-compatible flags).")
         {
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
-            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat,
+            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat,
         };
         command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
         return command;
@@ -70,6 +71,9 @@ internal static class ServeCommand
                 ListenClientUrls = clientUrls,
                 AdvertiseClientUrls = Urls(Get(AdvertiseClientUrls) ?? string.Join(',', clientUrls.Select(u => u.OriginalString)), "--advertise-client-urls"),
                 ListenPeerUrls = Urls(Get(ListenPeerUrls) ?? ServerOptions.DefaultPeerUrl, "--listen-peer-urls"),
+                // The no-argument ./keel also serves metrics, health and the dashboard on etcd's usual metrics port.
+                ListenMetricsUrls = Get(ListenMetricsUrls) is { } metricsUrls ? Urls(metricsUrls, "--listen-metrics-urls")
+                    : parse is null ? [new Uri("http://127.0.0.1:2381")] : [],
                 InitialAdvertisePeerUrls = peerUrls,
                 InitialCluster = Get(InitialCluster) ?? $"{name}={string.Join($",{name}=", peerUrls.Select(u => u.OriginalString))}",
                 InitialClusterState = (Get(InitialClusterState) ?? "new") switch

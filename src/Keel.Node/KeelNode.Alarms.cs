@@ -72,6 +72,9 @@ public sealed partial class KeelNode
         }
     }
 
+    /// <summary>True when any alarm is active (cheap: no list is built).</summary>
+    public bool HasAlarms => _alarms.Count > 0 || IsDiskFull;
+
     /// <summary>True while a NOSPACE alarm is active anywhere in the cluster (as this replica has applied it).</summary>
     public bool NoSpaceAlarmActive => _alarms.Any(a => a.Alarm == AlarmType.NoSpace);
 

@@ -1,5 +1,6 @@
 using Keel.Protocol;
 using Keel.Server.Api;
+using Keel.Server.Observability;
 using Keel.Server.Hosting;
 using Keel.Server.Peers;
 using Microsoft.AspNetCore.Builder;
@@ -57,6 +58,12 @@ public sealed class KeelServer : IAsyncDisposable
             {
                 kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen => listen.Protocols = HttpProtocols.Http2);
             }
+            foreach (var url in options.ListenMetricsUrls)
+            {
+                // HTTP/1.1 for Prometheus scrapers, load balancers and Kubernetes probes (h2c cannot share a plaintext
+                // port with HTTP/1.1 in Kestrel, so these paths are served over HTTP/2 only on the client URLs).
+                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
+            }
             kestrel.Limits.MaxRequestBodySize = EtcdErrors.MaxReceiveMessageBytes;
             kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
             kestrel.AddServerHeader = false;
@@ -87,6 +94,7 @@ public sealed class KeelServer : IAsyncDisposable
         app.MapGrpcService<ElectionApi>();
         app.MapGrpcService<HealthApi>();
         app.MapGrpcService<KeelApi>();
+        HttpHealth.Map(app, host);
         try
         {
             await app.StartAsync();

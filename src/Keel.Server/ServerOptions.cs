@@ -39,6 +39,12 @@ public sealed record ServerOptions
     /// <summary>What this member tells others its client URLs are (<c>--advertise-client-urls</c>).</summary>
     public IReadOnlyList<Uri> AdvertiseClientUrls { get; init; } = [new(DefaultClientUrl)];
 
+    /// <summary>
+    /// Extra HTTP/1.1 listeners for <c>/metrics</c>, <c>/health</c>, <c>/livez</c>, <c>/readyz</c> and the dashboard
+    /// (<c>--listen-metrics-urls</c>, as etcd; none by default). The client URLs serve the same paths over HTTP/2 only.
+    /// </summary>
+    public IReadOnlyList<Uri> ListenMetricsUrls { get; init; } = [];
+
     /// <summary>Where peers connect (<c>--listen-peer-urls</c>).</summary>
     public IReadOnlyList<Uri> ListenPeerUrls { get; init; } = [new(DefaultPeerUrl)];
 

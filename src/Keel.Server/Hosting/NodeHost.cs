@@ -621,7 +621,13 @@ public sealed class NodeHost : IAsyncDisposable
         if (Node.Raft.Leader != _status.Leader)
             _logger.LogInformation("leader is now {Leader:x16} (term {Term}){Self}", Node.Raft.Leader, Node.Raft.Term, Node.IsLeader ? ", this member" : "");
         _status = new HostStatus(Node.Raft.Leader, Node.Raft.Term, Node.Store.CurrentRevision, Node.Store.CompactRevision,
-            Node.AppliedIndex, Node.Raft.Log.Committed);
+            Node.AppliedIndex, Node.Raft.Log.Committed)
+        {
+            Alarms = Node.HasAlarms ? Node.Alarms : [],
+            StoreSizeBytes = Node.Store.SizeBytes,
+            KeyCount = Node.Store.IndexedKeyCount,
+            IsLearner = Node.Raft.Membership.IsLearner(Node.Id),
+        };
         Watches.Notify();
     }
 }
@@ -633,4 +639,17 @@ public sealed class NodeHost : IAsyncDisposable
 /// <param name="CompactRevision">The store's compaction point.</param>
 /// <param name="AppliedIndex">The highest applied log index.</param>
 /// <param name="CommitIndex">The highest committed log index.</param>
-public sealed record HostStatus(ulong Leader, ulong Term, long Revision, long CompactRevision, ulong AppliedIndex, ulong CommitIndex);
+public sealed record HostStatus(ulong Leader, ulong Term, long Revision, long CompactRevision, ulong AppliedIndex, ulong CommitIndex)
+{
+    /// <summary>The active alarms (replicated, plus this member's full disk).</summary>
+    public IReadOnlyList<AlarmMember> Alarms { get; init; } = [];
+
+    /// <summary>The store's size (<see cref="Keel.Mvcc.MvccStore.SizeBytes"/>).</summary>
+    public long StoreSizeBytes { get; init; }
+
+    /// <summary>Keys in the store's index (live and with history).</summary>
+    public int KeyCount { get; init; }
+
+    /// <summary>True when this member is a learner.</summary>
+    public bool IsLearner { get; init; }
+}
