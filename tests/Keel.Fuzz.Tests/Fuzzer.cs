@@ -89,7 +89,12 @@ public static class Fuzzer
     /// with the case's seed, the exception and the input in hex.
     /// </summary>
     public static FuzzStats Run(ITestOutputHelper? output, string target, Gen<byte[]> inputs, Action<byte[]> decode,
-        Func<Exception, bool> documented, Func<int, long>? allocationBound = null, int? iterations = null)
+        Func<Exception, bool> documented, Func<int, long>? allocationBound = null, int? iterations = null) =>
+        Run(output, target, inputs, decode, documented, input => input.Length, input => input, allocationBound, iterations);
+
+    /// <summary>The general form: inputs of any shape, with their size (for the allocation bound) and their bytes (for the report).</summary>
+    public static FuzzStats Run<T>(ITestOutputHelper? output, string target, Gen<T> inputs, Action<T> decode,
+        Func<Exception, bool> documented, Func<T, int> sizeOf, Func<T, byte[]> bytesOf, Func<int, long>? allocationBound = null, int? iterations = null)
     {
         var bound = allocationBound ?? DefaultAllocationBound;
         var cases = iterations ?? FuzzSettings.Iterations;
@@ -113,7 +118,8 @@ public static class Fuzzer
             {
                 Volatile.Write(ref current, i);
                 var input = Draw(inputs, target, i);
-                maxInput = Math.Max(maxInput, input.Length);
+                var size = sizeOf(input);
+                maxInput = Math.Max(maxInput, size);
                 var caseWatch = Stopwatch.StartNew();
                 var before = GC.GetAllocatedBytesForCurrentThread();
                 Exception? error = null;
@@ -124,11 +130,11 @@ public static class Fuzzer
                 maxAllocated = Math.Max(maxAllocated, allocated);
                 if (error is null) accepted++;
                 else if (documented(error)) rejected++;
-                else failures.Add(Describe(target, i, input, $"undocumented exception {error}"));
-                if (allocated > bound(input.Length))
-                    failures.Add(Describe(target, i, input, $"allocated {allocated} bytes for a {input.Length}-byte input (bound {bound(input.Length)})"));
+                else failures.Add(Describe(target, i, bytesOf(input), $"undocumented exception {error}"));
+                if (allocated > bound(size))
+                    failures.Add(Describe(target, i, bytesOf(input), $"allocated {allocated} bytes for a {size}-byte input (bound {bound(size)})"));
                 if (caseWatch.Elapsed > SlowCase)
-                    failures.Add(Describe(target, i, input, $"took {caseWatch.Elapsed.TotalSeconds:F1} s"));
+                    failures.Add(Describe(target, i, bytesOf(input), $"took {caseWatch.Elapsed.TotalSeconds:F1} s"));
             }
         }
 
