@@ -190,4 +190,16 @@ public sealed class CommandCodecFuzzTests(ITestOutputHelper output)
         var bound = strict ? Fuzzer.DefaultAllocationBound(input.Length) : 1024L * input.Length;
         Assert.True(allocated <= bound, $"allocated {allocated} bytes for a {input.Length}-byte command (bound {bound})");
     }
+
+    /// <summary>The stored-response inputs behind the known deviation, pinned (strict mode requires InvalidCommandException).</summary>
+    [Theory]
+    [InlineData("010000000000FFFFFFFF0F")] // error result, message length prefix decodes to -1: IOException today
+    [InlineData("010000000000FFFFFFFFFF")] // error result, 7-bit length prefix longer than 5 bytes: FormatException today
+    public void Known_response_codec_deviations(string hex)
+    {
+        var error = Record.Exception(() => ResponseCodec.Decode(Convert.FromHexString(hex), 7));
+        output.WriteLine($"{hex}: {error?.GetType().FullName}");
+        Assert.NotNull(error);
+        Assert.True(IsResponseCodecError(error), $"unexpected {error}");
+    }
 }

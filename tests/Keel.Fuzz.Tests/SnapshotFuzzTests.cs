@@ -238,4 +238,17 @@ public sealed class SnapshotFuzzTests(ITestOutputHelper output)
     public void Node_snapshot_membership_decodes_or_fails_with_a_known_exception() =>
         Fuzzer.Run(output, "node-snapshot-membership", ByteGens.Mix(NodeSnapshotHeaders, [0x4B, 0x4E, 0x4F, 0x44, 1]),
             input => MembershipOf(input), IsNodeSnapshotError);
+
+    /// <summary>The node-snapshot inputs behind the known deviations, pinned (strict mode requires InvalidCommandException).</summary>
+    [Theory]
+    [InlineData("4B4E4F")] // shorter than the magic: EndOfStreamException today
+    [InlineData("4B4E4F440101000000000000000000000000000000000000000000000000")] // one voter, id 0: ConfigurationChangeException today
+    [InlineData("4B4E4F4401010000000100000000000000000000000100000001000000000000000000000000")] // voter 1 is also a learner
+    public void Known_node_snapshot_deviations(string hex)
+    {
+        var error = Record.Exception(() => MembershipOf(Convert.FromHexString(hex)));
+        output.WriteLine($"{hex}: {error?.GetType().FullName}: {error?.Message}");
+        Assert.NotNull(error);
+        Assert.True(IsNodeSnapshotError(error), $"unexpected {error}");
+    }
 }
