@@ -168,10 +168,10 @@ public static class RaftMessageCodec
             membership = new Membership(new JointConfig(new MajorityConfig(incoming), new MajorityConfig(outgoing)),
                 learners, learnersNext, autoLeave);
         }
-        catch (ConfigurationChangeException e)
+        catch (ConfigurationChangeException exception)
         {
-            // Well-formed bytes, impossible membership (a voter id 0, a learner that also votes...): still a bad frame.
-            throw new FormatException($"invalid membership in a snapshot chunk: {e.Message}", e);
+            // Decode promises FormatException for anything malformed; a broken configuration is malformed input.
+            throw new FormatException($"snapshot configuration: {exception.Message}", exception);
         }
         return new SnapshotChunk(new SnapshotMetadata(index, term, membership), offset, total, data);
     }
