@@ -11,6 +11,9 @@ public sealed partial class MvccStore
 
     private const byte SnapshotVersion = 1;
 
+    // The smallest encoded event: type, a key-value with empty key and value, and the "no previous" byte.
+    private const int MinEventBytes = 1 + 4 + 8 * 4 + 4 + 1;
+
     /// <summary>
     /// Encodes the whole state (revisions, index with every retained version, watch history with timestamps) in a
     /// <see cref="ChecksummedFrame"/> ("KMVC", version 1), for Raft snapshots. Size is computed first, one allocation.
@@ -75,10 +78,25 @@ public sealed partial class MvccStore
     }
 
     /// <summary>Rebuilds a store from <see cref="Snapshot"/> bytes and checks its invariants.</summary>
-    /// <exception cref="EncodingFormatException">The bytes are truncated, damaged or not an MVCC snapshot.</exception>
+    /// <exception cref="EncodingFormatException">The bytes are truncated, damaged or not an MVCC snapshot, or they
+    /// decode to a state that breaks the store's invariants (<see cref="EncodingProblem.InconsistentContent"/>: duplicate
+    /// keys, revisions out of order... which a checksum cannot rule out when the sender itself was wrong).</exception>
     public static MvccStore Restore(ReadOnlySpan<byte> snapshot)
     {
         var reader = ChecksummedFrame.Open(snapshot, SnapshotMagic, SnapshotVersion);
+        try
+        {
+            return ReadStore(ref reader);
+        }
+        catch (InvariantViolationException e)
+        {
+            // Untrusted input that decodes to an impossible store is a format error, not a bug in this process.
+            throw new EncodingFormatException(reader.Position, e.Message, e);
+        }
+    }
+
+    private static MvccStore ReadStore(ref BinarySpanReader reader)
+    {
         var store = new MvccStore
         {
             _currentRevision = reader.I64(),
@@ -101,14 +119,14 @@ public sealed partial class MvccStore
                 var value = reader.ReadBytes(reader.ReadCount(1)).ToArray();
                 history.Entries.Add(new KeyRevision(revision, new KeyValue(history.Key, create, revision, version, value, lease)));
             }
-            Invariant.Check(store._index.Add(history), "snapshot keys are distinct");
+            if (!store._index.Add(history)) throw new EncodingFormatException(reader.Position, "a key appears twice in the snapshot");
         }
         var recordCount = reader.ReadCount(20);
         for (var r = 0; r < recordCount; r++)
         {
             var revision = reader.I64();
             var timestamp = reader.I64();
-            var events = new WatchEvent[reader.ReadCount(2)];
+            var events = new WatchEvent[reader.ReadCount(MinEventBytes)];
             for (var e = 0; e < events.Length; e++)
             {
                 var type = (EventType)reader.U8();

@@ -20,6 +20,10 @@ public enum EncodingProblem
 
     /// <summary>A frame's CRC-32 trailer did not match its contents.</summary>
     ChecksumMismatch,
+
+    /// <summary>The fields decode, but together describe a state the component's rules forbid (e.g. duplicate keys,
+    /// revisions out of order): damage the checksum could not see, or an encoder bug.</summary>
+    InconsistentContent,
 }
 
 /// <summary>
@@ -43,6 +47,20 @@ public sealed class EncodingFormatException : FormatException
         Offset = offset;
         Value = value;
         AvailableBytes = availableBytes;
+    }
+
+    /// <summary>
+    /// Creates an <see cref="EncodingProblem.InconsistentContent"/> exception: the bytes decode, but what they describe
+    /// breaks a rule, which <paramref name="detail"/> names.
+    /// </summary>
+    /// <param name="offset">Offset of the end of the decoded content (or of the offending field, when known).</param>
+    /// <param name="detail">The rule that is broken.</param>
+    /// <param name="inner">The check that failed, if it raised an exception.</param>
+    public EncodingFormatException(int offset, string detail, Exception? inner = null)
+        : base($"The encoding decodes but is inconsistent (checked at offset {offset}): {detail}", inner)
+    {
+        Problem = EncodingProblem.InconsistentContent;
+        Offset = offset;
     }
 
     /// <summary>What is wrong.</summary>

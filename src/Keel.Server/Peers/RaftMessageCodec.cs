@@ -20,6 +20,7 @@ public static class RaftMessageCodec
     private const int FixedBytes = 1 + 1 + 8 * 6 + 1 + 8 + 8 + 4;
     private const int EntryFixedBytes = 8 + 8 + 1 + 4;
     private const byte FlagReject = 1, FlagLeaderTransfer = 2, FlagSnapshot = 4;
+    private const byte KnownFlags = FlagReject | FlagLeaderTransfer | FlagSnapshot;
 
     /// <summary>The encoded size of <paramref name="message"/>.</summary>
     public static int EncodedSize(Message message)
@@ -85,6 +86,7 @@ public static class RaftMessageCodec
         var index = reader.U64();
         var commit = reader.U64();
         var flags = reader.U8();
+        if ((flags & ~KnownFlags) != 0) throw new FormatException($"unknown raft message flag bits 0x{flags:x2}");
         var rejectHint = reader.U64();
         var context = reader.U64();
         var count = reader.ReadCount(EntryFixedBytes);
