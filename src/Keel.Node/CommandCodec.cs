@@ -41,6 +41,7 @@ public static class CommandCodec
 
     private const int HeaderBytes = 1 + 8 + 8 + 8;
     private const int MaxTxnDepth = 64;
+    private const int MinOpBytes = 10;
 
     /// <summary>The encoded size of <paramref name="command"/> with its header.</summary>
     public static long EncodedSize(KvCommand command) => EncodedSize(command, null);
@@ -404,9 +405,11 @@ public static class CommandCodec
         if (depth > MaxTxnDepth) throw new InvalidCommandException($"transactions nest deeper than {MaxTxnDepth} levels");
         var compares = new Compare[reader.ReadCount(4 + 4 + 1 + 1 + 4 + 8)];
         for (var i = 0; i < compares.Length; i++) compares[i] = ReadCompare(ref reader);
-        var success = new RequestOp[reader.ReadCount(1)];
+        // The smallest operation (a delete of an empty key) takes 10 bytes: counts are checked against that, so a hostile
+        // count cannot make the decoder allocate far beyond the entry's own size.
+        var success = new RequestOp[reader.ReadCount(MinOpBytes)];
         for (var i = 0; i < success.Length; i++) success[i] = ReadOp(ref reader, depth);
-        var failure = new RequestOp[reader.ReadCount(1)];
+        var failure = new RequestOp[reader.ReadCount(MinOpBytes)];
         for (var i = 0; i < failure.Length; i++) failure[i] = ReadOp(ref reader, depth);
         return new TxnRequest { Compares = compares, Success = success, Failure = failure };
     }

@@ -190,15 +190,4 @@ public sealed partial class KeelNode
             writer.Write((byte)alarm.Alarm);
         }
     }
-
-    private void ReadAlarms(System.IO.BinaryReader reader)
-    {
-        _alarms.Clear();
-        for (var i = reader.ReadInt32(); i > 0; i--)
-        {
-            var alarm = new AlarmMember(reader.ReadUInt64(), (AlarmType)reader.ReadByte());
-            Invariant.Check(Enum.IsDefined(alarm.Alarm), "a snapshot holds only known alarm types");
-            _alarms.Add(alarm);
-        }
-    }
 }

@@ -124,10 +124,19 @@ public sealed partial class KeelNode
     }
 
     /// <summary>Reads the Raft configuration at the start of a node snapshot (for <see cref="DurableRaftLog.Open(Keel.Core.Storage.IStorageDirectory, IEnumerable{ulong}, long, Func{ReadOnlyMemory{byte}, Membership}?)"/>).</summary>
+    /// <exception cref="InvalidCommandException">The bytes are not a valid node snapshot.</exception>
     internal static Membership MembershipOf(ReadOnlyMemory<byte> data)
     {
-        using var reader = OpenSnapshot(data);
-        return ReadMembership(reader);
+        try
+        {
+            using var reader = OpenSnapshot(data);
+            return ReadMembership(reader);
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or ConfigurationChangeException
+            or (FormatException and not InvalidCommandException))
+        {
+            throw new InvalidCommandException($"not a valid Keel node snapshot: {e.Message}");
+        }
     }
 
     private static BinaryReader OpenSnapshot(ReadOnlyMemory<byte> data)
@@ -138,52 +147,103 @@ public sealed partial class KeelNode
         return reader;
     }
 
+    /// <summary>
+    /// Replaces this replica's state with a node snapshot. The whole image is decoded and checked first; only then is
+    /// anything replaced, so a damaged image (a corrupt file, a buggy or hostile leader) changes nothing.
+    /// </summary>
+    /// <exception cref="InvalidCommandException">The bytes are not a valid node snapshot.</exception>
     private void RestoreState(ReadOnlyMemory<byte> data)
     {
-        using var reader = OpenSnapshot(data);
-        ReadMembership(reader);
-        var index = reader.ReadUInt64();
-        _lastAppliedTimestamp = reader.ReadUInt64();
-        var leaseBaseMs = reader.ReadInt64();
-        if (leaseBaseMs > _leaseBaseMs)
+        var image = DecodeState(data);
+        _lastAppliedTimestamp = image.LastAppliedTimestamp;
+        if (image.LeaseBaseMs > _leaseBaseMs)
         {
-            _leaseBaseMs = leaseBaseMs;
+            _leaseBaseMs = image.LeaseBaseMs;
             _leaseBaseMonotonicMs = _nowMs == long.MinValue ? 0 : _nowMs;
         }
         _members.Clear();
-        for (var i = reader.ReadInt32(); i > 0; i--)
-        {
-            var member = new MemberInfo(reader.ReadUInt64(), reader.ReadString(), ReadStrings(reader), ReadStrings(reader), reader.ReadBoolean());
-            _members.Add(member.Id, member);
-        }
+        foreach (var member in image.Members) _members.Add(member.Id, member);
         _pendingMemberAdds.Clear();
-        for (var i = reader.ReadInt32(); i > 0; i--)
-        {
-            var id = reader.ReadUInt64();
-            var urls = ReadStrings(reader);
-            _pendingMemberAdds.Add(id, MemberChange.Decoded(MemberChangeKind.Add, id, urls, reader.ReadBoolean()));
-        }
+        foreach (var add in image.PendingAdds) _pendingMemberAdds.Add(add.MemberId, add);
         _appliedProposals.Clear();
         _appliedProposalOrder.Clear();
-        for (var i = reader.ReadInt32(); i > 0; i--)
+        foreach (var entry in image.AppliedProposals)
         {
-            var entry = (reader.ReadUInt64(), reader.ReadUInt64());
             _appliedProposalOrder.Enqueue(entry);
-            _appliedProposals.Add(entry.Item2);
+            _appliedProposals.Add(entry.ProposalId);
         }
-        _store = MvccStore.Restore(ReadBlob(reader));
+        _store = image.Store;
         var wasPrimary = _leases.IsPrimary;
-        _leases = LeaseTable.Restore(ReadBlob(reader), NewLeaseTable().Options);
-        _idempotency = IdempotencyTable.Restore(ReadBlob(reader));
-        // Version 1 images end here (no alarms were replicated before version 2).
-        if (reader.BaseStream.Position < reader.BaseStream.Length) ReadAlarms(reader);
-        else _alarms.Clear();
-        Invariant.Check(reader.BaseStream.Position == reader.BaseStream.Length, "a node snapshot has no trailing bytes");
+        _leases = image.Leases;
+        _idempotency = image.Idempotency;
+        _alarms.Clear();
+        foreach (var alarm in image.Alarms) _alarms.Add(alarm);
         _revokeProposedAtMs.Clear();
-        AppliedIndex = index;
-        _snapshotIndex = index;
+        AppliedIndex = image.Index;
+        _snapshotIndex = image.Index;
         // A restored table is not primary; a leader (which never installs a snapshot from others) promotes it again.
         if (wasPrimary) UpdateLeaseRole();
+    }
+
+    private sealed record DecodedState(ulong Index, ulong LastAppliedTimestamp, long LeaseBaseMs, List<MemberInfo> Members,
+        List<MemberChange> PendingAdds, List<(ulong Index, ulong ProposalId)> AppliedProposals, MvccStore Store, LeaseTable Leases,
+        IdempotencyTable Idempotency, List<AlarmMember> Alarms);
+
+    private DecodedState DecodeState(ReadOnlyMemory<byte> data)
+    {
+        try
+        {
+            using var reader = OpenSnapshot(data);
+            ReadMembership(reader);
+            var index = reader.ReadUInt64();
+            var lastAppliedTimestamp = reader.ReadUInt64();
+            var leaseBaseMs = reader.ReadInt64();
+            var members = new List<MemberInfo>();
+            for (var i = ReadCount(reader, 8); i > 0; i--)
+            {
+                var member = new MemberInfo(reader.ReadUInt64(), reader.ReadString(), ReadStrings(reader), ReadStrings(reader), reader.ReadBoolean());
+                if (members.Any(m => m.Id == member.Id)) throw new InvalidCommandException($"member {member.Id:x16} twice in a node snapshot");
+                members.Add(member);
+            }
+            var pendingAdds = new List<MemberChange>();
+            for (var i = ReadCount(reader, 8); i > 0; i--)
+            {
+                var id = reader.ReadUInt64();
+                var urls = ReadStrings(reader);
+                if (pendingAdds.Any(a => a.MemberId == id)) throw new InvalidCommandException($"pending member {id:x16} twice in a node snapshot");
+                pendingAdds.Add(MemberChange.Decoded(MemberChangeKind.Add, id, urls, reader.ReadBoolean()));
+            }
+            var applied = new List<(ulong Index, ulong ProposalId)>();
+            var proposalIds = new HashSet<ulong>();
+            for (var i = ReadCount(reader, 16); i > 0; i--)
+            {
+                var entry = (reader.ReadUInt64(), reader.ReadUInt64());
+                if (!proposalIds.Add(entry.Item2)) throw new InvalidCommandException("a proposal id twice in a node snapshot");
+                applied.Add(entry);
+            }
+            var store = MvccStore.Restore(ReadBlob(reader));
+            var leases = LeaseTable.Restore(ReadBlob(reader), NewLeaseTable().Options);
+            var idempotency = IdempotencyTable.Restore(ReadBlob(reader));
+            var alarms = new List<AlarmMember>();
+            // Version 1 images end here (no alarms were replicated before version 2).
+            if (reader.BaseStream.Position < reader.BaseStream.Length)
+            {
+                for (var i = ReadCount(reader, 9); i > 0; i--)
+                {
+                    var alarm = new AlarmMember(reader.ReadUInt64(), (AlarmType)reader.ReadByte());
+                    if (!Enum.IsDefined(alarm.Alarm)) throw new InvalidCommandException($"unknown alarm type {(int)alarm.Alarm} in a node snapshot");
+                    alarms.Add(alarm);
+                }
+            }
+            if (reader.BaseStream.Position != reader.BaseStream.Length)
+                throw new InvalidCommandException($"{reader.BaseStream.Length - reader.BaseStream.Position} trailing bytes after a node snapshot");
+            return new DecodedState(index, lastAppliedTimestamp, leaseBaseMs, members, pendingAdds, applied, store, leases, idempotency, alarms);
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or FormatException or ArgumentException
+            or InvariantViolationException or ConfigurationChangeException && e is not InvalidCommandException)
+        {
+            throw new InvalidCommandException($"not a valid Keel node snapshot: {e.Message}");
+        }
     }
 
     /// <summary>InstallSnapshot: the leader's image replaces this replica's state; writes it covered have unknown outcomes.</summary>

@@ -81,6 +81,11 @@ public static class ResponseCodec
         {
             throw new InvalidCommandException("truncated stored response");
         }
+        catch (Exception e) when (e is IOException or FormatException && e is not InvalidCommandException)
+        {
+            // BinaryReader's string prefix: negative or longer than 5 bytes.
+            throw new InvalidCommandException($"malformed stored response: {e.Message}");
+        }
     }
 
     private static void WriteBytes(BinaryWriter writer, byte[] value)

@@ -227,24 +227,22 @@ public sealed class SnapshotFuzzTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Documented: <see cref="InvalidCommandException"/> (wrong magic, count out of range). Known deviations (reported;
-    /// Keel.Node is not changed here): <see cref="EndOfStreamException"/> from the underlying BinaryReader on truncated
-    /// input, and <see cref="ConfigurationChangeException"/> for an impossible membership (voter id 0, a learner that votes).
+    /// Documented: <see cref="InvalidCommandException"/> only. (Found by this suite and fixed: EndOfStreamException on
+    /// truncated input and ConfigurationChangeException for an impossible membership escaped untranslated.)
     /// </summary>
-    private static bool IsNodeSnapshotError(Exception e) =>
-        e is InvalidCommandException || (Environment.GetEnvironmentVariable("KEEL_FUZZ_STRICT") != "1" && e is EndOfStreamException or ConfigurationChangeException);
+    private static bool IsNodeSnapshotError(Exception e) => e is InvalidCommandException;
 
     [Fact]
     public void Node_snapshot_membership_decodes_or_fails_with_a_known_exception() =>
         Fuzzer.Run(output, "node-snapshot-membership", ByteGens.Mix(NodeSnapshotHeaders, [0x4B, 0x4E, 0x4F, 0x44, 1]),
             input => MembershipOf(input), IsNodeSnapshotError);
 
-    /// <summary>The node-snapshot inputs behind the known deviations, pinned (strict mode requires InvalidCommandException).</summary>
+    /// <summary>The node-snapshot inputs behind the fixed deviations, pinned.</summary>
     [Theory]
-    [InlineData("4B4E4F")] // shorter than the magic: EndOfStreamException today
-    [InlineData("4B4E4F440101000000000000000000000000000000000000000000000000")] // one voter, id 0: ConfigurationChangeException today
+    [InlineData("4B4E4F")] // shorter than the magic (was EndOfStreamException)
+    [InlineData("4B4E4F440101000000000000000000000000000000000000000000000000")] // one voter, id 0 (was ConfigurationChangeException)
     [InlineData("4B4E4F4401010000000100000000000000000000000100000001000000000000000000000000")] // voter 1 is also a learner
-    public void Known_node_snapshot_deviations(string hex)
+    public void Former_node_snapshot_deviations_are_invalid_command_errors(string hex)
     {
         var error = Record.Exception(() => MembershipOf(Convert.FromHexString(hex)));
         output.WriteLine($"{hex}: {error?.GetType().FullName}: {error?.Message}");
