@@ -8,6 +8,7 @@ var root = new RootCommand("Keel: a distributed coordination service built from 
     SimulateCommand.Create(),
     ServeCommand.Create(),
     DevClusterCommand.Create(),
+    SnapshotCommands.Create(),
 };
 foreach (var command in ClientCommands.Create()) root.Subcommands.Add(command);
 foreach (var command in GossipCommands.Create()) root.Subcommands.Add(command);

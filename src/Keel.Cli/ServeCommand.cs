@@ -117,6 +117,11 @@ internal static class ServeCommand
             Console.Error.WriteLine($"keel: refusing to start: {corrupt.Message}");
             return 1;
         }
+        catch (Keel.Node.InvalidCommandException damaged)
+        {
+            Console.Error.WriteLine($"keel: refusing to start: {Path.Combine(options.DataDir, Keel.Server.Hosting.NodeHost.RestoreFile)} or a snapshot in it is damaged: {damaged.Message}");
+            return 1;
+        }
         catch (IOException busy)
         {
             Console.Error.WriteLine($"keel: cannot start: {busy.Message}");

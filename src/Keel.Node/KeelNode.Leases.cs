@@ -44,10 +44,13 @@ public sealed partial class KeelNode
     /// <summary>The ids of every live lease in ascending order (etcd LeaseLeases), from the applied table.</summary>
     public long[] Leases() => _leases.Leases();
 
-    private LeaseTable NewLeaseTable() => new(LeaseTableOptions.FromElectionTimeout(_options.ElectionTimeoutTicks * _options.TickMs) with
-    {
-        LeaderStallThresholdMs = _options.LeaseStallThresholdMs,
-    });
+    private LeaseTable NewLeaseTable() => new(LeaseOptionsFor(_options));
+
+    private static LeaseTableOptions LeaseOptionsFor(KeelNodeOptions options) =>
+        LeaseTableOptions.FromElectionTimeout(options.ElectionTimeoutTicks * options.TickMs) with
+        {
+            LeaderStallThresholdMs = options.LeaseStallThresholdMs,
+        };
 
     private long LeaseNowMs()
     {

@@ -77,6 +77,22 @@ public sealed partial class KeelNode
         Submit(requestId, KvCommand.PublishMember(attributes));
     }
 
+    /// <summary>
+    /// The voter a stopping leader should hand leadership to: the most caught-up other voter (highest match index,
+    /// ties to the lower id), or 0 when this node is not the leader or has no other voter.
+    /// </summary>
+    public ulong MostCaughtUpVoter()
+    {
+        if (!IsLeader) return 0;
+        ulong best = 0, bestMatch = 0;
+        foreach (var (id, progress) in _raft.Tracker.Members)
+        {
+            if (id == Id || !_raft.Membership.Voters.Contains(id)) continue;
+            if (best == 0 || progress.Match > bestMatch) (best, bestMatch) = (id, progress.Match);
+        }
+        return best;
+    }
+
     /// <summary>Asks the leader to hand leadership to <paramref name="to"/> (etcd MoveLeader); watch <see cref="Status"/> for the outcome.</summary>
     public void TransferLeadership(ulong to)
     {

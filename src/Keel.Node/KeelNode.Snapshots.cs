@@ -189,7 +189,9 @@ public sealed partial class KeelNode
         List<MemberChange> PendingAdds, List<(ulong Index, ulong ProposalId)> AppliedProposals, MvccStore Store, LeaseTable Leases,
         IdempotencyTable Idempotency, List<AlarmMember> Alarms);
 
-    private DecodedState DecodeState(ReadOnlyMemory<byte> data)
+    private DecodedState DecodeState(ReadOnlyMemory<byte> data) => DecodeStateWith(data, _options);
+
+    private static DecodedState DecodeStateWith(ReadOnlyMemory<byte> data, KeelNodeOptions options)
     {
         try
         {
@@ -222,7 +224,7 @@ public sealed partial class KeelNode
                 applied.Add(entry);
             }
             var store = MvccStore.Restore(ReadBlob(reader));
-            var leases = LeaseTable.Restore(ReadBlob(reader), NewLeaseTable().Options);
+            var leases = LeaseTable.Restore(ReadBlob(reader), LeaseOptionsFor(options));
             var idempotency = IdempotencyTable.Restore(ReadBlob(reader));
             var alarms = new List<AlarmMember>();
             // Version 1 images end here (no alarms were replicated before version 2).

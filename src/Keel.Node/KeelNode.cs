@@ -55,6 +55,7 @@ public sealed partial class KeelNode
         _idempotency = new IdempotencyTable(options.Idempotency);
         // A joining member knows nothing until the leader's snapshot arrives (even the bootstrap one).
         if (!options.JoinExisting) InitializeMembers();
+        if (!options.JoinExisting && !options.RestoreImage.IsEmpty) RestoreBackup(options.RestoreImage);
         var bootstrapMembership = new Keel.Quorum.Membership(options.JoinExisting ? [] : options.BootstrapVoters);
         var bootstrapImage = options.JoinExisting ? ReadOnlyMemory<byte>.Empty : EncodeState(bootstrapMembership, DurableRaftLog.BootstrapIndex);
         _log = DurableRaftLog.Open(directory, options.BootstrapVoters, options.WalSegmentSizeBytes, MembershipOf, bootstrapImage, options.JoinExisting);

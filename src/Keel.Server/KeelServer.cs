@@ -95,6 +95,9 @@ public sealed class KeelServer : IAsyncDisposable
         app.MapGrpcService<HealthApi>();
         app.MapGrpcService<KeelApi>();
         HttpHealth.Map(app, host);
+        // On SIGTERM or Ctrl-C a leader hands off before Kestrel stops taking requests: clients keep writing through
+        // the new leader while this member drains.
+        app.Lifetime.ApplicationStopping.Register(() => host.HandOffLeadershipAsync().Wait(TimeSpan.FromMilliseconds(3L * options.ElectionTimeoutMs)));
         try
         {
             await app.StartAsync();

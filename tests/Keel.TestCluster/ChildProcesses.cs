@@ -47,6 +47,15 @@ internal static class ChildProcesses
             throw new InvalidOperationException($"kill({process.Id}, SIGINT) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
+    /// <summary>Sends SIGTERM (what a service manager sends to stop a server gracefully).</summary>
+    public static void Terminate(Process process)
+    {
+        const int sigterm = 15;
+        if (process.HasExited) return;
+        if (kill(process.Id, sigterm) != 0 && !process.HasExited)
+            throw new InvalidOperationException($"kill({process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
     private static void KillAll()
     {
         foreach (var process in Live.Values) KillTree(process);

@@ -72,6 +72,8 @@ public sealed class TestCluster : IAsyncDisposable
             var cluster = new TestCluster(serverKind, root, members, timeout, options);
             try
             {
+                if (options.PrepareMember is { } prepare)
+                    foreach (var member in members) await prepare(member, cluster.InitialCluster).ConfigureAwait(false);
                 foreach (var member in members) cluster.Launch(member, existing: false);
                 await cluster.WaitUntilHealthyAsync(members, timeout).ConfigureAwait(false);
                 return cluster;
@@ -106,6 +108,28 @@ public sealed class TestCluster : IAsyncDisposable
             throw new TimeoutException($"{member} still runs after {timeout.TotalSeconds:F0} s\n{DescribeOutput()}");
         }
         return process.ExitCode;
+    }
+
+    /// <summary>
+    /// Stops member <paramref name="memberIndex"/> gracefully with SIGTERM (a leader hands off first) and waits until it
+    /// exits; returns its exit code.
+    /// </summary>
+    /// <exception cref="TimeoutException">It did not exit within <paramref name="timeout"/> (it is then killed).</exception>
+    public async Task<int> StopGracefullyAsync(int memberIndex, TimeSpan timeout)
+    {
+        var member = Members[memberIndex];
+        var process = member.Process ?? throw new InvalidOperationException($"{member} was never started");
+        ChildProcesses.Terminate(process);
+        member.Output.Append("harness", "SIGTERM");
+        try
+        {
+            return await WaitForExitAsync(memberIndex, timeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            ChildProcesses.KillTree(process);
+            throw;
+        }
     }
 
     /// <summary>An etcdctl runner against every member (or the given members).</summary>
@@ -355,6 +379,9 @@ public sealed record TestClusterOptions
 
     /// <summary>Environment variables for member (index, incarnation: 1 on the first start), or null for none.</summary>
     public Func<int, int, IReadOnlyDictionary<string, string>?>? EnvironmentOf { get; init; }
+
+    /// <summary>Runs before each member's first start with its <c>--initial-cluster</c> value (for example to restore a backup into its data directory).</summary>
+    public Func<TestClusterMember, string, Task>? PrepareMember { get; init; }
 
     /// <summary>The data directory of member (index, cluster root), or null for the default under the cluster's root.</summary>
     public Func<int, string, string?>? DataDirectoryOf { get; init; }

@@ -92,21 +92,26 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
         // defragment, so this succeeds at once (etcdctl defrag reports success, as it would on a compacted etcd).
         Task.FromResult(new DefragmentResponse { Header = host.Header(host.Status.Revision) });
 
+    /// <summary>
+    /// The whole replicated state at one applied index — store with history, leases, members, idempotency table,
+    /// alarms — followed by its SHA-256 (<see cref="Keel.Node.KeelNode.EncodeBackup"/>), streamed in 64 KiB chunks:
+    /// <c>keel snapshot save</c> writes it, <c>keel snapshot restore</c> starts a new cluster from it. (etcdctl snapshot
+    /// save receives the same bytes but expects a bbolt file: see docs/operations.md.)
+    /// </summary>
     public override async Task Snapshot(SnapshotRequest request, IServerStreamWriter<SnapshotResponse> responseStream, ServerCallContext context)
     {
-        var (snapshot, revision) = await host.InvokeAsync(node => (node.Store.Snapshot(), node.Store.CurrentRevision));
-        const int chunkBytes = 32 * 1024;
-        for (var offset = 0; offset < snapshot.Length || offset == 0; offset += chunkBytes)
+        var (backup, revision) = await host.InvokeAsync(node => (node.EncodeBackup(), node.Store.CurrentRevision));
+        const int chunkBytes = 64 * 1024;
+        for (var offset = 0; offset < backup.Length; offset += chunkBytes)
         {
-            var length = Math.Min(chunkBytes, snapshot.Length - offset);
+            var length = Math.Min(chunkBytes, backup.Length - offset);
             await responseStream.WriteAsync(new SnapshotResponse
             {
                 Header = host.Header(revision),
-                RemainingBytes = (ulong)(snapshot.Length - offset - length),
-                Blob = ByteString.CopyFrom(snapshot, offset, length),
+                RemainingBytes = (ulong)(backup.Length - offset - length),
+                Blob = UnsafeByteOperations.UnsafeWrap(backup.AsMemory(offset, length)),
                 Version = ApiVersion,
             }, context.CancellationToken);
-            if (length == 0) break;
         }
     }
 

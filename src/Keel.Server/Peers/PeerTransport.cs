@@ -473,7 +473,10 @@ public sealed class PeerTransport : IAsyncDisposable
                     {
                         var now = Stopwatch.GetTimestamp();
                         var silentMs = Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastPongTimestamp), now).TotalMilliseconds;
-                        if (silentMs > (wasLive ? options.LivenessTimeoutMs : options.ConnectTimeoutMs))
+                        // A new connection gets the larger of the two to prove itself: under CPU starvation (a busy
+                        // loop, a GC pause) a first pong can take longer than a connect, and replacing a slow but good
+                        // connection over and over would cut the member off.
+                        if (silentMs > (wasLive ? options.LivenessTimeoutMs : Math.Max(options.ConnectTimeoutMs, options.LivenessTimeoutMs)))
                             throw new IOException($"no pong from peer {Id:x16} for {silentMs:F0} ms");
                         if (now >= nextPing)
                         {
