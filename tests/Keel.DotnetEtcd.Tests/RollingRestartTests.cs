@@ -75,7 +75,8 @@ public sealed class RollingRestartTests : IAsyncLifetime
         {
             var clock = Stopwatch.StartNew();
             var exit = await Cluster.StopGracefullyAsync(member, TimeSpan.FromSeconds(30));
-            Assert.Equal(0, exit);
+            // etcd 3.4 ends with 128 + SIGTERM after its graceful stop; Keel with 0.
+            Assert.True(exit == 0 || (Cluster.Kind == TestCluster.ServerKind.Etcd && exit == 143), $"exit code {exit}");
             await Cluster.RestartAsync(member);
             restarts.Add($"{Cluster.Members[member].Name}{(member == leader ? " (leader)" : "")} {clock.ElapsedMilliseconds} ms");
             await Task.Delay(500);
