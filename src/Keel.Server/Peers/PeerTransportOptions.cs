@@ -13,7 +13,7 @@ public sealed record PeerTransportOptions
     /// A sender that has heard no pong for this long closes the connection and reconnects: a connection stuck in TCP
     /// retransmission backoff after a partition would otherwise only recover at the next retransmission, seconds later.
     /// </summary>
-    public int LivenessTimeoutMs { get; init; } = 500;
+    public int LivenessTimeoutMs { get; init; } = 2000;
 
     /// <summary>A write (frame batch or pong) that does not complete within this closes the connection.</summary>
     public int WriteTimeoutMs { get; init; } = 1000;
@@ -39,13 +39,16 @@ public sealed record PeerTransportOptions
 
     /// <summary>
     /// Options for a Raft heartbeat of <paramref name="heartbeatMs"/> and an election timeout of
-    /// <paramref name="electionTimeoutMs"/>: a ping per heartbeat, a connection declared dead after half an election
-    /// timeout (at least three pings) without a pong.
+    /// <paramref name="electionTimeoutMs"/>: a ping per heartbeat, a connection declared dead after two election timeouts
+    /// (at least three pings) without a pong. Not less: on a CPU-starved machine (load 10+ on 2 cores, measured) pongs
+    /// arrive up to 2 s late, and a connection replaced on every late pong drops its queue and cuts the member off.
+    /// Recovery after a partition does not wait on this: once a connection is declared dead, fresh connects go out every
+    /// few hundred ms, and the first one after the heal gets through.
     /// </summary>
     public static PeerTransportOptions ForRaft(int heartbeatMs, int electionTimeoutMs)
     {
         var ping = Math.Clamp(heartbeatMs, 10, 1000);
-        var liveness = Math.Max(3 * ping, electionTimeoutMs / 2);
+        var liveness = Math.Max(3 * ping, 2 * electionTimeoutMs);
         return new PeerTransportOptions
         {
             PingIntervalMs = ping,
