@@ -13,6 +13,7 @@ namespace Keel.DotnetEtcd.Tests;
 /// its members panic on the sort probe, so this test is Keel's (under KEEL_TEST_SERVER=etcd it checks only that the
 /// compare probes leave the cluster serving).
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class HostileRequestTests : IAsyncLifetime
 {
     private TestCluster.TestCluster? _cluster;

@@ -13,6 +13,7 @@ namespace Keel.DotnetEtcd.Tests;
 /// stops, so no write waits for an election; a writer whose member goes away retries on the next one. Afterwards every
 /// acknowledged write is on every member, and no write failed for good. Also run against etcd 3.4.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class RollingRestartTests : IAsyncLifetime
 {
     private const int Writers = 64;

@@ -10,6 +10,7 @@ namespace Keel.Etcdctl.Tests;
 /// log again and catches up. Keel only (etcd 3.4 panics when its WAL write fails); needs root for <c>mount</c>, which
 /// CI and the development machines have.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class DiskFullTests : IAsyncLifetime
 {
     // Two 64 MiB WAL segments fit with room to spare; the filler takes the room, so the second one cannot be made.

@@ -10,6 +10,7 @@ namespace Keel.Etcdctl.Tests;
 /// and one more member are killed, then back once they return. Keel only (etcd 3.4 has <c>/health</c> but neither
 /// <c>/livez</c> nor <c>/readyz</c>).
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class HttpHealthTests : IAsyncLifetime
 {
     private readonly int[] _metricsPorts = FreePorts.Reserve(3);

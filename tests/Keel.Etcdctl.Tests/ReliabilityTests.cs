@@ -8,6 +8,7 @@ namespace Keel.Etcdctl.Tests;
 /// database space exceeded" while reads work, <c>alarm list</c> shows the alarm, and compact + defrag + alarm disarm make
 /// writes work again.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class SpaceQuotaTests : IAsyncLifetime
 {
     private TestCluster.TestCluster? _cluster;
@@ -61,6 +62,7 @@ public sealed class SpaceQuotaTests : IAsyncLifetime
 /// non-zero exit and one FATAL line naming what failed; restarted without the fault it still holds every write it
 /// acknowledged. Keel only: etcd has no such failpoint in its release build.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class FsyncFailureTests : IAsyncLifetime
 {
     private TestCluster.TestCluster? _cluster;
