@@ -1,0 +1,229 @@
+using System.Globalization;
+using Keel.TestCluster;
+
+namespace Keel.Chaos;
+
+/// <summary>What a fault acts on, chosen when it is injected.</summary>
+public sealed record FaultTarget(int Leader, int Follower);
+
+/// <summary>
+/// One kind of fault: injected at the start of the fault window, healed at its end. <see cref="Isolated"/> is the member
+/// on the minority side (its calls are excluded from the "majority side" availability), or -1.
+/// </summary>
+public abstract class Fault
+{
+    /// <summary>Short name used on the command line and in the report.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>One line describing exactly what is done.</summary>
+    public abstract string Description { get; }
+
+    /// <summary>The members need libfaketime.</summary>
+    public virtual bool NeedsFaketime => false;
+
+    /// <summary>The fault cannot be applied to this server kind (a reason), or null.</summary>
+    public virtual string? UnsupportedFor(ServerKind kind) => null;
+
+    /// <summary>The member cut off or damaged (its calls are the minority side), or -1.</summary>
+    public int Isolated { get; protected set; } = -1;
+
+    /// <summary>Applies the fault.</summary>
+    public abstract Task InjectAsync(ChaosCluster cluster, FaultTarget target);
+
+    /// <summary>Removes it.</summary>
+    public abstract Task HealAsync(ChaosCluster cluster);
+
+    /// <summary>Every fault the harness knows, in the report's order.</summary>
+    public static IReadOnlyList<Func<Fault>> All { get; } =
+    [
+        () => new PortPartition("partition-leader-in", leader: true, inbound: true, outbound: false),
+        () => new PortPartition("partition-leader-out", leader: true, inbound: false, outbound: true),
+        () => new PortPartition("partition-leader-sym", leader: true, inbound: true, outbound: true),
+        () => new PortPartition("partition-follower-in", leader: false, inbound: true, outbound: false),
+        () => new ClientPartition(),
+        () => new ProcessFault("kill-leader", leader: true, kill: true),
+        () => new ProcessFault("kill-follower", leader: false, kill: true),
+        () => new ProcessFault("stop-leader", leader: true, kill: false),
+        () => new ProcessFault("stop-follower", leader: false, kill: false),
+        () => new PacketLoss(),
+        () => new NetemDelay(),
+        () => new ClockJump("clock-jump-leader", leader: true, "+30s"),
+        () => new ClockJump("clock-back-follower", leader: false, "-30s"),
+    ];
+
+    /// <summary>The fault named <paramref name="name"/>.</summary>
+    public static Fault Create(string name) =>
+        All.Select(f => f()).FirstOrDefault(f => f.Name == name) ?? throw new ArgumentException($"unknown fault {name}; known: {string.Join(", ", All.Select(f => f().Name))}");
+}
+
+/// <summary>
+/// Drops peer traffic of one member with iptables on the namespace's loopback. All members share lo, so rules match
+/// ports: "in" drops TCP and UDP packets whose destination is the member's peer port (nobody reaches its listener or
+/// gossip socket; connections the member dials itself keep working: the issue's fault); "out" drops packets whose
+/// source is its peer port (its replies and stream writes on connections others dialed, its gossip); "sym" both.
+/// </summary>
+public sealed class PortPartition(string name, bool leader, bool inbound, bool outbound) : Fault
+{
+    private readonly List<string[]> _rules = [];
+
+    /// <inheritdoc />
+    public override string Name => name;
+
+    /// <inheritdoc />
+    public override string Description =>
+        $"iptables DROP of TCP+UDP {(inbound && outbound ? "to and from" : inbound ? "to" : "from")} the {(leader ? "leader" : "a follower")}'s peer port";
+
+    /// <inheritdoc />
+    public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    {
+        Isolated = leader ? target.Leader : target.Follower;
+        var port = cluster.Members[Isolated].PeerPort.ToString(CultureInfo.InvariantCulture);
+        foreach (var protocol in new[] { "tcp", "udp" })
+        {
+            if (inbound) _rules.Add(["INPUT", "-p", protocol, "--dport", port, "-j", "DROP"]);
+            if (outbound) _rules.Add(["OUTPUT", "-p", protocol, "--sport", port, "-j", "DROP"]);
+        }
+        foreach (var rule in _rules) await cluster.Namespace.IptablesAsync(["-A", .. rule]).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public override async Task HealAsync(ChaosCluster cluster)
+    {
+        foreach (var rule in _rules) await cluster.Namespace.IptablesAsync(["-D", .. rule]).ConfigureAwait(false);
+        _rules.Clear();
+    }
+}
+
+/// <summary>Clients cannot reach the leader's client port (TCP to it dropped); the members still talk.</summary>
+public sealed class ClientPartition : Fault
+{
+    private string[]? _rule;
+
+    /// <inheritdoc />
+    public override string Name => "partition-client-leader";
+
+    /// <inheritdoc />
+    public override string Description => "iptables DROP of TCP to the leader's client port (peers unaffected)";
+
+    /// <inheritdoc />
+    public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    {
+        Isolated = target.Leader;
+        _rule = ["INPUT", "-p", "tcp", "--dport", cluster.Members[Isolated].ClientPort.ToString(CultureInfo.InvariantCulture), "-j", "DROP"];
+        await cluster.Namespace.IptablesAsync(["-A", .. _rule]).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public override async Task HealAsync(ChaosCluster cluster)
+    {
+        if (_rule is not null) await cluster.Namespace.IptablesAsync(["-D", .. _rule]).ConfigureAwait(false);
+        _rule = null;
+    }
+}
+
+/// <summary>SIGKILL (restarted on its data directory at healing) or SIGSTOP (SIGCONT at healing) of one member.</summary>
+public sealed class ProcessFault(string name, bool leader, bool kill) : Fault
+{
+    /// <inheritdoc />
+    public override string Name => name;
+
+    /// <inheritdoc />
+    public override string Description => kill
+        ? $"SIGKILL of the {(leader ? "leader" : "follower")}; restarted on its data directory at healing (recovery includes the process start)"
+        : $"SIGSTOP of the {(leader ? "leader" : "follower")}; SIGCONT at healing";
+
+    /// <inheritdoc />
+    public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    {
+        Isolated = leader ? target.Leader : target.Follower;
+        if (kill) await cluster.KillAsync(Isolated).ConfigureAwait(false);
+        else await cluster.SignalAsync(Isolated, "STOP").ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public override async Task HealAsync(ChaosCluster cluster)
+    {
+        if (kill) cluster.Restart(Isolated);
+        else await cluster.SignalAsync(Isolated, "CONT").ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// Random loss of 10 % of all packets on the namespace's loopback (iptables statistic match on INPUT: peer and client
+/// traffic alike). Used instead of netem loss so that it works on kernels without sch_netem.
+/// </summary>
+public sealed class PacketLoss : Fault
+{
+    private static readonly string[] Rule = ["INPUT", "-m", "statistic", "--mode", "random", "--probability", "0.10", "-j", "DROP"];
+
+    /// <inheritdoc />
+    public override string Name => "loss-10pct";
+
+    /// <inheritdoc />
+    public override string Description => "10 % of all loopback packets dropped at random (iptables statistic; clients and peers alike)";
+
+    /// <inheritdoc />
+    public override Task InjectAsync(ChaosCluster cluster, FaultTarget target) => cluster.Namespace.IptablesAsync(["-A", .. Rule]);
+
+    /// <inheritdoc />
+    public override Task HealAsync(ChaosCluster cluster) => cluster.Namespace.IptablesAsync(["-D", .. Rule]);
+}
+
+/// <summary>
+/// tc netem on the namespace's lo: 20 ms ± 10 ms delay with reordering, for every packet (clients and peers alike).
+/// Needs the kernel's sch_netem; where it is missing the scenario reports that and measures nothing.
+/// </summary>
+public sealed class NetemDelay : Fault
+{
+    /// <inheritdoc />
+    public override string Name => "netem-delay";
+
+    /// <inheritdoc />
+    public override string Description => "tc netem delay 20ms 10ms reorder 25% on lo (all traffic)";
+
+    /// <summary>Whether sch_netem can be used here (probed in a throwaway namespace).</summary>
+    public static async Task<bool> AvailableAsync()
+    {
+        var name = $"keel-chaos-probe-{Environment.ProcessId}";
+        await using var ns = await NetworkNamespace.CreateAsync(name).ConfigureAwait(false);
+        var result = await ns.ExecAsync("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms").ConfigureAwait(false);
+        return result.ExitCode == 0;
+    }
+
+    /// <inheritdoc />
+    public override Task InjectAsync(ChaosCluster cluster, FaultTarget target) =>
+        cluster.Namespace.ExecMustAsync("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "20ms", "10ms", "reorder", "25%", "50%");
+
+    /// <inheritdoc />
+    public override Task HealAsync(ChaosCluster cluster) => cluster.Namespace.ExecMustAsync("tc", "qdisc", "del", "dev", "lo", "root");
+}
+
+/// <summary>
+/// The wall clock of one member jumps by <c>offset</c> (libfaketime offset file, re-read each second) and jumps back at
+/// healing; CLOCK_MONOTONIC is left alone. Keel only: etcd (Go) reads the clock through the vDSO, not libc.
+/// </summary>
+public sealed class ClockJump(string name, bool leader, string offset) : Fault
+{
+    /// <inheritdoc />
+    public override string Name => name;
+
+    /// <inheritdoc />
+    public override string Description => $"the {(leader ? "leader" : "follower")}'s wall clock jumps {offset} (libfaketime), back at healing";
+
+    /// <inheritdoc />
+    public override bool NeedsFaketime => true;
+
+    /// <inheritdoc />
+    public override string? UnsupportedFor(ServerKind kind) =>
+        kind == ServerKind.Etcd ? "Go reads the clock via the vDSO: libfaketime has no effect on etcd" : null;
+
+    /// <inheritdoc />
+    public override Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    {
+        Isolated = leader ? target.Leader : target.Follower;
+        return File.WriteAllTextAsync(cluster.Members[Isolated].FaketimeFile!, offset + "\n");
+    }
+
+    /// <inheritdoc />
+    public override Task HealAsync(ChaosCluster cluster) => File.WriteAllTextAsync(cluster.Members[Isolated].FaketimeFile!, "+0\n");
+}
