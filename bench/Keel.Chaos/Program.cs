@@ -26,6 +26,10 @@ for (var i = 0; i < args.Length; i++)
         case "--rounds": rounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
         case "--fault-seconds": timing = timing with { Fault = TimeSpan.FromSeconds(double.Parse(Next(), CultureInfo.InvariantCulture)) }; break;
         case "--json": json = Next(); break;
+        case "--clock":
+            // A probe for libfaketime: prints the wall clock as .NET sees it.
+            Console.WriteLine(DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture));
+            return 0;
         case "--list":
             foreach (var f in Fault.All.Select(f => f())) Console.WriteLine($"{f.Name,-26} {f.Description}");
             return 0;
