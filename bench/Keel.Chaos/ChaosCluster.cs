@@ -77,7 +77,10 @@ public sealed class ChaosMember
 /// <summary>Which server, and how to start its members.</summary>
 public sealed record ClusterSpec(ServerKind Kind)
 {
-    /// <summary>Start every member under libfaketime with an offset file (Keel only: Go reads the clock without libc).</summary>
+    /// <summary>
+    /// Start member n1 under libfaketime with an offset file (Keel only: Go reads the clock without libc). Only one
+    /// member: libfaketime slows every clock read of the process it is loaded into.
+    /// </summary>
     public bool Faketime { get; init; }
 
     /// <summary>Data directory of member i, or null for the default.</summary>
@@ -129,7 +132,7 @@ public sealed class ChaosCluster : IAsyncDisposable
         {
             foreach (var member in members)
             {
-                if (spec.Faketime)
+                if (spec.Faketime && member.Index == 0)
                 {
                     member.FaketimeFile = Path.Combine(root, member.Name + ".faketime");
                     await File.WriteAllTextAsync(member.FaketimeFile, "+0\n").ConfigureAwait(false);
@@ -300,6 +303,30 @@ public sealed class ChaosCluster : IAsyncDisposable
             await Task.Delay(100).ConfigureAwait(false);
         }
         throw new TimeoutException($"no agreed leader within {timeout.TotalSeconds:F0} s\n{Describe()}");
+    }
+
+    /// <summary>Moves leadership to member <paramref name="index"/> (etcd's MoveLeader through the current leader) and
+    /// waits until every member agrees.</summary>
+    /// <exception cref="TimeoutException">Leadership did not move in time.</exception>
+    public async Task MoveLeaderAsync(int index, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            var leader = await FindLeaderAsync(timeout - clock.Elapsed).ConfigureAwait(false);
+            if (leader == index) return;
+            try
+            {
+                var status = await Members[index].Maintenance.StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(2)).ConfigureAwait(false);
+                await Members[leader].Maintenance.MoveLeaderAsync(new MoveLeaderRequest { TargetID = status.Header.MemberId }, deadline: DateTime.UtcNow.AddSeconds(5)).ConfigureAwait(false);
+            }
+            catch (RpcException e)
+            {
+                Members[index].Append("[harness] move leader: " + e.Status.Detail);
+                await Task.Delay(200).ConfigureAwait(false);
+            }
+        }
+        throw new TimeoutException($"leadership did not move to n{index + 1} within {timeout.TotalSeconds:F0} s\n{Describe()}");
     }
 
     /// <summary>The last output lines of every member.</summary>

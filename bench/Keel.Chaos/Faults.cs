@@ -200,7 +200,8 @@ public sealed class NetemDelay : Fault
 
 /// <summary>
 /// The wall clock of one member jumps by <c>offset</c> (libfaketime offset file, re-read each second) and jumps back at
-/// healing; CLOCK_MONOTONIC is left alone. Keel only: etcd (Go) reads the clock through the vDSO, not libc.
+/// healing; CLOCK_MONOTONIC is left alone. The member is n1 (the only one started under libfaketime), made leader or
+/// follower first with MoveLeader; the move happens inside the fault window. Keel only: etcd (Go) reads the clock through the vDSO, not libc.
 /// </summary>
 public sealed class ClockJump(string name, bool leader, string offset) : Fault
 {
@@ -218,10 +219,13 @@ public sealed class ClockJump(string name, bool leader, string offset) : Fault
         kind == ServerKind.Etcd ? "Go reads the clock via the vDSO: libfaketime has no effect on etcd" : null;
 
     /// <inheritdoc />
-    public override Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
     {
-        Isolated = leader ? target.Leader : target.Follower;
-        return File.WriteAllTextAsync(cluster.Members[Isolated].FaketimeFile!, offset + "\n");
+        // Only n1 runs under libfaketime: make it the leader, or a follower, as the fault asks.
+        Isolated = 0;
+        if (leader && target.Leader != 0) await cluster.MoveLeaderAsync(0, TimeSpan.FromSeconds(20)).ConfigureAwait(false);
+        if (!leader && target.Leader == 0) await cluster.MoveLeaderAsync(1, TimeSpan.FromSeconds(20)).ConfigureAwait(false);
+        await File.WriteAllTextAsync(cluster.Members[Isolated].FaketimeFile!, offset + "\n").ConfigureAwait(false);
     }
 
     /// <inheritdoc />
