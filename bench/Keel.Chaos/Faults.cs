@@ -27,6 +27,21 @@ public abstract class Fault
     /// <summary>The member cut off or damaged (its calls are the minority side), or -1.</summary>
     public int Isolated { get; protected set; } = -1;
 
+    /// <summary>The shortest fault window this fault needs to do anything (a full disk must first be written full).</summary>
+    public virtual TimeSpan MinimumWindow => TimeSpan.Zero;
+
+    /// <summary>What the fault observed (for example whether NOSPACE was raised), for the report.</summary>
+    public string? Note { get; protected set; }
+
+    /// <summary>Changes how the cluster is started (data directories), before it starts.</summary>
+    public virtual ClusterSpec Customize(ClusterSpec spec) => spec;
+
+    /// <summary>Prepares outside resources (a tmpfs) before the cluster starts.</summary>
+    public virtual Task PrepareAsync() => Task.CompletedTask;
+
+    /// <summary>Removes them after the cluster is gone; runs even when the scenario failed.</summary>
+    public virtual Task CleanupAsync() => Task.CompletedTask;
+
     /// <summary>Applies the fault.</summary>
     public abstract Task InjectAsync(ChaosCluster cluster, FaultTarget target);
 
@@ -49,6 +64,8 @@ public abstract class Fault
         () => new NetemDelay(),
         () => new ClockJump("clock-jump-leader", leader: true, "+30s"),
         () => new ClockJump("clock-back-follower", leader: false, "-30s"),
+        () => new DiskFull(),
+        () => new MembershipChange(),
     ];
 
     /// <summary>The fault named <paramref name="name"/>.</summary>
@@ -230,4 +247,141 @@ public sealed class ClockJump(string name, bool leader, string offset) : Fault
 
     /// <inheritdoc />
     public override Task HealAsync(ChaosCluster cluster) => File.WriteAllTextAsync(cluster.Members[Isolated].FaketimeFile!, "+0\n");
+}
+
+/// <summary>
+/// Member n3's data directory is a 160 MiB tmpfs; at injection a filler file takes all but 256 KiB of it and 1 MiB puts
+/// through n1/n2 fill n3's preallocated 64 MiB WAL segment until it cannot create the next one (NOSPACE); at healing the
+/// filler is deleted. Keel only: etcd 3.4 panics when a WAL write fails.
+/// </summary>
+public sealed class DiskFull : Fault
+{
+    private const int TmpfsMegabytes = 160;
+    private string? _mount;
+    private CancellationTokenSource? _stopBulk;
+    private Task? _bulk;
+
+    /// <inheritdoc />
+    public override string Name => "disk-full";
+
+    /// <inheritdoc />
+    public override string Description => "n3's data directory on a 160 MiB tmpfs filled (filler file + 1 MiB puts until NOSPACE); filler deleted at healing";
+
+    /// <inheritdoc />
+    public override TimeSpan MinimumWindow => TimeSpan.FromSeconds(10);
+
+    /// <inheritdoc />
+    public override string? UnsupportedFor(ServerKind kind) =>
+        kind == ServerKind.Etcd ? "etcd 3.4 panics (the member exits) when its WAL cannot be written" : null;
+
+    /// <inheritdoc />
+    public override ClusterSpec Customize(ClusterSpec spec) =>
+        spec with { DataDirectoryOf = i => i == 2 ? Path.Combine(_mount!, "n3") : null };
+
+    /// <inheritdoc />
+    public override async Task PrepareAsync()
+    {
+        _mount = Directory.CreateTempSubdirectory("keel-chaos-tmpfs-").FullName;
+        await Shell.MustAsync("mount", "-t", "tmpfs", "-o", $"size={TmpfsMegabytes}m", "tmpfs", _mount).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public override async Task CleanupAsync()
+    {
+        if (_mount is null) return;
+        await Shell.RunAsync("umount", ["-l", _mount]).ConfigureAwait(false);
+        try { Directory.Delete(_mount, recursive: true); } catch (IOException) { }
+    }
+
+    /// <inheritdoc />
+    public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    {
+        Isolated = 2;
+        var filler = Path.Combine(_mount!, "filler");
+        var free = new DriveInfo(_mount!).AvailableFreeSpace;
+        await using (var file = new FileStream(filler, FileMode.CreateNew, FileAccess.Write))
+        {
+            var chunk = new byte[1 << 20];
+            for (var left = free - 256 * 1024; left > 0; left -= chunk.Length) await file.WriteAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, left))).ConfigureAwait(false);
+        }
+        _stopBulk = new CancellationTokenSource();
+        var token = _stopBulk.Token;
+        _bulk = Task.Run(async () =>
+        {
+            var value = Google.Protobuf.ByteString.CopyFrom(new byte[1 << 20]);
+            for (var i = 0; i < 100 && !token.IsCancellationRequested; i++)
+            {
+                if (cluster.Members[2].Tail().Contains("NOSPACE", StringComparison.Ordinal)) break;
+                try
+                {
+                    await cluster.Members[i % 2].Kv.PutAsync(new Keel.Protocol.Etcd.Etcdserverpb.PutRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8($"chaos/big/{i}"), Value = value },
+                        deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: token).ConfigureAwait(false);
+                }
+                catch (Grpc.Core.RpcException) { }
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public override async Task HealAsync(ChaosCluster cluster)
+    {
+        if (_stopBulk is not null) await _stopBulk.CancelAsync().ConfigureAwait(false);
+        if (_bulk is not null) await _bulk.ConfigureAwait(false);
+        Note = cluster.Members[2].Tail().Contains("NOSPACE", StringComparison.Ordinal) ? "NOSPACE raised on n3" : "NOSPACE not reached in the window";
+        File.Delete(Path.Combine(_mount!, "filler"));
+        _stopBulk?.Dispose();
+    }
+}
+
+/// <summary>
+/// A follower is removed from the cluster (MemberRemove through the leader) under load, its process stopped and its
+/// data deleted; at healing it is added back (MemberAdd, same peer URL) and started empty with
+/// <c>--initial-cluster-state existing</c>, so recovery includes catching up from the leader.
+/// </summary>
+public sealed class MembershipChange : Fault
+{
+    /// <inheritdoc />
+    public override string Name => "member-remove-add";
+
+    /// <inheritdoc />
+    public override string Description => "a follower removed (MemberRemove) under load, re-added empty (MemberAdd) at healing";
+
+    /// <inheritdoc />
+    public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    {
+        Isolated = target.Follower;
+        var member = cluster.Members[Isolated];
+        var id = (await member.Maintenance.StatusAsync(new Keel.Protocol.Etcd.Etcdserverpb.StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5)).ConfigureAwait(false)).Header.MemberId;
+        await RetryAsync(() => cluster.Members[target.Leader].Cluster.MemberRemoveAsync(new Keel.Protocol.Etcd.Etcdserverpb.MemberRemoveRequest { ID = id }, deadline: DateTime.UtcNow.AddSeconds(5)).ResponseAsync).ConfigureAwait(false);
+        await cluster.KillAsync(Isolated).ConfigureAwait(false);
+        Directory.Delete(member.DataDirectory, recursive: true);
+    }
+
+    /// <inheritdoc />
+    public override async Task HealAsync(ChaosCluster cluster)
+    {
+        var member = cluster.Members[Isolated];
+        var via = cluster.Members.First(m => m.Index != Isolated);
+        var request = new Keel.Protocol.Etcd.Etcdserverpb.MemberAddRequest();
+        request.PeerURLs.Add(member.PeerUrl);
+        await RetryAsync(() => via.Cluster.MemberAddAsync(request, deadline: DateTime.UtcNow.AddSeconds(5)).ResponseAsync).ConfigureAwait(false);
+        cluster.Restart(Isolated);
+    }
+
+    private static async Task RetryAsync<T>(Func<Task<T>> call)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await call().ConfigureAwait(false);
+                return;
+            }
+            catch (Grpc.Core.RpcException) when (clock.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                await Task.Delay(200).ConfigureAwait(false);
+            }
+        }
+    }
 }

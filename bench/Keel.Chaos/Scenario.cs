@@ -66,6 +66,9 @@ public sealed record ScenarioResult
     /// <summary>What went wrong, for failure messages.</summary>
     public IReadOnlyList<string> Problems { get; init; } = [];
 
+    /// <summary>What the fault observed.</summary>
+    public string? Note { get; init; }
+
     /// <summary>Member output on problems.</summary>
     public string? Output { get; init; }
 
@@ -74,30 +77,58 @@ public sealed record ScenarioResult
         Skipped is null && Violations == 0 && LostWrites == 0 && Problems.Count == 0 && RecoveryMs is { } ms && ms <= recoveryGoal.TotalMilliseconds;
 }
 
+/// <summary>Bugs planted on purpose to show that the checks can fail.</summary>
+public enum PlantedBug
+{
+    /// <summary>None: the real measurement.</summary>
+    None,
+
+    /// <summary>Gets are serializable (stale reads from a cut-off member): the linearizability check must fail.</summary>
+    StaleReads,
+
+    /// <summary>One acknowledged write is deleted before the read-back: the loss check must fail.</summary>
+    DeleteAcknowledged,
+}
+
 /// <summary>Runs one fault against one server kind in a fresh namespace, and cleans everything up.</summary>
 public static class Scenario
 {
     private static int s_counter;
 
     /// <summary>Runs <paramref name="fault"/> against a fresh 3-member <paramref name="kind"/> cluster.</summary>
-    public static async Task<ScenarioResult> RunAsync(ServerKind kind, Fault fault, ScenarioTiming timing, Action<string>? log = null)
+    public static async Task<ScenarioResult> RunAsync(ServerKind kind, Fault fault, ScenarioTiming timing, Action<string>? log = null, PlantedBug plant = PlantedBug.None)
     {
-        log ??= _ => { };
         var server = kind == ServerKind.Etcd ? "etcd" : "keel";
         if (fault.UnsupportedFor(kind) is { } reason)
             return new ScenarioResult { Server = server, Fault = fault.Name, Skipped = reason };
         if (fault is NetemDelay && !await NetemDelay.AvailableAsync().ConfigureAwait(false))
             return new ScenarioResult { Server = server, Fault = fault.Name, Skipped = "tc netem is not available in this kernel (sch_netem missing)" };
+        try
+        {
+            await fault.PrepareAsync().ConfigureAwait(false);
+            return await RunPreparedAsync(kind, fault, timing, log, plant).ConfigureAwait(false);
+        }
+        finally
+        {
+            await fault.CleanupAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<ScenarioResult> RunPreparedAsync(ServerKind kind, Fault fault, ScenarioTiming timing, Action<string>? log, PlantedBug plant)
+    {
+        log ??= _ => { };
+        var server = kind == ServerKind.Etcd ? "etcd" : "keel";
 
         var name = $"keel-chaos-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}";
         await using var ns = await NetworkNamespace.CreateAsync(name).ConfigureAwait(false);
         using var sockets = new NamespaceSockets(ns.HandlePath);
-        await using var cluster = await ChaosCluster.StartAsync(new ClusterSpec(kind) { Faketime = fault.NeedsFaketime }, ns, sockets, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+        await using var cluster = await ChaosCluster.StartAsync(fault.Customize(new ClusterSpec(kind) { Faketime = fault.NeedsFaketime }), ns, sockets, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
         var problems = new List<string>();
         var clock = Stopwatch.StartNew();
-        var workload = new Workload(cluster, clock);
+        var workload = new Workload(cluster, clock) { SerializableReads = plant == PlantedBug.StaleReads };
+        var window = timing.Fault > fault.MinimumWindow ? timing.Fault : fault.MinimumWindow;
         using var stop = new CancellationTokenSource();
-        var hardBound = timing.Warmup + timing.Fault + timing.RecoveryBound + timing.After + TimeSpan.FromSeconds(10);
+        var hardBound = timing.Warmup + window + TimeSpan.FromSeconds(20) + timing.RecoveryBound + timing.After + TimeSpan.FromSeconds(10);
         var running = workload.RunAsync(hardBound, stop.Token);
         long injectedAt = 0, healedAt = 0;
         var perMember = new long?[cluster.Members.Count];
@@ -111,7 +142,7 @@ public static class Scenario
             injectedAt = clock.ElapsedMilliseconds;
             injected = true;
             await fault.InjectAsync(cluster, target).ConfigureAwait(false);
-            await Task.Delay(timing.Fault).ConfigureAwait(false);
+            await Task.Delay(window - TimeSpan.FromMilliseconds(clock.ElapsedMilliseconds - injectedAt) is { Ticks: > 0 } left ? left : TimeSpan.Zero).ConfigureAwait(false);
             healedAt = clock.ElapsedMilliseconds;
             await fault.HealAsync(cluster).ConfigureAwait(false);
             injected = false;
@@ -139,6 +170,8 @@ public static class Scenario
             await running.ConfigureAwait(false);
         }
 
+        if (plant == PlantedBug.DeleteAcknowledged && workload.Acknowledged.Keys.FirstOrDefault() is { } victim)
+            await cluster.Members[0].Kv.DeleteRangeAsync(new Keel.Protocol.Etcd.Etcdserverpb.DeleteRangeRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8(victim) }, deadline: DateTime.UtcNow.AddSeconds(10)).ConfigureAwait(false);
         var (lost, readBack) = await workload.VerifyAcknowledgedAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false);
         problems.AddRange(readBack);
         LinearizabilityReport report;
@@ -165,6 +198,7 @@ public static class Scenario
             LostWrites = lost,
             Problems = problems,
             Output = problems.Count > 0 ? cluster.Describe() : null,
+            Note = fault.Note,
         };
         log($"{server} {fault.Name}: {Format(result)}");
         return result;
@@ -174,5 +208,5 @@ public static class Scenario
     public static string Format(ScenarioResult r) => r.Skipped is { } why
         ? $"skipped: {why}"
         : string.Create(CultureInfo.InvariantCulture,
-            $"availability {r.AvailabilityDuringFault:P1} ({r.CallsDuringFault} calls), majority side {r.MajoritySideAvailability:P1}, recovery {(r.RecoveryMs is { } ms ? ms + " ms" : "NEVER")}, {r.Verdict} ({r.HistoryOperations} ops), lost {r.LostWrites}/{r.AcknowledgedWrites}{(r.Problems.Count > 0 ? ", problems: " + string.Join(" | ", r.Problems) : "")}");
+            $"availability {r.AvailabilityDuringFault:P1} ({r.CallsDuringFault} calls), majority side {r.MajoritySideAvailability:P1}, recovery {(r.RecoveryMs is { } ms ? ms + " ms" : "NEVER")}, {r.Verdict} ({r.HistoryOperations} ops), lost {r.LostWrites}/{r.AcknowledgedWrites}{(r.Note is { } note ? ", " + note : "")}{(r.Problems.Count > 0 ? ", problems: " + string.Join(" | ", r.Problems) : "")}");
 }

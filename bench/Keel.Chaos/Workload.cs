@@ -50,6 +50,12 @@ public sealed class Workload
     /// <summary>Pause between a client's calls.</summary>
     public TimeSpan Think { get; init; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// Planted bug for the harness's self-test: gets are serializable (served from the member's local state), so a
+    /// member cut off from the leader returns stale values and the checker must find a violation.
+    /// </summary>
+    public bool SerializableReads { get; set; }
+
     /// <summary>The register history.</summary>
     public History<KvInput, KvOutput> History => _history;
 
@@ -101,7 +107,7 @@ public sealed class Workload
                 }
                 else
                 {
-                    var output = await ExecuteAsync(member, op, deadline, stop).ConfigureAwait(false);
+                    var output = await ExecuteAsync(member, op, deadline, SerializableReads, stop).ConfigureAwait(false);
                     var end = _clock.ElapsedMilliseconds + 1;
                     lock (_history) _history.AddCompleted(clientId, op, start, output, end);
                     if (output.Value is { } seen) _lastSeen[key] = seen;
@@ -134,15 +140,15 @@ public sealed class Workload
     /// <summary>A refusal given before anything was proposed: "no leader" (etcd's ErrNoLeader), or a call cancelled
     /// before it was sent is not one; everything else (deadline, unavailable, leader changed, timeout) is unknown.</summary>
     private static bool IsDefiniteRefusal(RpcException e) =>
-        e.Status.Detail.Contains("no leader", StringComparison.Ordinal) || e.Status.Detail.Contains("NOSPACE", StringComparison.Ordinal);
+        e.Status.Detail.Contains("no leader", StringComparison.Ordinal);
 
-    private static async Task<KvOutput> ExecuteAsync(ChaosMember member, KvInput op, DateTime deadline, CancellationToken stop)
+    private static async Task<KvOutput> ExecuteAsync(ChaosMember member, KvInput op, DateTime deadline, bool serializable, CancellationToken stop)
     {
         var key = ByteString.CopyFromUtf8(op.Key);
         switch (op.Kind)
         {
             case KvOperationKind.Get:
-                var range = await member.Kv.RangeAsync(new RangeRequest { Key = key }, deadline: deadline, cancellationToken: stop).ConfigureAwait(false);
+                var range = await member.Kv.RangeAsync(new RangeRequest { Key = key, Serializable = serializable }, deadline: deadline, cancellationToken: stop).ConfigureAwait(false);
                 return range.Kvs.Count == 0 ? KvOutput.NotFound : KvOutput.Found(range.Kvs[0].Value.ToStringUtf8());
             case KvOperationKind.Put:
                 await member.Kv.PutAsync(new PutRequest { Key = key, Value = ByteString.CopyFromUtf8(op.Value!) }, deadline: deadline, cancellationToken: stop).ConfigureAwait(false);
