@@ -50,6 +50,25 @@ public sealed class ChaosPassTests(ITestOutputHelper output)
         Assert.Empty(result.Problems);
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task The_checker_catches_stale_reads_from_a_cut_off_member()
+    {
+        // Planted bug: serializable gets, served by a follower whose peer port drops every incoming packet.
+        var result = await Scenario.RunAsync(ServerKind.Keel, Fault.Create("partition-follower-in"), Short, output.WriteLine, PlantedBug.StaleReads);
+        output.WriteLine(Scenario.Format(result));
+        Assert.Null(result.Skipped);
+        Assert.True(result.Violations > 0, "stale reads went unnoticed: " + Scenario.Format(result));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task The_read_back_catches_a_lost_acknowledged_write()
+    {
+        // Planted bug: one acknowledged unique write is deleted before the read-back.
+        var result = await Scenario.RunAsync(ServerKind.Keel, Fault.Create("stop-follower"), Short, output.WriteLine, PlantedBug.DeleteAcknowledged);
+        output.WriteLine(Scenario.Format(result));
+        Assert.True(result.LostWrites > 0, "a deleted acknowledged write went unnoticed: " + Scenario.Format(result));
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task Namespaces_are_available_and_removed_after_use()
     {
