@@ -53,10 +53,14 @@ public sealed class ChaosMember
     /// <summary>Maintenance stub.</summary>
     public Maintenance.MaintenanceClient Maintenance { get; internal set; } = null!;
 
+    /// <summary>Lease stub.</summary>
+    public Lease.LeaseClient Lease { get; internal set; } = null!;
+
     /// <summary>Cluster stub.</summary>
     public Cluster.ClusterClient Cluster { get; internal set; } = null!;
 
-    internal GrpcChannel? Channel { get; set; }
+    /// <summary>The member's gRPC channel (sockets inside the namespace).</summary>
+    public GrpcChannel? Channel { get; internal set; }
 
     internal void Append(string line)
     {
@@ -130,6 +134,9 @@ public sealed class ChaosCluster : IAsyncDisposable
         var cluster = new ChaosCluster(spec, ns, sockets, root, members);
         try
         {
+            // Each new TCP connection carries the mark of the member that opened it (see Partition).
+            foreach (var member in members)
+                await ns.IptablesAsync("-t", "mangle", "-A", "OUTPUT", "-p", "tcp", "-m", "conntrack", "--ctstate", "NEW", "-m", "owner", "--gid-owner", GroupOf(member), "-j", "CONNMARK", "--set-mark", MarkOf(member)).ConfigureAwait(false);
             foreach (var member in members)
             {
                 if (spec.Faketime && member.Index == 0)
@@ -175,13 +182,15 @@ public sealed class ChaosCluster : IAsyncDisposable
         member.Kv = new KV.KVClient(channel);
         member.Maintenance = new Maintenance.MaintenanceClient(channel);
         member.Cluster = new Cluster.ClusterClient(channel);
+        member.Lease = new Lease.LeaseClient(channel);
     }
 
     private void Launch(ChaosMember member, bool existing)
     {
         Directory.CreateDirectory(member.DataDirectory);
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = member.DataDirectory };
-        foreach (var arg in new[] { "netns", "exec", _ns.Name }) start.ArgumentList.Add(arg);
+        // Its own group id (uid stays root): iptables' owner match tells the members' sockets apart on the shared lo.
+        foreach (var arg in new[] { "netns", "exec", _ns.Name, "setpriv", "--regid", GroupOf(member), "--clear-groups", "--" }) start.ArgumentList.Add(arg);
         if (Spec.Kind == ServerKind.Etcd)
         {
             start.ArgumentList.Add(Environment.GetEnvironmentVariable(Keel.TestCluster.TestCluster.EtcdExecutableEnvironmentVariable) is { Length: > 0 } etcd ? etcd : "/usr/bin/etcd");
@@ -218,6 +227,12 @@ public sealed class ChaosCluster : IAsyncDisposable
         process.BeginErrorReadLine();
         member.Process = process;
     }
+
+    /// <summary>The group id member <paramref name="member"/> runs with (61000 + index).</summary>
+    public static string GroupOf(ChaosMember member) => (61000 + member.Index).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The connection mark of TCP connections the member opened (index + 1).</summary>
+    public static string MarkOf(ChaosMember member) => (member.Index + 1).ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Whether the member's process runs.</summary>
     public static bool IsRunning(ChaosMember member) => member.Process is { HasExited: false };

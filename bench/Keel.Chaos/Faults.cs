@@ -51,10 +51,12 @@ public abstract class Fault
     /// <summary>Every fault the harness knows, in the report's order.</summary>
     public static IReadOnlyList<Func<Fault>> All { get; } =
     [
-        () => new PortPartition("partition-leader-in", leader: true, inbound: true, outbound: false),
-        () => new PortPartition("partition-leader-out", leader: true, inbound: false, outbound: true),
-        () => new PortPartition("partition-leader-sym", leader: true, inbound: true, outbound: true),
-        () => new PortPartition("partition-follower-in", leader: false, inbound: true, outbound: false),
+        () => new PortPartition("issue-dport-leader", leader: true),
+        () => new Partition("partition-leader-in", leader: true, inbound: true, outbound: false),
+        () => new Partition("partition-leader-out", leader: true, inbound: false, outbound: true),
+        () => new Partition("partition-leader-sym", leader: true, inbound: true, outbound: true),
+        () => new Partition("partition-follower-sym", leader: false, inbound: true, outbound: true),
+        () => new Partition("oneway-leader-to-follower", leader: true, inbound: false, outbound: true, link: true),
         () => new ClientPartition(),
         () => new ProcessFault("kill-leader", leader: true, kill: true),
         () => new ProcessFault("kill-follower", leader: false, kill: true),
@@ -74,12 +76,15 @@ public abstract class Fault
 }
 
 /// <summary>
-/// Drops peer traffic of one member with iptables on the namespace's loopback. All members share lo, so rules match
-/// ports: "in" drops TCP and UDP packets whose destination is the member's peer port (nobody reaches its listener or
-/// gossip socket; connections the member dials itself keep working: the issue's fault); "out" drops packets whose
-/// source is its peer port (its replies and stream writes on connections others dialed, its gossip); "sym" both.
+/// Cuts peer traffic of one member with iptables on the namespace's shared loopback, whichever side dialed each
+/// connection. Every member runs with its own group id (setpriv --regid), and a mangle rule gives each new TCP
+/// connection the mark of the member that opened it (<c>-m owner --gid-owner</c> → <c>CONNMARK</c>), so a rule can
+/// match "packets from member X" as: source port = X's peer port (its listener and gossip socket), or packets in the
+/// original direction of a connection X opened; "packets to X" likewise. All rules drop at INPUT except UDP X sends
+/// from another socket (matched by owner at OUTPUT). <c>in</c>: nothing reaches X; <c>out</c>: nothing from X arrives;
+/// <c>sym</c>: both; <c>link</c>: only X's packets to one other member are lost (one-way).
 /// </summary>
-public sealed class PortPartition(string name, bool leader, bool inbound, bool outbound) : Fault
+public sealed class Partition(string name, bool leader, bool inbound, bool outbound, bool link = false) : Fault
 {
     private readonly List<string[]> _rules = [];
 
@@ -87,19 +92,77 @@ public sealed class PortPartition(string name, bool leader, bool inbound, bool o
     public override string Name => name;
 
     /// <inheritdoc />
-    public override string Description =>
-        $"iptables DROP of TCP+UDP {(inbound && outbound ? "to and from" : inbound ? "to" : "from")} the {(leader ? "leader" : "a follower")}'s peer port";
+    public override string Description => link
+        ? "one-way: every packet from the leader to one follower dropped (TCP both dial directions, UDP); the reverse direction works"
+        : $"every TCP and UDP peer packet {(inbound && outbound ? "to and from" : inbound ? "to" : "from")} the {(leader ? "leader" : "follower")} dropped (whichever side dialed)";
+
+    /// <inheritdoc />
+    public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
+    {
+        Isolated = leader ? target.Leader : target.Follower;
+        var x = cluster.Members[Isolated];
+        var others = cluster.Members.Where(m => m.Index != Isolated).ToArray();
+        if (link) others = [cluster.Members[target.Follower]];
+        var otherPorts = string.Join(',', others.Select(m => m.PeerPort.ToString(CultureInfo.InvariantCulture)));
+        var port = x.PeerPort.ToString(CultureInfo.InvariantCulture);
+        var mark = ChaosCluster.MarkOf(x);
+        var gid = ChaosCluster.GroupOf(x);
+        if (inbound)
+        {
+            _rules.Add(["INPUT", "-p", "tcp", "--dport", port, "-j", "DROP"]);
+            _rules.Add(["INPUT", "-p", "udp", "--dport", port, "-j", "DROP"]);
+            _rules.Add(["INPUT", "-p", "tcp", "-m", "connmark", "--mark", mark, "-m", "conntrack", "--ctdir", "REPLY", "-m", "multiport", "--sports", otherPorts, "-j", "DROP"]);
+        }
+        if (outbound && !link)
+        {
+            _rules.Add(["INPUT", "-p", "tcp", "--sport", port, "-j", "DROP"]);
+            _rules.Add(["INPUT", "-p", "udp", "--sport", port, "-j", "DROP"]);
+        }
+        if (outbound)
+        {
+            _rules.Add(["INPUT", "-p", "tcp", "-m", "connmark", "--mark", mark, "-m", "conntrack", "--ctdir", "ORIGINAL", "-m", "multiport", "--dports", otherPorts, "-j", "DROP"]);
+            _rules.Add(["OUTPUT", "-p", "udp", "-m", "owner", "--gid-owner", gid, "-m", "multiport", "--dports", otherPorts, "-j", "DROP"]);
+        }
+        if (link)
+        {
+            // X's replies on connections the follower opened to X's listener, and X's gossip to the follower.
+            var follower = cluster.Members[target.Follower];
+            _rules.Add(["INPUT", "-p", "tcp", "--sport", port, "-m", "connmark", "--mark", ChaosCluster.MarkOf(follower), "-m", "conntrack", "--ctdir", "REPLY", "-j", "DROP"]);
+            _rules.Add(["INPUT", "-p", "udp", "--sport", port, "--dport", follower.PeerPort.ToString(CultureInfo.InvariantCulture), "-j", "DROP"]);
+        }
+        foreach (var rule in _rules) await cluster.Namespace.IptablesAsync(["-A", .. rule]).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public override async Task HealAsync(ChaosCluster cluster)
+    {
+        foreach (var rule in _rules) await cluster.Namespace.IptablesAsync(["-D", .. rule]).ConfigureAwait(false);
+        _rules.Clear();
+    }
+}
+
+/// <summary>
+/// The issue's fault, as filed: TCP and UDP packets to one member's peer port dropped (<c>--dport</c> only). Connections
+/// the member dialed itself keep working in both directions, so the effect depends on which side dials: Keel sends over
+/// connections the sender dials (the member hears nobody), etcd's rafthttp can carry everything over connections the
+/// member dials (streams it reads, pipelines it posts).
+/// </summary>
+public sealed class PortPartition(string name, bool leader) : Fault
+{
+    private readonly List<string[]> _rules = [];
+
+    /// <inheritdoc />
+    public override string Name => name;
+
+    /// <inheritdoc />
+    public override string Description => $"iptables DROP of TCP+UDP to the {(leader ? "leader" : "follower")}'s peer port only (the issue's rule)";
 
     /// <inheritdoc />
     public override async Task InjectAsync(ChaosCluster cluster, FaultTarget target)
     {
         Isolated = leader ? target.Leader : target.Follower;
         var port = cluster.Members[Isolated].PeerPort.ToString(CultureInfo.InvariantCulture);
-        foreach (var protocol in new[] { "tcp", "udp" })
-        {
-            if (inbound) _rules.Add(["INPUT", "-p", protocol, "--dport", port, "-j", "DROP"]);
-            if (outbound) _rules.Add(["OUTPUT", "-p", protocol, "--sport", port, "-j", "DROP"]);
-        }
+        foreach (var protocol in new[] { "tcp", "udp" }) _rules.Add(["INPUT", "-p", protocol, "--dport", port, "-j", "DROP"]);
         foreach (var rule in _rules) await cluster.Namespace.IptablesAsync(["-A", .. rule]).ConfigureAwait(false);
     }
 

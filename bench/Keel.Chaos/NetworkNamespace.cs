@@ -41,6 +41,22 @@ public sealed class NetworkNamespace : IAsyncDisposable
         return ns;
     }
 
+    /// <summary>
+    /// Deletes namespaces left by a harness process that was killed before its cleanup ran (named
+    /// keel-chaos-PID-N with PID no longer alive), killing what still runs in them.
+    /// </summary>
+    public static async Task SweepLeftoversAsync()
+    {
+        var list = await Shell.RunAsync("ip", ["netns", "list"]).ConfigureAwait(false);
+        foreach (var line in list.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var name = line.Split(' ')[0];
+            var parts = name.Split('-');
+            if (parts is ["keel", "chaos", var pid, _] && int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && !Directory.Exists($"/proc/{id}"))
+                await new NetworkNamespace(name).DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Runs a command inside the namespace.</summary>
     public Task<Shell.Result> ExecAsync(params string[] command) => Shell.RunAsync("ip", ["netns", "exec", Name, .. command]);
 

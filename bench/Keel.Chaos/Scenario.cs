@@ -66,6 +66,21 @@ public sealed record ScenarioResult
     /// <summary>What went wrong, for failure messages.</summary>
     public IReadOnlyList<string> Problems { get; init; } = [];
 
+    /// <summary>Acknowledged writes a member's watch never delivered (the largest count over members).</summary>
+    public int WatchGaps { get; init; }
+
+    /// <summary>Watch events out of order or duplicated, over all members.</summary>
+    public int WatchDisorder { get; init; }
+
+    /// <summary>Leases followed to their expiry.</summary>
+    public int LeasesChecked { get; init; }
+
+    /// <summary>Leases whose key vanished before the TTL had passed since the grant was asked for (violations).</summary>
+    public int EarlyLeaseExpiries { get; init; }
+
+    /// <summary>Leases still alive TTL·2 + 10 s after the grant (not a safety violation; reported).</summary>
+    public int LateLeases { get; init; }
+
     /// <summary>What the fault observed.</summary>
     public string? Note { get; init; }
 
@@ -74,7 +89,7 @@ public sealed record ScenarioResult
 
     /// <summary>Whether the run meets 0 violations, 0 lost writes and recovery within <paramref name="recoveryGoal"/>.</summary>
     public bool Passes(TimeSpan recoveryGoal) =>
-        Skipped is null && Violations == 0 && LostWrites == 0 && Problems.Count == 0 && RecoveryMs is { } ms && ms <= recoveryGoal.TotalMilliseconds;
+        Skipped is null && Violations == 0 && LostWrites == 0 && EarlyLeaseExpiries == 0 && WatchGaps == 0 && WatchDisorder == 0 && Problems.Count == 0 && RecoveryMs is { } ms && ms <= recoveryGoal.TotalMilliseconds;
 }
 
 /// <summary>Bugs planted on purpose to show that the checks can fail.</summary>
@@ -119,6 +134,7 @@ public static class Scenario
         log ??= _ => { };
         var server = kind == ServerKind.Etcd ? "etcd" : "keel";
 
+        await NetworkNamespace.SweepLeftoversAsync().ConfigureAwait(false);
         var name = $"keel-chaos-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}";
         await using var ns = await NetworkNamespace.CreateAsync(name).ConfigureAwait(false);
         using var sockets = new NamespaceSockets(ns.HandlePath);
@@ -130,6 +146,11 @@ public static class Scenario
         using var stop = new CancellationTokenSource();
         var hardBound = timing.Warmup + window + TimeSpan.FromSeconds(20) + timing.RecoveryBound + timing.After + TimeSpan.FromSeconds(10);
         var running = workload.RunAsync(hardBound, stop.Token);
+        var leases = new LeaseChecker(cluster, clock);
+        var leasing = leases.RunAsync(stop.Token);
+        using var stopWatches = new CancellationTokenSource();
+        var watches = new WatchChecker(cluster);
+        var watching = watches.RunAsync(stopWatches.Token);
         long injectedAt = 0, healedAt = 0;
         var perMember = new long?[cluster.Members.Count];
         var injected = false;
@@ -168,15 +189,21 @@ public static class Scenario
             }
             await stop.CancelAsync().ConfigureAwait(false);
             await running.ConfigureAwait(false);
+            await leasing.ConfigureAwait(false);
         }
 
         if (plant == PlantedBug.DeleteAcknowledged && workload.Acknowledged.Keys.FirstOrDefault() is { } victim)
             await cluster.Members[0].Kv.DeleteRangeAsync(new Keel.Protocol.Etcd.Etcdserverpb.DeleteRangeRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8(victim) }, deadline: DateTime.UtcNow.AddSeconds(10)).ConfigureAwait(false);
         var (lost, readBack) = await workload.VerifyAcknowledgedAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false);
         problems.AddRange(readBack);
+        var (gaps, watchProblems) = await watches.AwaitAllAsync(workload.Acknowledged, TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+        await stopWatches.CancelAsync().ConfigureAwait(false);
+        await watching.ConfigureAwait(false);
+        problems.AddRange(watchProblems);
         LinearizabilityReport report;
         lock (workload.History) report = new LinearizabilityChecker<string?, KvInput, KvOutput>(new KvModel()).Check(workload.History);
         if (report.Verdict != LinearizabilityVerdict.Linearizable) problems.Add($"linearizability: {report}");
+        problems.AddRange(leases.Early.Select(e => "early lease expiry: " + e));
 
         var during = workload.Calls.Where(c => c.StartMs >= injectedAt && c.StartMs < healedAt).ToArray();
         var majority = during.Where(c => c.Member != fault.Isolated).ToArray();
@@ -199,6 +226,11 @@ public static class Scenario
             Problems = problems,
             Output = problems.Count > 0 ? cluster.Describe() : null,
             Note = fault.Note,
+            LeasesChecked = leases.Checked,
+            WatchGaps = gaps,
+            WatchDisorder = watches.Disorder.Count,
+            EarlyLeaseExpiries = leases.Early.Count,
+            LateLeases = leases.Late,
         };
         log($"{server} {fault.Name}: {Format(result)}");
         return result;
@@ -208,5 +240,5 @@ public static class Scenario
     public static string Format(ScenarioResult r) => r.Skipped is { } why
         ? $"skipped: {why}"
         : string.Create(CultureInfo.InvariantCulture,
-            $"availability {r.AvailabilityDuringFault:P1} ({r.CallsDuringFault} calls), majority side {r.MajoritySideAvailability:P1}, recovery {(r.RecoveryMs is { } ms ? ms + " ms" : "NEVER")}, {r.Verdict} ({r.HistoryOperations} ops), lost {r.LostWrites}/{r.AcknowledgedWrites}{(r.Note is { } note ? ", " + note : "")}{(r.Problems.Count > 0 ? ", problems: " + string.Join(" | ", r.Problems) : "")}");
+            $"availability {r.AvailabilityDuringFault:P1} ({r.CallsDuringFault} calls), majority side {r.MajoritySideAvailability:P1}, recovery {(r.RecoveryMs is { } ms ? ms + " ms" : "NEVER")}, {r.Verdict} ({r.HistoryOperations} ops), lost {r.LostWrites}/{r.AcknowledgedWrites}, watch gaps {r.WatchGaps} disorder {r.WatchDisorder}, leases early {r.EarlyLeaseExpiries}/{r.LeasesChecked} late {r.LateLeases}{(r.Note is { } note ? ", " + note : "")}{(r.Problems.Count > 0 ? ", problems: " + string.Join(" | ", r.Problems) : "")}");
 }

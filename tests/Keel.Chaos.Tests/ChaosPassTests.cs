@@ -45,6 +45,8 @@ public sealed class ChaosPassTests(ITestOutputHelper output)
         var detail = $"{Scenario.Format(result)}\n{result.Output}";
         Assert.True(result.Violations == 0, "linearizability violation: " + detail);
         Assert.True(result.LostWrites == 0, "acknowledged writes lost: " + detail);
+        Assert.True(result.EarlyLeaseExpiries == 0, "a lease expired early: " + detail);
+        Assert.True(result.WatchGaps == 0 && result.WatchDisorder == 0, "a watch missed, repeated or reordered events: " + detail);
         Assert.True(result.AcknowledgedWrites > 0, "no write was acknowledged at all: " + detail);
         Assert.True(result.RecoveryMs is { } ms && ms <= RecoveryBound.TotalMilliseconds, $"not every member served within {RecoveryBound.TotalSeconds} s of healing: " + detail);
         Assert.Empty(result.Problems);
