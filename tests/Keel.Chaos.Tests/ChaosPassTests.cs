@@ -55,8 +55,8 @@ public sealed class ChaosPassTests(ITestOutputHelper output)
     [Fact(Timeout = 120_000)]
     public async Task The_checker_catches_stale_reads_from_a_cut_off_member()
     {
-        // Planted bug: serializable gets, served by a follower whose peer port drops every incoming packet.
-        var result = await Scenario.RunAsync(ServerKind.Keel, Fault.Create("partition-follower-in"), Short, output.WriteLine, PlantedBug.StaleReads);
+        // Planted bug: serializable gets, served by a follower cut off from the other two.
+        var result = await Scenario.RunAsync(ServerKind.Keel, Fault.Create("partition-follower-sym"), Short, output.WriteLine, PlantedBug.StaleReads);
         output.WriteLine(Scenario.Format(result));
         Assert.Null(result.Skipped);
         Assert.True(result.Violations > 0, "stale reads went unnoticed: " + Scenario.Format(result));
