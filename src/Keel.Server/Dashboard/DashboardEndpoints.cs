@@ -35,8 +35,8 @@ public static class DashboardEndpoints
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(gossip);
         ArgumentNullException.ThrowIfNull(telemetry);
-        endpoints.MapGet("/ui", () => Results.Redirect("/ui/"));
-        endpoints.MapGet("/ui/", () => Asset("index.html"));
+        // Routing ignores a trailing slash: this serves both /ui and /ui/ (the page links its assets absolutely).
+        endpoints.MapGet("/ui", () => Asset("index.html"));
         endpoints.MapGet("/ui/{file}", (string file) => Asset(file));
         endpoints.MapGet("/ui/api/overview", () => OverviewAsync(host, gossip, telemetry));
         endpoints.MapGet("/ui/api/samples", () => Results.Json(telemetry.Samples()));

@@ -188,7 +188,7 @@ async function refreshKeys() {
       el("td", {}, kv.modRevision),
       el("td", {}, kv.version),
       el("td", { class: "mono" }, kv.lease === "0" ? dash : kv.lease),
-      el("td", { class: "mono" }, hybrid(kv.time)));
+      el("td", { class: "mono nowrap" }, hybrid(kv.time)));
     row.addEventListener("click", () => { state.selectedKey = kv.key.base64; refreshKeys(); refreshHistory(); });
     return row;
   }), result.revision <= 1 ? "the store was empty then" : "no keys", 6);
@@ -206,7 +206,7 @@ async function refreshHistory() {
     el("td", { class: c.type }, c.type),
     el("td", {}, c.type === "put" ? c.version : dash),
     el("td", { class: "mono" }, c.type === "put" ? c.value : dash),
-    el("td", { class: "mono" }, hybrid(c.time)))), "no changes", 5);
+    el("td", { class: "mono nowrap" }, hybrid(c.time)))), "no changes", 5);
 }
 
 // ---- wiring -------------------------------------------------------------------------------------------------------
