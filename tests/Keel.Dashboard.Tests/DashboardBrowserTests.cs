@@ -116,6 +116,18 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         await Expect(page.Locator("#gossip")).ToContainTextAsync(new Regex("suspect|dead"), new LocatorAssertionsToContainTextOptions { Timeout = 30_000 });
         await page.WaitForTimeoutAsync(1_500);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = DocsPath("dashboard-leader-change.png"), FullPage = true });
+
+        // The new leader's own dashboard shows each follower's match index and lag (a follower does not know them).
+        var newLeaderIndex = cluster.Members.Single(m => m.Name == newLeader).Index;
+        if (newLeaderIndex != viewer) await page.GotoAsync($"http://127.0.0.1:{metricsPorts[newLeaderIndex]}/ui");
+        await Expect(page.Locator("#leader")).ToHaveTextAsync(newLeader!);
+        var liveFollower = cluster.Members.Single(m => m.Index != leader && m.Index != newLeaderIndex).Name;
+        await Expect(page.Locator($"#members tr.member[data-name='{liveFollower}'] td").Nth(3)).ToHaveTextAsync(new Regex(@"^\d+$"));
+        await Expect(page.Locator($"#members tr.member[data-name='{liveFollower}'] td").Nth(5)).ToHaveTextAsync("replicate");
+        await configRow.ClickAsync();
+        await Expect(changes.First).ToContainTextAsync("v3");
+        await page.WaitForTimeoutAsync(1_500);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = DocsPath("dashboard-leader.png"), FullPage = true });
         Assert.Empty(errors);
     }
 
