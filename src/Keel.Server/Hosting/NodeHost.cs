@@ -266,11 +266,15 @@ public sealed class NodeHost : IAsyncDisposable
     {
         if (!TryAdmitRequest()) return Task.FromResult(KvResult.Failed(0, KeelError.TooManyRequests));
         var waiting = new TaskCompletionSource<KvResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The RPC's trace span (null unless tracing is on) marks when the loop took the request: queue time vs. the
+        // rest (replication, apply, answer) until the span ends.
+        var span = Activity.Current;
         Post(() =>
         {
             Interlocked.Decrement(ref _queuedRequests);
             var requestId = ++_nextRequestId;
             _waiting[requestId] = waiting;
+            span?.AddEvent(new ActivityEvent("keel.loop.submitted"));
             start(Node, requestId);
         });
         return waiting.Task;

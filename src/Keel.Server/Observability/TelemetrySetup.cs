@@ -42,7 +42,11 @@ public static class TelemetrySetup
         {
             otel.WithTracing(traces =>
             {
-                traces.AddSource(ServerTelemetry.Tracing.Name);
+                // ASP.NET Core's request span is the parent of each RPC span; sampling everything is what the operator
+                // asked for by turning tracing on (the default parent-based sampler would drop RPC spans whose
+                // unsampled parent nobody listens to).
+                traces.AddSource(ServerTelemetry.Tracing.Name, "Microsoft.AspNetCore");
+                traces.SetSampler(new AlwaysOnSampler());
                 if (tracing == "console") traces.AddConsoleExporter();
                 else traces.AddOtlpExporter();
             });
