@@ -70,7 +70,7 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableGauge("etcd_server_proposals_pending", () => _latest.PendingWrites, description: "The current number of pending proposals to commit.");
         m.CreateObservableCounter("etcd_server_proposals_failed_total", () => _host.Statistics.WritesFailed, description: "The total number of failed proposals seen.");
         m.CreateObservableCounter("etcd_server_slow_apply_total", () => _host.Statistics.SlowBatches, description: "The total number of slow apply requests (a node loop batch of 100 ms or more).");
-        m.CreateObservableGauge("etcd_server_term", () => (long)_host.Status.Term, description: "The current Raft term.");
+        m.CreateObservableGauge("keel_raft_term", () => (long)_host.Status.Term, description: "The current Raft term.");
 
         // Disk.
         _fsync = m.CreateHistogram("etcd_disk_wal_fsync_duration_seconds", unit: "s",
@@ -95,8 +95,8 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableGauge("etcd_mvcc_db_total_size_in_bytes", () => Interlocked.Read(ref _dataDirBytes), description: "Total size of the underlying database physically allocated in bytes (Keel: WAL and snapshots in the data directory).");
         m.CreateObservableGauge("etcd_mvcc_db_total_size_in_use_in_bytes", () => _host.Status.StoreSizeBytes, description: "Total size of the underlying database logically in use in bytes (Keel: the in-memory store's size).");
         m.CreateObservableGauge("etcd_debugging_mvcc_keys_total", () => (long)_host.Status.KeyCount, description: "Total number of keys.");
-        m.CreateObservableGauge("etcd_mvcc_current_revision", () => _host.Status.Revision, description: "The revision of the store.");
-        m.CreateObservableGauge("etcd_mvcc_compact_revision", () => _host.Status.CompactRevision, description: "The revision of the last compaction.");
+        m.CreateObservableGauge("etcd_debugging_mvcc_current_revision", () => _host.Status.Revision, description: "The revision of the store.");
+        m.CreateObservableGauge("etcd_debugging_mvcc_compact_revision", () => _host.Status.CompactRevision, description: "The revision of the last compaction.");
 
         // gRPC (go-grpc-prometheus's names, as etcd exports them).
         _grpcStarted = m.CreateCounter<long>("grpc_server_started_total", description: "Total number of RPCs started on the server.");
