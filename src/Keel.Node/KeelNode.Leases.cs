@@ -41,6 +41,9 @@ public sealed partial class KeelNode
         return new LeaseTimeToLiveResult(leaseId, remainingMs / 1000, answer.GrantedTtlSeconds, keys, answer.FencingToken);
     }
 
+    /// <summary>Revocations this node proposed as leader because a lease expired (a retry of one counts again).</summary>
+    public long LeaseExpiriesProposed { get; private set; }
+
     /// <summary>The ids of every live lease in ascending order (etcd LeaseLeases), from the applied table.</summary>
     public long[] Leases() => _leases.Leases();
 
@@ -96,7 +99,11 @@ public sealed partial class KeelNode
             // PeekExpired returns a lease until its revocation applies: propose each once per request timeout.
             if (_revokeProposedAtMs.TryGetValue(due.LeaseId, out var proposedAtMs) && _nowMs - proposedAtMs < _options.RequestTimeoutMs) continue;
             var data = CommandCodec.Encode(new CommandHeader(NextProposalId(), Id, _clock.Now(_wallMs).Raw), KvCommand.LeaseRevoke(due.LeaseId));
-            if (_raft.Propose(data).Status == ProposeStatus.Appended) _revokeProposedAtMs[due.LeaseId] = _nowMs;
+            if (_raft.Propose(data).Status == ProposeStatus.Appended)
+            {
+                _revokeProposedAtMs[due.LeaseId] = _nowMs;
+                LeaseExpiriesProposed++;
+            }
         }
     }
 

@@ -103,6 +103,9 @@ public sealed partial class KeelNode
     /// <summary>The Raft replica (read-only use: role, term, log).</summary>
     public RaftNode Raft => _raft;
 
+    /// <summary>This node's hybrid logical clock (read-only use: metrics read its offset and rejection counters).</summary>
+    public HybridLogicalClock Clock => _clock;
+
     /// <summary>The replicated store (read-only use: tests compare replicas).</summary>
     public MvccStore Store => _store;
 

@@ -21,12 +21,16 @@ public sealed class KeelServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private KeelServer(WebApplication app, NodeHost host, GossipHost gossip)
+    private KeelServer(WebApplication app, NodeHost host, GossipHost gossip, ServerTelemetry telemetry)
     {
         _app = app;
         Host = host;
         Gossip = gossip;
+        Telemetry = telemetry;
     }
+
+    /// <summary>This server's metrics (served at <c>/metrics</c>) and the dashboard's samples.</summary>
+    public ServerTelemetry Telemetry { get; }
 
     /// <summary>The gossip member running beside Raft.</summary>
     public GossipHost Gossip { get; }
@@ -73,6 +77,7 @@ public sealed class KeelServer : IAsyncDisposable
             grpc.MaxReceiveMessageSize = EtcdErrors.MaxReceiveMessageBytes;
             grpc.MaxSendMessageSize = null;
             grpc.EnableDetailedErrors = false;
+            grpc.Interceptors.Add<GrpcMetricsInterceptor>();
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         var loggerFactory = LoggerFactory.Create(logging =>
@@ -80,8 +85,10 @@ public sealed class KeelServer : IAsyncDisposable
             if (configureLogging is not null) configureLogging(logging);
             else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         });
-        var host = NodeHost.Start(options, TimeProvider.System, loggerFactory.CreateLogger("keel"));
+        var host = NodeHost.Start(options, TimeProvider.System, loggerFactory.CreateLogger("keel"), new NodeHostStatistics());
         var gossip = GossipHost.Start(options, host.InitialMembers, loggerFactory.CreateLogger("keel.gossip"));
+        var telemetry = new ServerTelemetry(host, gossip, loggerFactory.CreateLogger("keel.metrics"));
+        TelemetrySetup.AddTo(builder.Services, telemetry, options.Name);
         builder.Services.AddSingleton(host);
         builder.Services.AddSingleton(gossip);
         var app = builder.Build();
@@ -98,23 +105,27 @@ public sealed class KeelServer : IAsyncDisposable
         // On SIGTERM or Ctrl-C a leader hands off before Kestrel stops taking requests: clients keep writing through
         // the new leader while this member drains.
         app.Lifetime.ApplicationStopping.Register(() => host.HandOffLeadershipAsync().Wait(TimeSpan.FromMilliseconds(3L * options.ElectionTimeoutMs)));
+        TelemetrySetup.MapMetrics(app);
+        Dashboard.DashboardEndpoints.Map(app, host, gossip, telemetry);
         try
         {
             await app.StartAsync();
         }
         catch
         {
+            await telemetry.DisposeAsync();
             await gossip.DisposeAsync();
             await host.DisposeAsync();
             throw;
         }
-        return new KeelServer(app, host, gossip);
+        return new KeelServer(app, host, gossip, telemetry);
     }
 
     /// <summary>Waits until the server is asked to stop, then stops it gracefully.</summary>
     public async Task WaitForShutdownAsync()
     {
         await _app.WaitForShutdownAsync();
+        await Telemetry.DisposeAsync();
         await Gossip.DisposeAsync();
         await Host.DisposeAsync();
     }
@@ -123,6 +134,7 @@ public sealed class KeelServer : IAsyncDisposable
     public async Task StopAsync()
     {
         await _app.StopAsync();
+        await Telemetry.DisposeAsync();
         await Gossip.DisposeAsync();
         await Host.DisposeAsync();
     }

@@ -5,6 +5,7 @@ using Keel.Core;
 using Keel.Mvcc;
 using Keel.Node;
 using Keel.Raft;
+using Keel.Server.Observability;
 using Keel.Server.Peers;
 using Keel.Storage;
 using Microsoft.Extensions.Logging;
@@ -55,8 +56,9 @@ public sealed class NodeHost : IAsyncDisposable
     private bool _diskFullReported;
 
     private NodeHost(KeelNode node, FileSystemDirectory directory, IDisposable directoryLock, ulong clusterId,
-        IReadOnlyList<InitialMember> members, ServerOptions options, TimeProvider time, ILogger logger)
+        IReadOnlyList<InitialMember> members, ServerOptions options, TimeProvider time, ILogger logger, NodeHostStatistics statistics)
     {
+        Statistics = statistics;
         Node = node;
         Directory = directory;
         _directoryLock = directoryLock;
@@ -103,15 +105,28 @@ public sealed class NodeHost : IAsyncDisposable
     /// <summary>A recent view of the node (refreshed after every batch of work), safe to read from any thread.</summary>
     public HostStatus Status => _status;
 
+    /// <summary>Counters for metrics and the dashboard (this host's own: servers in one process never mix).</summary>
+    public NodeHostStatistics Statistics { get; }
+
+    /// <summary>Client requests queued for the loop right now (refused past <see cref="ServerOptions.MaxQueuedRequests"/>).</summary>
+    public long QueuedRequests => Volatile.Read(ref _queuedRequests);
+
+    /// <summary>Work items of any kind (requests, peer messages, ticks) queued for the loop right now.</summary>
+    public long QueuedItems => Volatile.Read(ref _queuedItems);
+
     /// <summary>
     /// Opens the data directory (taking its lock, recovering the WAL) and starts the node, the peer transport and the
     /// loop.
     /// </summary>
     /// <exception cref="WalCorruptionException">The WAL is corrupt beyond a torn tail: the message names file and offset.</exception>
     /// <exception cref="IOException">Another process holds the data directory.</exception>
-    public static NodeHost Start(ServerOptions options, TimeProvider time, ILogger logger)
+    public static NodeHost Start(ServerOptions options, TimeProvider time, ILogger logger) => Start(options, time, logger, new NodeHostStatistics());
+
+    /// <summary>Starts a host whose disk syncs, batches and writes are counted into <paramref name="statistics"/>.</summary>
+    public static NodeHost Start(ServerOptions options, TimeProvider time, ILogger logger, NodeHostStatistics statistics)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(statistics);
         var members = options.ParseInitialCluster();
         System.IO.Directory.CreateDirectory(options.DataDir);
         var directory = new FileSystemDirectory(options.DataDir);
@@ -145,14 +160,14 @@ public sealed class NodeHost : IAsyncDisposable
                 PersistSnapshotsInBackground = true,
                 QuotaBackendBytes = options.QuotaBackendBytes,
                 RestoreImage = restoreImage,
-            }, directory);
+            }, new TimedStorageDirectory(directory, statistics));
         }
         catch
         {
             directoryLock.Dispose();
             throw;
         }
-        var host = new NodeHost(node, directory, directoryLock, clusterId, members, options, time, logger);
+        var host = new NodeHost(node, directory, directoryLock, clusterId, members, options, time, logger, statistics);
         host.Transport.Start();
         host._loop = Task.Factory.StartNew(host.RunLoop, TaskCreationOptions.LongRunning).Unwrap();
         host._ticker = Task.Run(host.RunTicker);
@@ -251,11 +266,15 @@ public sealed class NodeHost : IAsyncDisposable
     {
         if (!TryAdmitRequest()) return Task.FromResult(KvResult.Failed(0, KeelError.TooManyRequests));
         var waiting = new TaskCompletionSource<KvResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The RPC's trace span (null unless tracing is on) marks when the loop took the request: queue time vs. the
+        // rest (replication, apply, answer) until the span ends.
+        var span = Activity.Current;
         Post(() =>
         {
             Interlocked.Decrement(ref _queuedRequests);
             var requestId = ++_nextRequestId;
             _waiting[requestId] = waiting;
+            span?.AddEvent(new ActivityEvent("keel.loop.submitted"));
             start(Node, requestId);
         });
         return waiting.Task;
@@ -310,7 +329,7 @@ public sealed class NodeHost : IAsyncDisposable
     public Task<KvResult> WriteAsync(KvCommand command, string? idempotencyKey = null)
     {
         ArgumentNullException.ThrowIfNull(command);
-        return RequestAsync((node, requestId) => node.Submit(requestId, command, idempotencyKey));
+        return Statistics.CountWrite(RequestAsync((node, requestId) => node.Submit(requestId, command, idempotencyKey)));
     }
 
     /// <summary>Reads linearizably (ReadIndex) or serializably (local) and waits for the answer.</summary>
@@ -618,6 +637,7 @@ public sealed class NodeHost : IAsyncDisposable
                 _logger.LogWarning("node loop: one batch of {Items} work items took {Ms} ms (GC pauses so far {PauseMs:F0} ms)",
                     ran, batchMs, GC.GetTotalPauseDuration().TotalMilliseconds);
             }
+            Statistics.RecordBatch(ran, batchEnd - batchStart);
             busyTicks += batchEnd - batchStart;
             batches++;
             items += ran;
@@ -664,6 +684,7 @@ public sealed class NodeHost : IAsyncDisposable
             if (_waiting.Remove(response.RequestId, out var waiting)) waiting.TrySetResult(response);
         _responses.Clear();
         if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot) WriteSnapshot(snapshot);
+        if (Node.Raft.Leader != _status.Leader && Node.Raft.Leader != 0) Statistics.LeaderChanged();
         if (Node.Raft.Leader != _status.Leader)
             _logger.LogInformation("leader is now {Leader:x16} (term {Term}){Self}", Node.Raft.Leader, Node.Raft.Term, Node.IsLeader ? ", this member" : "");
         _status = new HostStatus(Node.Raft.Leader, Node.Raft.Term, Node.Store.CurrentRevision, Node.Store.CompactRevision,
