@@ -41,11 +41,17 @@ public class MetricsTests
         var kv = new KV.KVClient(cluster.Channel(0));
         const int puts = 20;
         for (var i = 0; i < puts; i++) await kv.PutAsync(new PutRequest { Key = B($"metrics/{i % 5}"), Value = B($"v{i}") });
-        // Peer round trips are sampled once a second.
-        await Task.Delay(2_500);
-
+        // Node values are sampled on the loop once a second: poll until every member's sample shows the puts.
         var scrapes = new List<Scrape>();
-        for (var member = 0; member < 3; member++) scrapes.Add(await ScrapeAsync(member));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        do
+        {
+            if (scrapes.Count > 0) await Task.Delay(200);
+            scrapes.Clear();
+            for (var member = 0; member < 3; member++) scrapes.Add(await ScrapeAsync(member));
+        }
+        while (clock.Elapsed < TimeSpan.FromSeconds(15) &&
+               !scrapes.All(s => s.Value("etcd_server_has_leader") == 1 && s.Value("etcd_debugging_mvcc_keys_total") == 5));
         var after = scrapes[0];
         foreach (var scrape in scrapes)
         {
