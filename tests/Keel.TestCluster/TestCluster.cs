@@ -298,11 +298,6 @@ public sealed class TestCluster : IAsyncDisposable
             "--initial-advertise-peer-urls", member.PeerUrl,
             "--initial-cluster", InitialCluster,
             "--initial-cluster-state", existing ? "existing" : "new",
-            // etcd's tuning advice for slow or shared machines: an election timeout well above the longest scheduling
-            // stall. On a 2-core CI machine running several clusters at once, stalls near 1 s (the default) caused
-            // spurious elections that failed tests about etcdctl semantics, not availability.
-            "--heartbeat-interval", "100",
-            "--election-timeout", "2500",
         ];
         ProcessStartInfo start;
         if (Kind == ServerKind.Etcd)
