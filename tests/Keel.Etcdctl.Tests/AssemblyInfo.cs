@@ -1,4 +1,3 @@
-// The shared-cluster collection and the leader-kill test run side by side: two clusters at most per test project.
 // One test class at a time: every class starts its own real members, and on 2 cores two clusters starting side by side
 // (each member JIT-compiling Kestrel, gRPC, gossip and metrics) starved each other's leaders into elections.
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
