@@ -177,14 +177,15 @@ public sealed class DurableRaftLog
             Storage.SetHardState(hard);
         }
         _unsynced = (ready.MustSync, ready.Snapshot?.Metadata.Index ?? 0);
-        if (!TryCompletePersist()) throw new WalNoSpaceException(_noSpace!);
+        // A full device throws WalNoSpaceException here and leaves _unsynced for RetryPersist.
+        if (_unsynced.MustSync) _wal.Sync();
+        FinishPersist();
     }
 
     private (bool MustSync, ulong CompactTo) _unsynced;
-    private DiskFullException? _noSpace;
 
     /// <summary>True while the device is full: a Ready is buffered but not durable (see <see cref="TryPersist"/>).</summary>
-    public bool IsDiskFull => _noSpace is not null;
+    public bool IsDiskFull => _wal.NoSpaceAlarm;
 
     /// <summary>
     /// As <see cref="Persist"/>, but a full device is not an exception: the Ready's records stay buffered in the WAL and
@@ -213,14 +214,17 @@ public sealed class DurableRaftLog
         {
             if (_unsynced.MustSync) _wal.Sync();
         }
-        catch (WalNoSpaceException full) when (full.InnerException is DiskFullException cause)
+        catch (WalNoSpaceException)
         {
-            _noSpace = cause;
             return false;
         }
-        _noSpace = null;
+        FinishPersist();
+        return true;
+    }
+
+    private void FinishPersist()
+    {
         if (_unsynced.CompactTo > 0) _wal.Compact(_unsynced.CompactTo);
         _unsynced = default;
-        return true;
     }
 }

@@ -17,7 +17,7 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
 
     public override async Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
-        var status = await host.InvokeAsync(node => node.Status());
+        var (status, alarms) = await host.InvokeAsync(node => (node.Status(), node.Alarms));
         var response = new StatusResponse
         {
             Header = host.Header(status.Revision),
@@ -32,7 +32,7 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
         };
         var leader = status.Leader;
         if (leader == 0) response.Errors.Add("etcdserver: no leader");
-        foreach (var alarm in await host.InvokeAsync(node => node.Alarms))
+        foreach (var alarm in alarms)
             response.Errors.Add($"memberID:{alarm.MemberId} alarm:{(alarm.Alarm == Keel.Node.AlarmType.NoSpace ? "NOSPACE" : alarm.Alarm.ToString().ToUpperInvariant())}");
         return response;
     }
