@@ -326,8 +326,15 @@ public sealed partial class KeelNode
 
     private void OnSoftState(SoftState soft)
     {
-        if (soft.Leader == _knownLeader) return;
+        // Losing sight of the leader (a pre-vote round after a late heartbeat) proves nothing: the leader and the
+        // proposals forwarded to it may be fine, and the pre-vote usually ends with the same leader in the same term.
+        // Only a different leader, or a new term, means the old one may have lost them.
+        if (soft.Leader == 0) return;
+        if (soft.Leader == _knownLeader && _raft.Term == _knownLeaderTerm) return;
+        var hadLeader = _knownLeader != 0;
         _knownLeader = soft.Leader;
+        _knownLeaderTerm = _raft.Term;
+        if (!hadLeader) return;
         // A proposal forwarded to the old leader may be lost with it: tell the client now rather than at the timeout.
         List<ulong>? lost = null;
         foreach (var (proposalId, waiting) in _pendingWrites)

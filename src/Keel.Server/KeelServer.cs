@@ -41,6 +41,17 @@ public sealed class KeelServer : IAsyncDisposable
     /// <summary>Stops when the application is asked to stop (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
     public IHostApplicationLifetime Lifetime => _app.Lifetime;
 
+    // The pool starts with one worker per core and adds threads about twice a second when they are all blocked. A few
+    // things block a pool thread for a while (snapshot files written and fsynced in the background, a slow console),
+    // and on 2 cores two of them at once used to hold up peer sends and pings for half a second at a time: enough,
+    // with a 1 s election timeout, for a follower to call an election. A small floor removes that cliff.
+    private static void EnsureThreadPoolHeadroom()
+    {
+        ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+        var floor = Math.Max(8, 2 * Environment.ProcessorCount);
+        if (workers < floor) ThreadPool.SetMinThreads(floor, completionPorts);
+    }
+
     /// <summary>
     /// Starts a member: opens the data directory (refusing to start on a corrupt WAL, with a message naming the file and
     /// offset), starts the node and peer transport, then binds the client URLs.
@@ -50,6 +61,7 @@ public sealed class KeelServer : IAsyncDisposable
     public static async Task<KeelServer> StartAsync(ServerOptions options, Action<ILoggingBuilder>? configureLogging = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        EnsureThreadPoolHeadroom();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         if (configureLogging is not null) configureLogging(builder.Logging);

@@ -45,6 +45,8 @@ public sealed class MembershipChangeTests(ITestOutputHelper output) : IAsyncLife
 
         var line = await WaitForMemberLineAsync(ctl, newId, l => l == $"{newId:x}, started, n4, {extra.PeerUrl}, {extra.ClientUrl}, false", extra);
         output.WriteLine($"member list line of the new member: {line}");
+        // A joining member knows itself by the id the cluster gave it: it must never dial its own peer port.
+        Assert.DoesNotContain("refused: hello", extra.Output.Text());
         Assert.Equal(4, (await ctl.LinesAsync("member", "list")).Count);
         // A write through the new member itself is committed by the 4-voter cluster.
         await newCtl.PutAsync("add/via-n4", "x");

@@ -26,7 +26,7 @@ public sealed class NodeHost : IAsyncDisposable
     private const int LoopReportEverySeconds = 10;
     private const long SlowBatchMs = 250;
 
-    private readonly Channel<Action> _work = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly LoopWorkQueue _work = new();
     private readonly Dictionary<ulong, TaskCompletionSource<KvResult>> _waiting = [];
     private readonly List<Message> _messages = [];
     private readonly List<KvResult> _responses = [];
@@ -42,6 +42,7 @@ public sealed class NodeHost : IAsyncDisposable
     private IReadOnlyList<MemberInfo> _knownMembers = [];
     private long _lastMemberSyncMs = long.MinValue / 2;
     private long _lastTickMonotonicMs;
+    private long _leaderLastArrivedMs;
     private long _lastProgressNotifyMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
     private const int MaxQueuedTicks = 250;
@@ -75,7 +76,10 @@ public sealed class NodeHost : IAsyncDisposable
             WriteIdentity(directory, new MemberIdentity(node.Id, learned, Joined: true));
             logger.LogInformation("joined cluster {Cluster:x16}", learned);
         };
-        foreach (var member in members) Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
+        // By name, not id: a member that joins an existing cluster has the id the cluster gave it, not the one the
+        // flags would derive, and must not dial itself under the other id.
+        foreach (var member in members.Where(m => m.Name != options.Name))
+            Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
     }
 
     /// <summary>The node (touch it only from inside a work item: <see cref="InvokeAsync{T}"/>).</summary>
@@ -169,7 +173,7 @@ public sealed class NodeHost : IAsyncDisposable
         }
         var host = new NodeHost(node, directory, directoryLock, clusterId, members, options, time, logger, statistics);
         host.Transport.Start();
-        host._loop = Task.Factory.StartNew(host.RunLoop, TaskCreationOptions.LongRunning).Unwrap();
+        host._loop = host.StartLoopThread();
         host._ticker = Task.Run(host.RunTicker);
         logger.LogInformation("member {Name} ({Id:x16}) of cluster {Cluster:x16} started; data in {DataDir}; applied index {Applied}",
             options.Name, node.Id, clusterId, options.DataDir, node.AppliedIndex);
@@ -304,6 +308,8 @@ public sealed class NodeHost : IAsyncDisposable
             Interlocked.Increment(ref _peerMessagesDropped);
             return;
         }
+        // For the log line when the leader is lost: was it silent on the wire, or did its messages wait in our queue?
+        if (message.From == _status.Leader) Volatile.Write(ref _leaderLastArrivedMs, MonotonicMs);
         try
         {
             Post(() =>
@@ -396,7 +402,7 @@ public sealed class NodeHost : IAsyncDisposable
     internal void Post(Action work)
     {
         Interlocked.Increment(ref _queuedItems);
-        if (_work.Writer.TryWrite(work)) return;
+        if (_work.TryWrite(work)) return;
         Interlocked.Decrement(ref _queuedItems);
         throw new ObjectDisposedException(nameof(NodeHost), "the node is stopping");
     }
@@ -444,7 +450,7 @@ public sealed class NodeHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _stopping.Cancel();
-        _work.Writer.TryComplete();
+        _work.Complete();
         try
         {
             if (_loop is not null) await _loop.WaitAsync(TimeSpan.FromSeconds(10));
@@ -459,6 +465,7 @@ public sealed class NodeHost : IAsyncDisposable
         foreach (var waiting in _waiting.Values) waiting.TrySetResult(KvResult.Failed(0, KeelError.RequestTimedOut));
         _directoryLock.Dispose();
         _stopping.Dispose();
+        if (_loop is null || _loop.IsCompleted) _work.Dispose();
     }
 
     private async Task RunTicker()
@@ -477,7 +484,7 @@ public sealed class NodeHost : IAsyncDisposable
                 if (Volatile.Read(ref _queuedTicks) >= MaxQueuedTicks) continue;
                 Interlocked.Increment(ref _queuedTicks);
                 Interlocked.Increment(ref _queuedItems);
-                if (!_work.Writer.TryWrite(() =>
+                if (!_work.TryWrite(() =>
                     {
                         Interlocked.Decrement(ref _queuedTicks);
                         TickAt(monotonicMs);
@@ -556,16 +563,44 @@ public sealed class NodeHost : IAsyncDisposable
         if (members.SequenceEqual(_knownMembers)) return;
         foreach (var member in members)
             if (member.PeerUrls.Count > 0) Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
-        foreach (var gone in _knownMembers.Where(old => members.All(m => m.Id != old.Id)))
-            Transport.RemovePeer(gone.Id);
+        // Every peer the table does not list goes, including ids derived from a joining member's flags that the
+        // cluster knows under other ids.
+        if (members.Count > 0)
+            foreach (var gone in Transport.PeerIds.Where(id => members.All(m => m.Id != id)))
+                Transport.RemovePeer(gone);
         _knownMembers = members;
     }
 
-    private async Task RunLoop()
+    // The loop owns a thread: it blocks on fsync by design, and a loop borrowing pool threads would starve the pool
+    // that the peer transport, the ticker and gRPC run on (on 2 cores, heartbeats then stalled for half a second at a
+    // time, until the pool injected a thread, and followers called elections).
+    private Task StartLoopThread()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                RunLoop();
+            }
+            finally
+            {
+                done.TrySetResult();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "keel-node-loop",
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void RunLoop()
     {
         try
         {
-            await RunLoopCore().ConfigureAwait(false);
+            RunLoopCore();
         }
         catch (Exception exception)
         {
@@ -601,14 +636,14 @@ public sealed class NodeHost : IAsyncDisposable
     /// <summary>What <see cref="FailStop"/> finally does: <see cref="Environment.FailFast(string, Exception)"/>.</summary>
     internal static Action<string, Exception> FatalHandler { get; set; } = (line, exception) => Environment.FailFast(line, exception);
 
-    private async Task RunLoopCore()
+    private void RunLoopCore()
     {
-        var reader = _work.Reader;
+        var reader = _work;
         TickAt(MonotonicMs);
         Flush();
         var reportAt = System.Diagnostics.Stopwatch.GetTimestamp();
         long busyTicks = 0, batches = 0, items = 0;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        while (reader.WaitToRead())
         {
             var batchStart = System.Diagnostics.Stopwatch.GetTimestamp();
             var ran = 0;
@@ -686,7 +721,13 @@ public sealed class NodeHost : IAsyncDisposable
         if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot) WriteSnapshot(snapshot);
         if (Node.Raft.Leader != _status.Leader && Node.Raft.Leader != 0) Statistics.LeaderChanged();
         if (Node.Raft.Leader != _status.Leader)
-            _logger.LogInformation("leader is now {Leader:x16} (term {Term}){Self}", Node.Raft.Leader, Node.Raft.Term, Node.IsLeader ? ", this member" : "");
+        {
+            if (Node.Raft.Leader == 0 && _status.Leader != 0 && _status.Leader != MemberId)
+                _logger.LogWarning("lost leader {Leader:x16} (term {Term}, now {Role}): its last message arrived {SilentMs} ms ago, {Queued} work items queued",
+                    _status.Leader, Node.Raft.Term, Node.Raft.Role, MonotonicMs - Volatile.Read(ref _leaderLastArrivedMs), QueuedItems);
+            else
+                _logger.LogInformation("leader is now {Leader:x16} (term {Term}){Self}", Node.Raft.Leader, Node.Raft.Term, Node.IsLeader ? ", this member" : "");
+        }
         _status = new HostStatus(Node.Raft.Leader, Node.Raft.Term, Node.Store.CurrentRevision, Node.Store.CompactRevision,
             Node.AppliedIndex, Node.Raft.Log.Committed)
         {

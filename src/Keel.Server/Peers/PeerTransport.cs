@@ -137,6 +137,9 @@ public sealed class PeerTransport : IAsyncDisposable
         existing.Urls = urls;
     }
 
+    /// <summary>The peers this transport sends to.</summary>
+    public IReadOnlyList<ulong> PeerIds => _peers.Keys.ToArray();
+
     /// <summary>Forgets a removed peer and closes its connection.</summary>
     public void RemovePeer(ulong id)
     {
