@@ -280,4 +280,31 @@ public sealed class HardeningTests
         Assert.True(answer.IsError);
         Assert.Equal("etcdserver: leader changed", answer.Error!.Message);
     }
+
+    [Fact]
+    public void A_leader_hands_out_its_appends_before_its_own_write_is_durable()
+    {
+        // Pipelining (Raft thesis 10.2.1): the followers' disk writes overlap the leader's. The driver's hook sees the
+        // append of the new entry while the leader's copy of it is not yet persisted; the commit still waits for a
+        // quorum of durable copies, and the answer comes after.
+        var cluster = new TestCluster([1, 2, 3]);
+        var leader = cluster.ElectLeader();
+        var early = new List<Message>();
+        var persistedWhenSent = new List<(ulong Persisted, ulong Last)>();
+        leader.SendBeforePersist = () =>
+        {
+            var drained = new List<Message>();
+            leader.Outbox.DrainTo(drained, cluster.Responses);
+            early.AddRange(drained);
+            persistedWhenSent.Add((leader.Raft.Log.PersistedIndex, leader.Raft.Log.LastIndex));
+            foreach (var message in drained) cluster.Nodes[message.To].Step(message);
+        };
+        var answer = cluster.Submit(leader, 9, Put("pipelined", "v"));
+        Assert.False(answer.IsError, answer.Error?.Message);
+        var append = early.First(m => m.Type == MessageType.Append && m.Entries.Count > 0);
+        var index = append.Entries[^1].Index;
+        Assert.Contains(persistedWhenSent, p => p.Persisted < index && p.Last >= index);
+        Assert.True(leader.Raft.Log.PersistedIndex >= index, "the entry is durable on the leader once answered");
+        cluster.AssertInvariants();
+    }
 }

@@ -69,6 +69,7 @@ public sealed class NodeHost : IAsyncDisposable
         _logger = logger;
         _startTimestamp = time.GetTimestamp();
         Watches = new WatchHub(this);
+        node.SendBeforePersist = SendBeforePersist;
         Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, PostPeerMessage, logger,
             PeerTransportOptions.ForRaft(options.HeartbeatIntervalMs, options.ElectionTimeoutMs));
         Transport.ClusterIdLearned += learned =>
@@ -708,6 +709,15 @@ public sealed class NodeHost : IAsyncDisposable
             else
                 _logger.LogInformation("NOSPACE cleared: the device has room again; this member writes its log and catches up");
         }
+    }
+
+    // Runs inside the node's Ready handling, before its WAL write and fsync: the appends go out now and the followers
+    // write their disks while we write ours. Answers wait for Flush, after the batch.
+    private void SendBeforePersist()
+    {
+        Node.Outbox.DrainTo(_messages, _responses);
+        foreach (var message in _messages) Transport.Send(message);
+        _messages.Clear();
     }
 
     private void Flush()
