@@ -18,7 +18,7 @@
 # first; a KEEL_DLL elsewhere is used as it is); ETCD_FLAGS and KEEL_FLAGS, extra flags for one system only (e.g.
 # KEEL_FLAGS="--snapshot-count 100000"); the default is none, so each runs with its own defaults.
 #
-# While a cluster runs, the script holds /tmp/keel-build.lock so that no build on this shared machine disturbs the
+# While a cluster runs, the script holds /tmp/keel-dotnet.lock (KEEL_BENCH_LOCK) so that no build on this shared machine disturbs the
 # measurement; it releases it between clusters. On exit (normal, error or Ctrl-C) it kills every process it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +38,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-LOCK=/tmp/keel-build.lock
+LOCK=${KEEL_BENCH_LOCK:-/tmp/keel-dotnet.lock}   # the lock every build and test on this machine takes
 ETCD_BIN=${ETCD_BIN:-/usr/bin/etcd}
 KEEL_DLL=${KEEL_DLL:-src/Keel.Cli/bin/Release/net10.0/keel.dll}   # KEEL_DLL=... measures a build made elsewhere
 BENCH_DLL=bench/Keel.LoadBench/bin/Release/net10.0/Keel.LoadBench.dll
