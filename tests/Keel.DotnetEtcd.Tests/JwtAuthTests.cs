@@ -80,6 +80,23 @@ public sealed class JwtAuthTests : IAsyncLifetime
         Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
         Assert.Equal("etcdserver: permission denied", denied.Status.Detail);
 
+        if (Cluster.Kind == ServerKind.Keel)
+        {
+            // Idempotency keys belong to their user (Keel's extension; etcd has none): root reusing the worker's key
+            // runs its own request instead of being refused as a different request under the same key.
+            var rootToken = (await first.AuthenticateAsync(new AuthenticateRequest { Name = "root", Password = "rootpw" }, deadline: Deadline)).Token;
+            var workerWrite = new Metadata { { "token", token }, { "idempotency-key", "job-7" } };
+            var rootWrite = new Metadata { { "token", rootToken }, { "idempotency-key", "job-7" } };
+            var once = await second.PutAsync(new PutRequest { Key = B("jobs/7"), Value = B("worker") }, headers: workerWrite, deadline: Deadline);
+            var replay = await first.PutAsync(new PutRequest { Key = B("jobs/7"), Value = B("worker") }, headers: workerWrite, deadline: Deadline);
+            Assert.Equal(once.Header.Revision, replay.Header.Revision);
+            var rootPut = await first.PutAsync(new PutRequest { Key = B("jobs/7"), Value = B("root") }, headers: rootWrite, deadline: Deadline);
+            Assert.True(rootPut.Header.Revision > once.Header.Revision, "root's request with the same key executed");
+            var mismatch = await Assert.ThrowsAsync<RpcException>(() =>
+                first.PutAsync(new PutRequest { Key = B("jobs/7"), Value = B("other") }, headers: workerWrite, deadline: Deadline));
+            Assert.Equal(StatusCode.FailedPrecondition, mismatch.StatusCode);
+        }
+
         // A token whose claims were changed (user "root") no longer matches its signature.
         var parts = token.Split('.');
         var claims = System.Text.Encoding.UTF8.GetString(FromBase64Url(parts[1])).Replace("\"worker\"", "\"root\"", StringComparison.Ordinal);
