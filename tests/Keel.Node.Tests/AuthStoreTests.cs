@@ -192,6 +192,23 @@ public sealed class AuthStoreTests
     }
 
     [Fact]
+    public void A_version_2_image_without_the_auth_store_still_loads_with_auth_disabled()
+    {
+        var cluster = new TestCluster([1]);
+        var leader = cluster.ElectLeader();
+        cluster.Submit(leader, 1, KvCommand.Of(new PutRequest { Key = B("k"), Value = B("v") }));
+        var image = KeelNode.VerifyBackup(leader.EncodeBackup()).ToArray();
+        Assert.Equal(3, image[4]);
+        // An empty auth state is 17 bytes at the end of a version 3 image: enabled flag, revision, two counts.
+        var version2 = image[..^17];
+        version2[4] = 2;
+        Assert.Equal(leader.Store.CurrentRevision, KeelNode.DescribeBackup(version2).Revision);
+        var damaged = (byte[])image.Clone();
+        damaged[^5] = 0xFF;
+        Assert.Throws<InvalidCommandException>(() => KeelNode.DescribeBackup(damaged));
+    }
+
+    [Fact]
     public void A_corrupt_auth_command_is_refused_by_the_decoder_not_applied()
     {
         var encoded = CommandCodec.Encode(new CommandHeader(1, 1, 1), KvCommand.OfAuth(new AuthChange(AuthAction.RoleGrantPermission, "r", Permission: Perm(PermissionType.Read, "a"))));
