@@ -32,6 +32,9 @@ internal static class ServeCommand
     private static readonly Option<long?> MaxResponseBytes = new("--max-response-bytes") { Description = "Largest Range or Txn response sent (default 1073741824); larger ones fail asking the client to page." };
     private static readonly Option<string?> GossipKey = new("--gossip-key") { Description = "Base64 secret (16-32 bytes) authenticating gossip packets (default: derived from the cluster token)." };
     private static readonly Option<string?> Zone = new("--zone") { Description = "This member's zone, gossiped in its tags (default: default)." };
+    private static readonly Option<string?> AuthToken = new("--auth-token") { Description = "simple (default) or jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256[,ttl=5m]: the tokens Authenticate issues." };
+    private static readonly Option<int?> AuthTokenTtl = new("--auth-token-ttl") { Description = "Seconds a simple token lives after its last use (default 300)." };
+    private static readonly Option<int?> BcryptCost = new("--bcrypt-cost") { Description = "bcrypt cost of password hashes, 4 to 31 (default 10)." };
     private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
 
     public static Command Create()
@@ -40,6 +43,7 @@ internal static class ServeCommand
         {
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
             InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat,
+            AuthToken, AuthTokenTtl, BcryptCost,
         };
         command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
         return command;
@@ -90,7 +94,13 @@ internal static class ServeCommand
                 MaxResponseBytes = GetLong(MaxResponseBytes) is > 0 and var maxResponse ? maxResponse : 1L << 30,
                 GossipKey = GossipCommands.ParseKey(Get(GossipKey)),
                 Zone = Get(Zone) ?? "default",
+                AuthToken = Get(AuthToken) ?? "simple",
+                AuthTokenTtlSeconds = GetInt(AuthTokenTtl) is > 0 and var ttl ? ttl : 300,
+                BcryptCost = GetInt(BcryptCost) ?? 10,
             };
+            if (options.BcryptCost is < Keel.Server.Auth.PasswordHasher.MinCost or > Keel.Server.Auth.PasswordHasher.MaxCost)
+                throw new ArgumentException($"--bcrypt-cost must be {Keel.Server.Auth.PasswordHasher.MinCost} to {Keel.Server.Auth.PasswordHasher.MaxCost}");
+            Keel.Server.Auth.IAuthTokens.Create(options, TimeProvider.System);
             if (options.ElectionTimeoutMs < 5 * options.HeartbeatIntervalMs)
                 throw new ArgumentException("--election-timeout must be at least 5 times --heartbeat-interval (etcd's rule)");
             options.ParseInitialCluster();

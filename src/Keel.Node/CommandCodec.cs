@@ -65,6 +65,7 @@ public static class CommandCodec
         KvCommandKind.MemberChange => 1 + 8 + 1 + StringsSize(command.MemberChange!.PeerUrls),
         KvCommandKind.LeaseCheckpoint => 4 + 32L * command.Checkpoints.Count,
         KvCommandKind.Alarm => 1 + 8 + 1,
+        KvCommandKind.Auth => AuthSize(command.Auth!),
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "unknown command kind"),
     };
 
@@ -150,6 +151,7 @@ public static class CommandCodec
                 writer.U64(command.Alarm.MemberId);
                 writer.U8((byte)command.Alarm.Alarm);
                 break;
+            case KvCommandKind.Auth: WriteAuth(ref writer, command.Auth!); break;
         }
     }
 
@@ -241,6 +243,7 @@ public static class CommandCodec
             KvCommandKind.MemberChange => KvCommand.OfMemberChange(ReadMemberChange(ref reader)),
             KvCommandKind.LeaseCheckpoint => KvCommand.LeaseCheckpoint(ReadCheckpoints(ref reader)),
             KvCommandKind.Alarm => KvCommand.OfAlarm(new AlarmChange((AlarmAction)reader.U8(), reader.U64(), (AlarmType)reader.U8())),
+            KvCommandKind.Auth => KvCommand.OfAuth(ReadAuth(ref reader)),
             _ => throw new InvalidCommandException($"unknown command kind {(byte)kind} at offset {kindOffset}"),
         };
         if (!reader.IsAtEnd) throw new InvalidCommandException($"{reader.Remaining} bytes after the command at offset {reader.Position}");
@@ -248,6 +251,45 @@ public static class CommandCodec
     }
 
     private static long BytesSize(byte[] value) => 4L + value.Length;
+
+    // Auth: u8 action | name | role | password hash | u8 flags (1: no password, 2: permission present) |
+    // [u8 permission type | key | range end].
+    private static long AuthSize(Auth.AuthChange change) => 1 + StringSize(change.Name) + StringSize(change.Role) + StringSize(change.PasswordHash) + 1 +
+        (change.Permission is { } p ? 1 + BytesSize(p.Key) + BytesSize(p.RangeEnd) : 0);
+
+    private static void WriteAuth(ref BinarySpanWriter writer, Auth.AuthChange change)
+    {
+        writer.U8((byte)change.Action);
+        WriteString(ref writer, change.Name);
+        WriteString(ref writer, change.Role);
+        WriteString(ref writer, change.PasswordHash);
+        writer.U8((byte)((change.NoPassword ? 1 : 0) | (change.Permission is null ? 0 : 2)));
+        if (change.Permission is { } permission)
+        {
+            writer.U8((byte)permission.Type);
+            WriteBytes(ref writer, permission.Key);
+            WriteBytes(ref writer, permission.RangeEnd);
+        }
+    }
+
+    private static Auth.AuthChange ReadAuth(ref BinarySpanReader reader)
+    {
+        var action = (Auth.AuthAction)reader.U8();
+        if (!Enum.IsDefined(action)) throw new InvalidCommandException($"unknown auth action {(byte)action} before offset {reader.Position}");
+        var name = ReadString(ref reader);
+        var role = ReadString(ref reader);
+        var hash = ReadString(ref reader);
+        var flags = reader.U8();
+        if (flags > 3) throw new InvalidCommandException($"unknown auth flags {flags} before offset {reader.Position}");
+        Auth.Permission? permission = null;
+        if ((flags & 2) != 0)
+        {
+            var type = (Auth.PermissionType)reader.U8();
+            if (!Enum.IsDefined(type)) throw new InvalidCommandException($"unknown permission type {(byte)type} before offset {reader.Position}");
+            permission = new Auth.Permission(type, ReadBytes(ref reader), ReadBytes(ref reader));
+        }
+        return new Auth.AuthChange(action, name, role, hash, (flags & 1) != 0, permission);
+    }
 
     private static long SizeOf(PutRequest put) => BytesSize(put.Key) + BytesSize(put.Value) + 8 + 1;
 

@@ -67,6 +67,8 @@ public sealed partial class KeelNode
         _store = state.Store;
         _leases = state.Leases;
         _idempotency = state.Idempotency;
+        // Users and roles travel with a backup, as they do in etcd's bolt database.
+        _auth = state.Auth;
         _lastAppliedTimestamp = state.LastAppliedTimestamp;
         if (state.LeaseBaseMs > _leaseBaseMs) _leaseBaseMs = state.LeaseBaseMs;
     }

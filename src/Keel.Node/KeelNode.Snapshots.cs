@@ -15,7 +15,8 @@ namespace Keel.Node;
 public sealed partial class KeelNode
 {
     private const uint SnapshotMagic = 0x444F4E4B; // "KNOD"
-    private const byte SnapshotVersion = 2;
+    private const byte SnapshotVersion = 3;
+    private const byte SnapshotVersionWithoutAuth = 2;
     private const byte SnapshotVersionWithoutAlarms = 1;
     private ulong _snapshotIndex;
     private ulong _snapshotInFlight;
@@ -118,6 +119,7 @@ public sealed partial class KeelNode
             WriteBlob(writer, leases);
             WriteBlob(writer, idempotency);
             WriteAlarms(writer);
+            _auth.WriteTo(writer);
         }
         // The stream was sized to fit: hand out its buffer (no copy of a possibly huge image).
         return stream.GetBuffer().AsMemory(0, checked((int)stream.Length));
@@ -142,7 +144,7 @@ public sealed partial class KeelNode
     private static BinaryReader OpenSnapshot(ReadOnlyMemory<byte> data)
     {
         var reader = new BinaryReader(new MemoryStream(data.ToArray(), writable: false), Encoding.UTF8);
-        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutAlarms))
+        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutAuth or SnapshotVersionWithoutAlarms))
             throw new InvalidCommandException("not a Keel node snapshot (wrong magic or version)");
         return reader;
     }
@@ -178,6 +180,7 @@ public sealed partial class KeelNode
         _idempotency = image.Idempotency;
         _alarms.Clear();
         foreach (var alarm in image.Alarms) _alarms.Add(alarm);
+        _auth = image.Auth;
         _revokeProposedAtMs.Clear();
         AppliedIndex = image.Index;
         _snapshotIndex = image.Index;
@@ -187,7 +190,7 @@ public sealed partial class KeelNode
 
     private sealed record DecodedState(ulong Index, ulong LastAppliedTimestamp, long LeaseBaseMs, List<MemberInfo> Members,
         List<MemberChange> PendingAdds, List<(ulong Index, ulong ProposalId)> AppliedProposals, MvccStore Store, LeaseTable Leases,
-        IdempotencyTable Idempotency, List<AlarmMember> Alarms);
+        IdempotencyTable Idempotency, List<AlarmMember> Alarms, Keel.Node.Auth.AuthState Auth);
 
     private DecodedState DecodeState(ReadOnlyMemory<byte> data) => DecodeStateWith(data, _options);
 
@@ -237,9 +240,11 @@ public sealed partial class KeelNode
                     alarms.Add(alarm);
                 }
             }
+            // Version 2 images end here (the auth store was added in version 3): auth disabled, no users or roles.
+            var auth = reader.BaseStream.Position < reader.BaseStream.Length ? Keel.Node.Auth.AuthState.ReadFrom(reader) : Keel.Node.Auth.AuthState.Empty;
             if (reader.BaseStream.Position != reader.BaseStream.Length)
                 throw new InvalidCommandException($"{reader.BaseStream.Length - reader.BaseStream.Position} trailing bytes after a node snapshot");
-            return new DecodedState(index, lastAppliedTimestamp, leaseBaseMs, members, pendingAdds, applied, store, leases, idempotency, alarms);
+            return new DecodedState(index, lastAppliedTimestamp, leaseBaseMs, members, pendingAdds, applied, store, leases, idempotency, alarms, auth);
         }
         catch (Exception e) when (e is EndOfStreamException or IOException or FormatException or ArgumentException
             or InvariantViolationException or ConfigurationChangeException && e is not InvalidCommandException)

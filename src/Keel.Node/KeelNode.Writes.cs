@@ -264,6 +264,7 @@ public sealed partial class KeelNode
                 KvCommandKind.MemberChange => ApplyMemberChange(command.MemberChange!),
                 KvCommandKind.LeaseCheckpoint => ApplyLeaseCheckpoint(command, timestamp),
                 KvCommandKind.Alarm => ApplyAlarm(command.Alarm!),
+                KvCommandKind.Auth => ApplyAuth(command.Auth!),
                 _ => KvResult.Failed(0, KeelError.InvalidCommand($"unknown command kind {command.Kind}")),
             };
             if (command.Kind is KvCommandKind.Put or KvCommandKind.DeleteRange or KvCommandKind.Txn) SyncLeaseAttachments(before);

@@ -43,6 +43,9 @@ public enum KvCommandKind : byte
 
     /// <summary>Activates or deactivates an alarm of a member (etcd's AlarmRequest through the log).</summary>
     Alarm = 11,
+
+    /// <summary>A change of the auth store (etcd's Auth service writes: users, roles, permissions, enable/disable).</summary>
+    Auth = 12,
 }
 
 /// <summary>
@@ -96,6 +99,16 @@ public sealed record KvCommand
 
     /// <summary>Activates or deactivates <paramref name="change"/>'s alarm (etcd's Maintenance.Alarm, through the log).</summary>
     public static KvCommand OfAlarm(AlarmChange change) => new() { Kind = KvCommandKind.Alarm, Alarm = change };
+
+    /// <summary>The auth change, when <see cref="Kind"/> is Auth.</summary>
+    public Auth.AuthChange? Auth { get; private init; }
+
+    /// <summary>A change of the replicated auth store (its password, if any, already hashed).</summary>
+    public static KvCommand OfAuth(Auth.AuthChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return new() { Kind = KvCommandKind.Auth, Auth = change };
+    }
 
     internal static KvCommand OfMemberChange(MemberChange change) => new() { Kind = KvCommandKind.MemberChange, MemberChange = change };
 
@@ -201,6 +214,9 @@ public enum KeelErrorCode
 
     /// <summary>A committed log entry was not a valid command; it changed nothing.</summary>
     InvalidCommand,
+
+    /// <summary>The auth store refused a change or a request was not permitted (etcd's auth errors).</summary>
+    Auth,
 }
 
 /// <summary>A typed failure with etcd's exact message and gRPC status code.</summary>
@@ -272,6 +288,25 @@ public sealed record KeelError(KeelErrorCode Code, string Message, string GrpcSt
         ArgumentNullException.ThrowIfNull(exception);
         return new(KeelErrorCode.Mvcc, exception.Message, exception.GrpcStatusCode);
     }
+
+    /// <summary>The auth store's refusal with etcd's text and gRPC status (rpctypes/error.go).</summary>
+    public static KeelError FromAuth(Auth.AuthStatus status) => status switch
+    {
+        Node.Auth.AuthStatus.RootUserNotExist => new(KeelErrorCode.Auth, "etcdserver: root user does not exist", "FailedPrecondition"),
+        Node.Auth.AuthStatus.RootRoleNotExist => new(KeelErrorCode.Auth, "etcdserver: root user does not have root role", "FailedPrecondition"),
+        Node.Auth.AuthStatus.UserAlreadyExists => new(KeelErrorCode.Auth, "etcdserver: user name already exists", "FailedPrecondition"),
+        Node.Auth.AuthStatus.UserEmpty => new(KeelErrorCode.Auth, "etcdserver: user name is empty", "InvalidArgument"),
+        Node.Auth.AuthStatus.UserNotFound => new(KeelErrorCode.Auth, "etcdserver: user name not found", "FailedPrecondition"),
+        Node.Auth.AuthStatus.RoleAlreadyExists => new(KeelErrorCode.Auth, "etcdserver: role name already exists", "FailedPrecondition"),
+        Node.Auth.AuthStatus.RoleNotFound => new(KeelErrorCode.Auth, "etcdserver: role name not found", "FailedPrecondition"),
+        Node.Auth.AuthStatus.RoleEmpty => new(KeelErrorCode.Auth, "etcdserver: role name is empty", "InvalidArgument"),
+        Node.Auth.AuthStatus.RoleNotGranted => new(KeelErrorCode.Auth, "etcdserver: role is not granted to the user", "FailedPrecondition"),
+        Node.Auth.AuthStatus.PermissionNotGranted => new(KeelErrorCode.Auth, "etcdserver: permission is not granted to the role", "FailedPrecondition"),
+        Node.Auth.AuthStatus.InvalidAuthManagement => new(KeelErrorCode.Auth, "etcdserver: invalid auth management", "InvalidArgument"),
+        Node.Auth.AuthStatus.PermissionNotGiven => new(KeelErrorCode.Auth, "etcdserver: permission not given", "InvalidArgument"),
+        Node.Auth.AuthStatus.Invalid => new(KeelErrorCode.Auth, "keel: invalid auth change", "InvalidArgument"),
+        _ => throw new ArgumentOutOfRangeException(nameof(status), status, "not a failure"),
+    };
 
     /// <summary>True when the request certainly had no effect (a write that may still commit answers false).</summary>
     public bool IsDefinite => Code is not (KeelErrorCode.LeaderChanged or KeelErrorCode.RequestTimedOut);
@@ -349,6 +384,9 @@ public sealed record KvResult
 
     /// <summary>The alarms an alarm request listed, activated or deactivated.</summary>
     public IReadOnlyList<AlarmMember>? Alarms { get; init; }
+
+    /// <summary>The auth revision after an applied auth change (etcd's auth store revision).</summary>
+    public ulong? AuthRevision { get; init; }
 
     /// <summary>The failure, when the request did not succeed.</summary>
     public KeelError? Error { get; init; }

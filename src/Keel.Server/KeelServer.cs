@@ -62,6 +62,10 @@ public sealed class KeelServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         EnsureThreadPoolHeadroom();
+        if (options.BcryptCost is < Auth.PasswordHasher.MinCost or > Auth.PasswordHasher.MaxCost)
+            throw new ArgumentException($"--bcrypt-cost must be {Auth.PasswordHasher.MinCost} to {Auth.PasswordHasher.MaxCost}, not {options.BcryptCost}");
+        // Parsed (and its key files read) before anything starts: a bad --auth-token stops the member at once.
+        var tokens = Auth.IAuthTokens.Create(options, TimeProvider.System);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         if (configureLogging is not null) configureLogging(builder.Logging);
@@ -102,6 +106,7 @@ public sealed class KeelServer : IAsyncDisposable
         var telemetry = new ServerTelemetry(host, gossip, loggerFactory.CreateLogger("keel.metrics"));
         TelemetrySetup.AddTo(builder.Services, telemetry, options.Name);
         builder.Services.AddSingleton(host);
+        builder.Services.AddSingleton(new Auth.AuthGate(host, tokens));
         builder.Services.AddSingleton(gossip);
         var app = builder.Build();
         app.MapGrpcService<KvApi>();
@@ -113,6 +118,7 @@ public sealed class KeelServer : IAsyncDisposable
         app.MapGrpcService<ElectionApi>();
         app.MapGrpcService<HealthApi>();
         app.MapGrpcService<KeelApi>();
+        app.MapGrpcService<AuthApi>();
         HttpHealth.Map(app, host);
         // On SIGTERM or Ctrl-C a leader hands off before Kestrel stops taking requests: clients keep writing through
         // the new leader while this member drains.

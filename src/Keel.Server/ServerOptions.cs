@@ -102,6 +102,29 @@ public sealed record ServerOptions
     /// </summary>
     public long MaxResponseBytes { get; init; } = 1L << 30;
 
+    /// <summary>
+    /// How Authenticate makes tokens (<c>--auth-token</c>, etcd's syntax): <c>simple</c> (random tokens kept by the member
+    /// that issued them, valid for <see cref="AuthTokenTtlSeconds"/> after their last use) or
+    /// <c>jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256[,ttl=5m]</c> (signed tokens any member with the public key
+    /// verifies).
+    /// </summary>
+    public string AuthToken { get; init; } = "simple";
+
+    /// <summary>Lifetime of a simple token after its last use (<c>--auth-token-ttl</c>, seconds, etcd's default 300).</summary>
+    public int AuthTokenTtlSeconds { get; init; } = 300;
+
+    /// <summary>
+    /// The bcrypt cost of password hashes (<c>--bcrypt-cost</c>, 4 to 31, etcd's default 10): each step doubles the
+    /// work of hashing and of every password check.
+    /// </summary>
+    public int BcryptCost { get; init; } = 10;
+
+    /// <summary>
+    /// Client certificates are checked and, for a request without a token, the certificate's common name is the user
+    /// (<c>--client-cert-auth</c>).
+    /// </summary>
+    public bool ClientCertAuth { get; init; }
+
     /// <summary>With work queued and no batch finished for this long, the loop counts as stalled: health turns NOT_SERVING.</summary>
     public int LoopStallMs { get; init; } = 5_000;
 

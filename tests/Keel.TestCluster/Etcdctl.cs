@@ -23,6 +23,15 @@ public sealed class Etcdctl
         Timeout = timeout ?? DefaultTimeout;
     }
 
+    /// <summary>
+    /// The same endpoints as <paramref name="user"/> (etcdctl's <c>--user name:password</c>, passed as ETCDCTL_USER so
+    /// that commands etcdctl starts itself inherit it).
+    /// </summary>
+    public Etcdctl As(string user, string password) => new(Endpoints, Timeout) { User = user + ":" + password };
+
+    /// <summary>The <c>name:password</c> etcdctl authenticates with, or null to send no credentials.</summary>
+    public string? User { get; private init; }
+
     /// <summary>The client URLs passed as ETCDCTL_ENDPOINTS.</summary>
     public IReadOnlyList<string> Endpoints { get; }
 
@@ -90,6 +99,8 @@ public sealed class Etcdctl
         start.Environment["ETCDCTL_API"] = "3";
         start.Environment["ETCDCTL_ENDPOINTS"] = string.Join(',', Endpoints);
         start.Environment["ETCDCTL_DIAL_TIMEOUT"] = "3s";
+        start.Environment.Remove("ETCDCTL_USER");
+        if (User is not null) start.Environment["ETCDCTL_USER"] = User;
         return start;
     }
 }

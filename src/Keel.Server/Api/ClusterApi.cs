@@ -10,7 +10,7 @@ namespace Keel.Server.Api;
 /// etcd's Cluster service (<c>etcdserver/api/v3rpc/member.go</c>): membership changes go through Raft joint
 /// configuration changes; the member table (names, peer and client URLs) is replicated state.
 /// </summary>
-internal sealed class ClusterApi(NodeHost host) : Cluster.ClusterBase
+internal sealed class ClusterApi(NodeHost host, Auth.AuthGate gate) : Cluster.ClusterBase
 {
     public override async Task<MemberListResponse> MemberList(MemberListRequest request, ServerCallContext context)
     {
@@ -23,6 +23,7 @@ internal sealed class ClusterApi(NodeHost host) : Cluster.ClusterBase
 
     public override async Task<MemberAddResponse> MemberAdd(MemberAddRequest request, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var urls = ValidUrls(request.PeerURLs);
         var result = await Change(MemberChange.Add(urls, request.IsLearner));
         var response = new MemberAddResponse { Header = host.Header(host.Status.Revision) };
@@ -33,6 +34,7 @@ internal sealed class ClusterApi(NodeHost host) : Cluster.ClusterBase
 
     public override async Task<MemberRemoveResponse> MemberRemove(MemberRemoveRequest request, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var result = await Change(MemberChange.Remove(request.ID));
         var response = new MemberRemoveResponse { Header = host.Header(host.Status.Revision) };
         response.Members.AddRange(result.Members!.Select(NodeHost.ToProto));
@@ -41,6 +43,7 @@ internal sealed class ClusterApi(NodeHost host) : Cluster.ClusterBase
 
     public override async Task<MemberUpdateResponse> MemberUpdate(MemberUpdateRequest request, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var result = await Change(MemberChange.Update(request.ID, ValidUrls(request.PeerURLs)));
         var response = new MemberUpdateResponse { Header = host.Header(host.Status.Revision) };
         response.Members.AddRange(result.Members!.Select(NodeHost.ToProto));
@@ -49,6 +52,7 @@ internal sealed class ClusterApi(NodeHost host) : Cluster.ClusterBase
 
     public override async Task<MemberPromoteResponse> MemberPromote(MemberPromoteRequest request, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var result = await Change(MemberChange.Promote(request.ID));
         var response = new MemberPromoteResponse { Header = host.Header(host.Status.Revision) };
         response.Members.AddRange(result.Members!.Select(NodeHost.ToProto));

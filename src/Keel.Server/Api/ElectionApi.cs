@@ -13,7 +13,7 @@ namespace Keel.Server.Api;
 /// created first; <see cref="Proclaim"/> and <see cref="Resign"/> act only while the caller's key still has the
 /// creation revision it won with, so a deposed leader cannot overwrite its successor.
 /// </summary>
-internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
+internal sealed class ElectionApi(NodeHost host, Auth.AuthGate gate) : Election.ElectionBase
 {
     private static readonly Status NotLeader = new(StatusCode.Unknown, "election: not leader");
     private static readonly Status NoLeader = new(StatusCode.Unknown, "election: no leader");
@@ -21,6 +21,9 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
 
     public override async Task<CampaignResponse> Campaign(CampaignRequest request, ServerCallContext context)
     {
+        // A campaign writes its own key and reads every contender under the name (etcd runs it as the caller's KV calls).
+        gate.CheckWrite(context, Recipes.PrefixOf(request.Name.ToByteArray()), Recipes.PrefixEnd(Recipes.PrefixOf(request.Name.ToByteArray())));
+        gate.CheckRead(context, Recipes.PrefixOf(request.Name.ToByteArray()), Recipes.PrefixEnd(Recipes.PrefixOf(request.Name.ToByteArray())));
         var name = request.Name.ToByteArray();
         var prefix = Recipes.PrefixOf(name);
         var key = Recipes.ContenderKey(name, request.Lease);
@@ -46,6 +49,7 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
 
     public override async Task<ProclaimResponse> Proclaim(ProclaimRequest request, ServerCallContext context)
     {
+        if (request.Leader is { } proclaimed) gate.CheckWrite(context, proclaimed.Key.ToByteArray(), []);
         var leader = request.Leader ?? throw new RpcException(NotLeader);
         var key = leader.Key.ToByteArray();
         var txn = new TxnRequest
@@ -60,6 +64,7 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
 
     public override async Task<LeaderResponse> Leader(LeaderRequest request, ServerCallContext context)
     {
+        gate.CheckRead(context, Recipes.PrefixOf(request.Name.ToByteArray()), Recipes.PrefixEnd(Recipes.PrefixOf(request.Name.ToByteArray())));
         var (range, leader) = await CurrentLeader(request.Name.ToByteArray());
         if (leader is null) throw new RpcException(NoLeader);
         return new LeaderResponse { Header = host.Header(range.Revision), Kv = ProtoMapping.ToProto(leader) };
@@ -67,6 +72,7 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
 
     public override async Task Observe(LeaderRequest request, IServerStreamWriter<LeaderResponse> responseStream, ServerCallContext context)
     {
+        gate.CheckRead(context, Recipes.PrefixOf(request.Name.ToByteArray()), Recipes.PrefixEnd(Recipes.PrefixOf(request.Name.ToByteArray())));
         var name = request.Name.ToByteArray();
         var prefix = Recipes.PrefixOf(name);
         (byte[] Key, long ModRevision)? last = null;
@@ -90,6 +96,7 @@ internal sealed class ElectionApi(NodeHost host) : Election.ElectionBase
 
     public override async Task<ResignResponse> Resign(ResignRequest request, ServerCallContext context)
     {
+        if (request.Leader is { } resigning) gate.CheckWrite(context, resigning.Key.ToByteArray(), []);
         var leader = request.Leader ?? throw new RpcException(NotLeader);
         var key = leader.Key.ToByteArray();
         var txn = new TxnRequest

@@ -12,10 +12,11 @@ namespace Keel.Server.Api;
 /// the changes between two times (the audit question "what changed between 2 PM and 3 PM"), and the members' health.
 /// Times resolve through the hybrid-clock timestamp every revision carries.
 /// </summary>
-internal sealed class KeelApi(NodeHost host, GossipHost gossip) : KeelService.KeelServiceBase
+internal sealed class KeelApi(NodeHost host, GossipHost gossip, Auth.AuthGate gate) : KeelService.KeelServiceBase
 {
     public override async Task<ReadAtResponse> ReadAt(ReadAtRequest request, ServerCallContext context)
     {
+        gate.CheckRead(context, request.Key.ToByteArray(), request.RangeEnd.ToByteArray());
         var (revision, timestamp) = await ResolveAsync(request.AtUnixMs, !request.Serializable);
         var response = new ReadAtResponse { ResolvedRevision = revision, ResolvedTimestamp = ToProto(timestamp) };
         if (revision == 0)
@@ -48,6 +49,7 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip) : KeelService.Ke
 
     public override async Task<ChangesBetweenResponse> ChangesBetween(ChangesBetweenRequest request, ServerCallContext context)
     {
+        gate.CheckRead(context, request.Key.ToByteArray(), request.RangeEnd.ToByteArray());
         if (request.ToUnixMs < request.FromUnixMs) throw Errors.InvalidArgument("keel: to_unix_ms is before from_unix_ms");
         await host.BarrierAsync();
         return await host.InvokeAsync(node =>

@@ -11,12 +11,13 @@ namespace Keel.Server.Api;
 /// (reads: ReadIndex unless <c>serializable</c>; writes: through the log) and maps the answer back. An
 /// <c>idempotency-key</c> request header on Put, DeleteRange and Txn makes a retry return the first answer.
 /// </summary>
-internal sealed class KvApi(NodeHost host) : KV.KVBase
+internal sealed class KvApi(NodeHost host, Auth.AuthGate gate) : KV.KVBase
 {
     public override async Task<RangeResponse> Range(RangeRequest request, ServerCallContext context)
     {
         if (request.Key.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
         var range = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
+        gate.CheckRead(context, range.Key, range.RangeEnd);
         var result = await host.ReadAsync(range, linearizable: !request.Serializable);
         Errors.ThrowIfFailed(result);
         return Bounded(ProtoMapping.ToProto(result.Range!, host.Header(result.Range!.Revision)));
@@ -26,7 +27,10 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
     {
         if (request.Key.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
         var put = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
-        var result = await host.WriteAsync(KvCommand.Of(put), IdempotencyKey(context));
+        gate.CheckWrite(context, put.Key, []);
+        if (put.PrevKv) gate.CheckRead(context, put.Key, []);
+        await gate.CheckLeaseKeysAsync(context, put.Lease);
+        var result = await host.WriteAsync(KvCommand.Of(put), IdempotencyKey(context, gate));
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.Put!, host.Header(result.Put!.Revision));
     }
@@ -35,7 +39,9 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
     {
         if (request.Key.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
         var delete = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
-        var result = await host.WriteAsync(KvCommand.Of(delete), IdempotencyKey(context));
+        if (delete.PrevKv) gate.CheckRead(context, delete.Key, delete.RangeEnd);
+        gate.CheckWrite(context, delete.Key, delete.RangeEnd);
+        var result = await host.WriteAsync(KvCommand.Of(delete), IdempotencyKey(context, gate));
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.DeleteRange!, host.Header(result.DeleteRange!.Revision));
     }
@@ -52,13 +58,16 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
             throw Errors.InvalidArgument(invalid.Message);
         }
         Validated(txn, Keel.Mvcc.MvccStore.Validate);
-        var result = await host.WriteAsync(KvCommand.Of(txn), IdempotencyKey(context));
+        gate.CheckTxn(context, txn);
+        var result = await host.WriteAsync(KvCommand.Of(txn), IdempotencyKey(context, gate));
         Errors.ThrowIfFailed(result);
         return Bounded(ProtoMapping.ToProto(result.Txn!, host.Header(result.Txn!.Revision)));
     }
 
     public override async Task<CompactionResponse> Compact(CompactionRequest request, ServerCallContext context)
     {
+        // Compaction discards every user's history: root only while auth is enabled.
+        gate.CheckAdmin(context);
         var result = await host.WriteAsync(KvCommand.Compact(request.Revision));
         Errors.ThrowIfFailed(result);
         return new CompactionResponse { Header = host.Header(result.Compact!.Revision) };
@@ -91,13 +100,28 @@ internal sealed class KvApi(NodeHost host) : KV.KVBase
         return response;
     }
 
-    /// <summary>The client's idempotency key, if it sent one; refused when longer than the limit.</summary>
-    internal static string? IdempotencyKey(ServerCallContext context)
+    /// <summary>
+    /// The client's idempotency key, if it sent one; refused when longer than the limit. While auth is enabled the key
+    /// belongs to the caller: it is replaced by <see cref="ScopedIdempotencyKey"/> of the user and the key, so the same key
+    /// sent by another user is another key (it neither replays nor collides with the first user's answer).
+    /// </summary>
+    internal static string? IdempotencyKey(ServerCallContext context, Auth.AuthGate gate)
     {
         var key = context.RequestHeaders.GetValue(KeelMetadata.IdempotencyKey);
         if (key is null) return null;
         if (key.Length == 0 || System.Text.Encoding.UTF8.GetByteCount(key) > KeelMetadata.MaxIdempotencyKeyBytes)
             throw Errors.InvalidArgument($"keel: idempotency-key must be 1 to {KeelMetadata.MaxIdempotencyKeyBytes} bytes");
-        return key;
+        return gate.UserOf(context) is { Length: > 0 } user ? ScopedIdempotencyKey(user, key) : key;
+    }
+
+    /// <summary>
+    /// The key a user's idempotency key is stored under: "u/" and the hex SHA-256 of the user name and the key (66
+    /// printable characters, within the 255 the replicated table takes). A key that is not valid as given stays invalid.
+    /// </summary>
+    internal static string ScopedIdempotencyKey(string user, string key)
+    {
+        if (!Keel.Idempotency.IdempotencyKey.IsValid(key)) return key;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(user + "\n" + key);
+        return "u/" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
     }
 }

@@ -16,11 +16,11 @@ namespace Keel.Server.Api;
 /// returned in the <c>keel-fencing-token</c> trailer; an <c>idempotency-key</c> header makes a retried grant return
 /// the first lease instead of a second one.
 /// </summary>
-internal sealed class LeaseApi(NodeHost host) : Lease.LeaseBase
+internal sealed class LeaseApi(NodeHost host, Auth.AuthGate gate) : Lease.LeaseBase
 {
     public override async Task<LeaseGrantResponse> LeaseGrant(LeaseGrantRequest request, ServerCallContext context)
     {
-        var result = await host.WriteAsync(KvCommand.LeaseGrant(request.ID, request.TTL), KvApi.IdempotencyKey(context));
+        var result = await host.WriteAsync(KvCommand.LeaseGrant(request.ID, request.TTL), KvApi.IdempotencyKey(context, gate));
         Errors.ThrowIfFailed(result);
         var grant = result.LeaseGrant!;
         context.ResponseTrailers.Add(KeelMetadata.FencingToken, grant.FencingToken.ToString(CultureInfo.InvariantCulture));
@@ -29,6 +29,8 @@ internal sealed class LeaseApi(NodeHost host) : Lease.LeaseBase
 
     public override async Task<LeaseRevokeResponse> LeaseRevoke(LeaseRevokeRequest request, ServerCallContext context)
     {
+        // Revoking deletes the attached keys: the caller must be able to write each (etcd checkLeasePuts).
+        await gate.CheckLeaseKeysAsync(context, request.ID);
         var result = await host.WriteAsync(KvCommand.LeaseRevoke(request.ID));
         Errors.ThrowIfFailed(result);
         return new LeaseRevokeResponse { Header = host.Header(result.LeaseRevoke!.Revision) };
@@ -61,6 +63,8 @@ internal sealed class LeaseApi(NodeHost host) : Lease.LeaseBase
     {
         await host.BarrierAsync();
         var ttl = await host.InvokeAsync(node => node.LeaseTimeToLive(request.ID, request.Keys));
+        // The attached keys are listed only to a caller who may read each of them (etcd 3.5's checkLeaseTimeToLive).
+        if (request.Keys) foreach (var key in ttl.Keys) gate.CheckRead(context, key, []);
         var response = new LeaseTimeToLiveResponse
         {
             Header = host.Header(host.Status.Revision),

@@ -13,7 +13,7 @@ namespace Keel.Server.Api;
 /// answer also carries the lock's fencing token (the key's creation revision) in the <c>keel-fencing-token</c>
 /// trailer: guard writes with <c>create_revision(key) == token</c> and a paused former holder is refused.
 /// </summary>
-internal sealed class LockApi(NodeHost host) : Keel.Protocol.Etcd.V3Lockpb.Lock.LockBase
+internal sealed class LockApi(NodeHost host, Auth.AuthGate gate) : Keel.Protocol.Etcd.V3Lockpb.Lock.LockBase
 {
     private readonly Recipes _recipes = new(host);
 
@@ -22,6 +22,9 @@ internal sealed class LockApi(NodeHost host) : Keel.Protocol.Etcd.V3Lockpb.Lock.
         if (request.Name.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
         var prefix = Recipes.PrefixOf(request.Name.ToByteArray());
         var key = Recipes.ContenderKey(request.Name.ToByteArray(), request.Lease);
+        // Locking writes the caller's key and reads every waiter under the name (etcd runs it as the caller's KV calls).
+        gate.CheckWrite(context, prefix, Recipes.PrefixEnd(prefix));
+        gate.CheckRead(context, prefix, Recipes.PrefixEnd(prefix));
         var (myRevision, revision, _) = await _recipes.CreateOrGetAsync(key, [], request.Lease);
         try
         {
@@ -39,6 +42,7 @@ internal sealed class LockApi(NodeHost host) : Keel.Protocol.Etcd.V3Lockpb.Lock.
 
     public override async Task<UnlockResponse> Unlock(UnlockRequest request, ServerCallContext context)
     {
+        gate.CheckWrite(context, request.Key.ToByteArray(), []);
         var result = await _recipes.WriteAsync(KvCommand.Of(new DeleteRangeRequest { Key = request.Key.ToByteArray() }));
         return new UnlockResponse { Header = host.Header(result.DeleteRange!.Revision) };
     }

@@ -10,7 +10,7 @@ namespace Keel.Server.Api;
 /// etcd's Maintenance service (<c>etcdserver/api/v3rpc/maintenance.go</c>): status, alarms, hashes, defragment,
 /// snapshot and leader transfer.
 /// </summary>
-internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBase
+internal sealed class MaintenanceApi(NodeHost host, Auth.AuthGate gate) : Maintenance.MaintenanceBase
 {
     /// <summary>The etcd API version Keel speaks; etcdctl prints it in <c>endpoint status</c>.</summary>
     public const string ApiVersion = "3.4.23";
@@ -48,6 +48,8 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
         if (!Enum.IsDefined(request.Alarm))
             throw Errors.InvalidArgument($"keel: invalid alarm type {(int)request.Alarm} (NONE, NOSPACE or CORRUPT: 0 to 2)");
         IReadOnlyList<Keel.Node.AlarmMember> alarms;
+        // Listing alarms is open (etcdctl endpoint status reads them); raising or clearing one is root's.
+        if (request.Action != AlarmRequest.Types.AlarmAction.Get) gate.CheckAdmin(context);
         if (request.Action == AlarmRequest.Types.AlarmAction.Get)
         {
             alarms = await host.InvokeAsync(node => node.Alarms);
@@ -67,6 +69,7 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
 
     public override async Task<HashKVResponse> HashKV(HashKVRequest request, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var (hash, current) = await host.InvokeAsync(node =>
         {
             try
@@ -83,14 +86,18 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
 
     public override async Task<HashResponse> Hash(HashRequest request, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var (hash, current) = await host.InvokeAsync(node => (node.Store.HashKv(0), node.Store.CurrentRevision));
         return new HashResponse { Header = host.Header(current), Hash = hash.Hash };
     }
 
-    public override Task<DefragmentResponse> Defragment(DefragmentRequest request, ServerCallContext context) =>
+    public override Task<DefragmentResponse> Defragment(DefragmentRequest request, ServerCallContext context)
+    {
+        gate.CheckAdmin(context);
         // The store lives in memory over a WAL whose old segments are deleted at snapshot time: there is no file to
         // defragment, so this succeeds at once (etcdctl defrag reports success, as it would on a compacted etcd).
-        Task.FromResult(new DefragmentResponse { Header = host.Header(host.Status.Revision) });
+        return Task.FromResult(new DefragmentResponse { Header = host.Header(host.Status.Revision) });
+    }
 
     /// <summary>
     /// The whole replicated state at one applied index — store with history, leases, members, idempotency table,
@@ -100,6 +107,7 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
     /// </summary>
     public override async Task Snapshot(SnapshotRequest request, IServerStreamWriter<SnapshotResponse> responseStream, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var (backup, revision) = await host.InvokeAsync(node => (node.EncodeBackup(), node.Store.CurrentRevision));
         const int chunkBytes = 64 * 1024;
         for (var offset = 0; offset < backup.Length; offset += chunkBytes)
@@ -117,6 +125,7 @@ internal sealed class MaintenanceApi(NodeHost host) : Maintenance.MaintenanceBas
 
     public override async Task<MoveLeaderResponse> MoveLeader(MoveLeaderRequest request, ServerCallContext context)
     {
+        gate.CheckAdmin(context);
         var (isLeader, known) = await host.InvokeAsync(node => (node.IsLeader, node.Members.Any(m => m.Id == request.TargetID && !m.IsLearner)));
         if (!isLeader) throw new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, "etcdserver: not leader"));
         if (!known) throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, "etcdserver: bad leader transferee"));

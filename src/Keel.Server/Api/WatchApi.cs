@@ -9,13 +9,26 @@ namespace Keel.Server.Api;
 /// cancels and progress requests are handed to the <see cref="WatchHub"/> on the node loop; a writer task drains the
 /// stream's queue to the client in order, so a watch's created reply always precedes its events.
 /// </summary>
-internal sealed class WatchApi(NodeHost host) : Watch.WatchBase
+internal sealed class WatchApi(NodeHost host, Auth.AuthGate gate) : Watch.WatchBase
 {
     /// <summary>
     /// Watches one stream may hold at once; a create past it is refused (created and canceled at once, etcd's answer to
     /// an invalid watch request) so one client cannot make the member track an unbounded number of watchers.
     /// </summary>
     public const int MaxWatchesPerStream = 10_000;
+
+    private bool IsWatchPermitted(ServerCallContext context, WatchCreateRequest create)
+    {
+        try
+        {
+            gate.CheckRead(context, create.Key.ToByteArray(), create.RangeEnd.ToByteArray());
+            return true;
+        }
+        catch (RpcException refused) when (refused.StatusCode != StatusCode.Unauthenticated)
+        {
+            return false;
+        }
+    }
 
     public override async Task Watch(IAsyncStreamReader<WatchRequest> requestStream, IServerStreamWriter<WatchResponse> responseStream, ServerCallContext context)
     {
@@ -55,6 +68,17 @@ internal sealed class WatchApi(NodeHost host) : Watch.WatchBase
                             // etcd answers a duplicate id (or a bad revision) with created = false and canceled = true.
                             var header = host.Header(host.Status.Revision);
                             stream.Enqueue(new WatchResponse { Header = header, WatchId = watchId, Created = true, Canceled = true, CancelReason = "etcdserver: invalid watch request" });
+                            break;
+                        }
+                        if (!IsWatchPermitted(context, create))
+                        {
+                            // etcd's answer to a watch on keys the caller may not read: created and canceled at once.
+                            usedIds.Remove(watchId);
+                            stream.Enqueue(new WatchResponse
+                            {
+                                Header = host.Header(host.Status.Revision), WatchId = watchId, Created = true, Canceled = true,
+                                CancelReason = "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
+                            });
                             break;
                         }
                         var watcher = new Watcher

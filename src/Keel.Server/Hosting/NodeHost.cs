@@ -45,6 +45,7 @@ public sealed class NodeHost : IAsyncDisposable
     private long _leaderLastArrivedMs;
     private long _lastProgressNotifyMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
+    private volatile Keel.Node.Auth.AuthState _auth;
     private const int MaxQueuedTicks = 250;
     private int _queuedTicks;
     private long _queuedItems;
@@ -61,6 +62,8 @@ public sealed class NodeHost : IAsyncDisposable
     {
         Statistics = statistics;
         Node = node;
+        // Known before the first request: a restarted member with auth enabled never serves one unchecked.
+        _auth = node.Auth;
         Directory = directory;
         _directoryLock = directoryLock;
         InitialMembers = members;
@@ -109,6 +112,12 @@ public sealed class NodeHost : IAsyncDisposable
 
     /// <summary>A recent view of the node (refreshed after every batch of work), safe to read from any thread.</summary>
     public HostStatus Status => _status;
+
+    /// <summary>
+    /// The auth store as this member has applied it (users, roles, enabled flag): published before the answers of a
+    /// batch are released, so a client that saw its auth change succeed is checked against it on its next request.
+    /// </summary>
+    public Keel.Node.Auth.AuthState Auth => _auth;
 
     /// <summary>Counters for metrics and the dashboard (this host's own: servers in one process never mix).</summary>
     public NodeHostStatistics Statistics { get; }
@@ -723,6 +732,7 @@ public sealed class NodeHost : IAsyncDisposable
     private void Flush()
     {
         Node.Outbox.DrainTo(_messages, _responses);
+        _auth = Node.Auth;
         foreach (var message in _messages) Transport.Send(message);
         _messages.Clear();
         foreach (var response in _responses)
