@@ -108,7 +108,7 @@ internal static class Failures
     public static Retry Classify(RpcException failure, bool safeToRepeat)
     {
         var detail = failure.Status.Detail ?? "";
-        if (NotActedOn(failure)) return Retry.OtherMember;
+        if (CertainlyNotApplied(failure)) return Retry.OtherMember;
         if (!safeToRepeat) return Retry.Never;
         return failure.StatusCode switch
         {
@@ -120,7 +120,8 @@ internal static class Failures
         };
     }
 
-    private static bool NotActedOn(RpcException failure)
+    /// <summary>The server refused the call before acting on it, or it was never sent.</summary>
+    public static bool CertainlyNotApplied(RpcException failure)
     {
         var detail = failure.Status.Detail ?? "";
         if (detail is "etcdserver: no leader" or "etcdserver: too many requests" or "etcdserver: not capable"

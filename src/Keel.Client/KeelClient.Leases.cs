@@ -20,6 +20,21 @@ public sealed partial class KeelClient
         return new KeelLease(this, response.ID, TimeSpan.FromSeconds(response.TTL), ParseFencingToken(trailers), sentAt, keepAlive);
     }
 
+    /// <summary>Revokes lease <paramref name="leaseId"/>: its keys are deleted at once. A lease that is already gone is not an error.</summary>
+    public async Task RevokeLeaseAsync(long leaseId, CancellationToken cancellationToken = default)
+    {
+        var request = new LeaseRevokeRequest { ID = leaseId };
+        try
+        {
+            // Revoking twice is harmless (the second answers "lease not found"), so retries are safe.
+            await CallAsync("LeaseRevoke", (invoker, call) => new Lease.LeaseClient(invoker).LeaseRevokeAsync(request, call),
+                safeToRepeat: true, idempotencyKey: null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (KeelClientException notFound) when (notFound.StatusCode == Grpc.Core.StatusCode.NotFound)
+        {
+        }
+    }
+
     /// <summary>The remaining TTL of lease <paramref name="leaseId"/>, or null when it does not exist (expired or revoked).</summary>
     public async Task<TimeSpan?> LeaseTimeToLiveAsync(long leaseId, CancellationToken cancellationToken = default)
     {

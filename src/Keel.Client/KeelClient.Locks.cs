@@ -203,6 +203,10 @@ public sealed class KeelElection
                     failure = e;
                     break;
                 }
+                catch (RpcException cancelled)
+                {
+                    throw new OperationCanceledException("keel: observe cancelled", cancelled, cancellationToken);
+                }
                 failuresInARow = 0;
                 if (current.Kv is null || current.Kv.ModRevision <= lastModRevision) continue;
                 lastModRevision = current.Kv.ModRevision;

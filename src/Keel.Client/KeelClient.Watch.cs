@@ -84,6 +84,10 @@ public sealed partial class KeelClient
         {
             return failure;
         }
+        catch (RpcException cancelled) when (token.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("keel: watch cancelled", cancelled, token);
+        }
         catch (InvalidOperationException closed) when (!token.IsCancellationRequested)
         {
             // The call already ended (the member went away before the request was written).

@@ -19,6 +19,8 @@ public sealed partial class KeelClient : IAsyncDisposable
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
     private readonly Endpoints _endpoints;
     private readonly CancellationTokenSource _disposed = new();
+    private long _retries;
+    private long _ambiguousRetries;
 
     /// <summary>Creates a client; nothing is dialled until the first call.</summary>
     /// <exception cref="ArgumentException">The options are invalid (the message lists every problem).</exception>
@@ -33,6 +35,15 @@ public sealed partial class KeelClient : IAsyncDisposable
 
     /// <summary>Creates a client for the given member URLs with default timeouts.</summary>
     public KeelClient(params string[] endpoints) : this(new KeelClientOptions { Endpoints = endpoints }) { }
+
+    /// <summary>Attempts retried (on another member) since the client was created, for metrics.</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    /// <summary>
+    /// Retried writes whose failed attempt may have been applied (timed out, or the connection broke after sending):
+    /// without the idempotency key each of these could have applied twice; with it, none does.
+    /// </summary>
+    public long AmbiguousRetries => Interlocked.Read(ref _ambiguousRetries);
 
     /// <summary>The options the client runs with.</summary>
     public KeelClientOptions Options { get; }
@@ -198,6 +209,8 @@ public sealed partial class KeelClient : IAsyncDisposable
                 if (retry == Retry.Never || attempt > Options.RetryLimit)
                     throw new KeelClientException(operation, failure, _endpoints.Url(member), attempt);
                 _endpoints.Failed(member);
+                Interlocked.Increment(ref _retries);
+                if (idempotencyKey is not null && !Failures.CertainlyNotApplied(failure)) Interlocked.Increment(ref _ambiguousRetries);
                 await Task.Delay(Backoff(attempt), cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException cancelled) when (cancellationToken.IsCancellationRequested)

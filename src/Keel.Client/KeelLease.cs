@@ -55,16 +55,7 @@ public sealed class KeelLease : IAsyncDisposable
     public async Task RevokeAsync(CancellationToken cancellationToken = default)
     {
         await StopKeepAliveAsync().ConfigureAwait(false);
-        try
-        {
-            var request = new LeaseRevokeRequest { ID = Id };
-            // Revoking twice is harmless (the second answers "lease not found"), so retries are safe.
-            await _client.CallAsync("LeaseRevoke", (invoker, call) => new Lease.LeaseClient(invoker).LeaseRevokeAsync(request, call),
-                safeToRepeat: true, idempotencyKey: null, cancellationToken).ConfigureAwait(false);
-        }
-        catch (KeelClientException notFound) when (notFound.StatusCode == StatusCode.NotFound)
-        {
-        }
+        await _client.RevokeLeaseAsync(Id, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops the keep-alive and revokes the lease; a failure to revoke is swallowed (the lease then expires after its TTL).</summary>
@@ -93,6 +84,9 @@ public sealed class KeelLease : IAsyncDisposable
             await _keepAlive.ConfigureAwait(false);
         }
         catch (OperationCanceledException)
+        {
+        }
+        catch (RpcException cancelled) when (cancelled.StatusCode == StatusCode.Cancelled)
         {
         }
     }
