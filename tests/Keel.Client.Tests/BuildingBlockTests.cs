@@ -242,6 +242,35 @@ public sealed class BuildingBlockTests(ClusterFixture fixture) : IClassFixture<C
         Assert.Equal(["a", "a2", "b"], observed.ToArray());
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Configuration_under_a_prefix_loads_and_follows_changes_through_a_watch()
+    {
+        await Client.PutAsync("cfg/svc/Logging/Level", "Info");
+        await Client.PutAsync("cfg/svc/Name", "api");
+        await Client.PutAsync("cfg/other/Name", "not mine");
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder();
+        Configuration.KeelConfigurationExtensions.AddKeel(configuration, Client, "cfg/svc/");
+        var root = configuration.Build();
+        try
+        {
+            Assert.Equal("Info", root["Logging:Level"]);
+            Assert.Equal("api", root["Name"]);
+            var reloads = 0;
+            using var subscription = Microsoft.Extensions.Primitives.ChangeToken.OnChange(root.GetReloadToken, () => Interlocked.Increment(ref reloads));
+
+            await Client.PutAsync("cfg/svc/Logging/Level", "Debug");
+            await PollAsync(() => Task.FromResult(root["Logging:Level"] == "Debug"), "the changed value");
+            await Client.DeleteAsync("cfg/svc/Name");
+            await PollAsync(() => Task.FromResult(root["Name"] is null), "the deleted key gone");
+            Assert.True(Volatile.Read(ref reloads) >= 2, $"{reloads} reloads");
+            Assert.Null(root["other:Name"]);
+        }
+        finally
+        {
+            (root as IDisposable)?.Dispose();
+        }
+    }
+
     private static async Task PollAsync(Func<Task<bool>> condition, string what)
     {
         var clock = Stopwatch.StartNew();
