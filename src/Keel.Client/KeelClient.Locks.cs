@@ -217,6 +217,7 @@ public sealed class KeelElection
             failuresInARow++;
             if (failuresInARow > _client.Options.RetryLimit) throw new KeelClientException("Observe", failure, _client.Members.Url(member), failuresInARow);
             _client.Members.Failed(member);
+            _client.CountReconnect();
             await Task.Delay(KeelClient.Backoff(failuresInARow), cancellationToken).ConfigureAwait(false);
         }
     }

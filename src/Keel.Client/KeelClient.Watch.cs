@@ -69,6 +69,7 @@ public sealed partial class KeelClient
             failuresInARow++;
             if (failuresInARow > Options.RetryLimit) throw new KeelClientException("Watch", failure!, _endpoints.Url(member), failuresInARow);
             _endpoints.Failed(member);
+            CountReconnect();
             await Task.Delay(Backoff(failuresInARow), token).ConfigureAwait(false);
         }
     }

@@ -21,6 +21,7 @@ public sealed partial class KeelClient : IAsyncDisposable
     private readonly CancellationTokenSource _disposed = new();
     private long _retries;
     private long _ambiguousRetries;
+    private long _reconnects;
 
     /// <summary>Creates a client; nothing is dialled until the first call.</summary>
     /// <exception cref="ArgumentException">The options are invalid (the message lists every problem).</exception>
@@ -44,6 +45,11 @@ public sealed partial class KeelClient : IAsyncDisposable
     /// without the idempotency key each of these could have applied twice; with it, none does.
     /// </summary>
     public long AmbiguousRetries => Interlocked.Read(ref _ambiguousRetries);
+
+    /// <summary>Times a watch or an election observer reconnected to another member after its stream broke, for metrics.</summary>
+    public long Reconnects => Interlocked.Read(ref _reconnects);
+
+    internal void CountReconnect() => Interlocked.Increment(ref _reconnects);
 
     /// <summary>The options the client runs with.</summary>
     public KeelClientOptions Options { get; }

@@ -70,7 +70,7 @@ public sealed class FailoverTests(FailoverClusterFixture fixture, ITestOutputHel
             }
             await writes;
             Assert.Equal(Enumerable.Range(0, Writes).Select(i => $"{i}"), received);
-            Assert.True(watcher.Retries == 0, "watch reconnects are not call retries");
+            Assert.True(watcher.Reconnects > 0, "the watch never lost its member: the test did not exercise a resume");
         }
         finally
         {
