@@ -167,4 +167,88 @@ public sealed class FailoverTests(FailoverClusterFixture fixture, ITestOutputHel
         // The test only proves something if the kills forced retries.
         Assert.True(client.Retries > 0, "no call was retried: the leader kills did not reach the writers");
     }
+
+    /// <summary>
+    /// The control for the test above, in the same cluster: without idempotency keys a write whose attempt may have
+    /// applied is not retried by the client (it fails instead), and a caller that retries such failures itself — as one
+    /// must with etcd's clients — can apply a write twice. Prints the duplicates measured; asserts every extra apply came
+    /// from such a retry and that nothing acknowledged was lost.
+    /// </summary>
+    [Fact(Timeout = 300_000)]
+    public async Task Without_idempotency_keys_a_caller_retry_after_an_ambiguous_failure_can_apply_twice()
+    {
+        const int Writers = 8;
+        await using var client = new KeelClient(new KeelClientOptions
+        {
+            Endpoints = Cluster.ClientUrls.ToList(), CommandTimeout = TimeSpan.FromSeconds(3), RetryLimit = 40, IdempotentWrites = false,
+        });
+        var acknowledged = new long[Writers];
+        var callerRetries = new long[Writers];
+        long acks = 0;
+        var stop = false;
+
+        async Task Writer(int w)
+        {
+            for (var sequence = 0; !Volatile.Read(ref stop); sequence++)
+            {
+                // A naive caller: on a failure it cannot judge, it sends the same write again.
+                for (var attempt = 0; ; attempt++)
+                {
+                    try
+                    {
+                        await client.PutAsync($"naive/{w}", $"{w}:{sequence}");
+                        break;
+                    }
+                    catch (KeelClientException) when (attempt < 40)
+                    {
+                        Interlocked.Increment(ref callerRetries[w]);
+                        await Task.Delay(100);
+                    }
+                }
+                Interlocked.Increment(ref acknowledged[w]);
+                Interlocked.Increment(ref acks);
+            }
+        }
+
+        async Task AwaitProgress(string what)
+        {
+            var from = Interlocked.Read(ref acks);
+            var clock = Stopwatch.StartNew();
+            while (Interlocked.Read(ref acks) < from + 50)
+            {
+                Assert.True(clock.Elapsed < WaitBound, $"writers made no progress {what}\n{Cluster.DescribeOutput()}");
+                await Task.Delay(50);
+            }
+        }
+
+        var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(() => Writer(w))).ToArray();
+        try
+        {
+            await AwaitProgress("at the start");
+            for (var kill = 0; kill < 2; kill++)
+            {
+                var leader = await Cluster.FindLeaderAsync();
+                await Cluster.KillAsync(leader);
+                await AwaitProgress($"after SIGKILL of leader n{leader + 1}");
+                await Cluster.RestartAsync(leader);
+                await AwaitProgress($"after restarting n{leader + 1}");
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            await Task.WhenAll(writers);
+            foreach (var member in Cluster.Members.Where(m => !m.IsRunning)) await Cluster.RestartAsync(member.Index);
+        }
+
+        long duplicates = 0;
+        for (var w = 0; w < Writers; w++)
+        {
+            var version = (await client.GetAsync($"naive/{w}"))?.Version ?? 0;
+            Assert.InRange(version, acknowledged[w], acknowledged[w] + callerRetries[w]);
+            duplicates += version - acknowledged[w];
+        }
+        output.WriteLine($"without idempotency keys: {acknowledged.Sum()} acknowledged increments, {client.Retries} client retries (only where nothing was applied), " +
+            $"{callerRetries.Sum()} caller retries after ambiguous failures, {duplicates} duplicates");
+    }
 }
