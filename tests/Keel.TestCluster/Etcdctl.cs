@@ -16,8 +16,13 @@ public sealed class Etcdctl
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(20);
 
     /// <summary>Creates a runner for the given client URLs (such as <c>http://127.0.0.1:2379</c>).</summary>
-    public Etcdctl(IEnumerable<string> endpoints, TimeSpan? timeout = null)
+    /// <param name="endpoints">Client URLs.</param>
+    /// <param name="timeout">The bound on one run.</param>
+    /// <param name="tls">The CA, certificate and key passed as <c>--cacert --cert --key</c> (through ETCDCTL_CACERT,
+    /// ETCDCTL_CERT and ETCDCTL_KEY, so commands etcdctl runs itself inherit them), or null for none.</param>
+    public Etcdctl(IEnumerable<string> endpoints, TimeSpan? timeout = null, EtcdctlTls? tls = null)
     {
+        Tls = tls;
         Endpoints = endpoints.ToArray();
         if (Endpoints.Count == 0) throw new ArgumentException("at least one endpoint", nameof(endpoints));
         Timeout = timeout ?? DefaultTimeout;
@@ -28,6 +33,9 @@ public sealed class Etcdctl
 
     /// <summary>The bound on one run.</summary>
     public TimeSpan Timeout { get; }
+
+    /// <summary>The TLS files given to etcdctl, or null.</summary>
+    public EtcdctlTls? Tls { get; }
 
     /// <summary>The etcdctl binary in use.</summary>
     public static string ExecutablePath =>
@@ -90,9 +98,18 @@ public sealed class Etcdctl
         start.Environment["ETCDCTL_API"] = "3";
         start.Environment["ETCDCTL_ENDPOINTS"] = string.Join(',', Endpoints);
         start.Environment["ETCDCTL_DIAL_TIMEOUT"] = "3s";
+        if (Tls?.CaFile is { } ca) start.Environment["ETCDCTL_CACERT"] = ca;
+        if (Tls?.CertFile is { } cert) start.Environment["ETCDCTL_CERT"] = cert;
+        if (Tls?.KeyFile is { } key) start.Environment["ETCDCTL_KEY"] = key;
         return start;
     }
 }
+
+/// <summary>TLS files for etcdctl (<c>--cacert</c>, <c>--cert</c>, <c>--key</c>); any may be null.</summary>
+/// <param name="CaFile">The CA that signs the server certificates.</param>
+/// <param name="CertFile">The client certificate.</param>
+/// <param name="KeyFile">The client certificate's key.</param>
+public sealed record EtcdctlTls(string? CaFile, string? CertFile, string? KeyFile);
 
 /// <summary>The outcome of one etcdctl run.</summary>
 /// <param name="Arguments">The arguments it ran with.</param>
