@@ -134,6 +134,48 @@ public sealed class TlsTests : IDisposable
         Assert.Equal(1, cluster.Members[0].Incarnation);
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task Auto_tls_generates_certificates_into_the_data_directory_and_serves_with_them()
+    {
+        await using var cluster = await TestCluster.TestCluster.StartAsync(1, options: new TestClusterOptions
+        {
+            ClientScheme = "https",
+            PeerScheme = "https",
+            EtcdctlTls = new EtcdctlTls(null, null, null, InsecureSkipVerify: true),
+            ExtraFlags = ["--auto-tls", "--peer-auto-tls"],
+        });
+        (await cluster.Etcdctl().RunAsync("put", "/tls/auto", "generated")).EnsureSuccess();
+        Assert.Equal(["/tls/auto", "generated"], (await cluster.Etcdctl().RunAsync("get", "/tls/auto")).EnsureSuccess().OutputLines);
+        var dataDir = cluster.Members[0].DataDirectory;
+        Assert.True(File.Exists(Path.Combine(dataDir, "fixtures", "client", "cert.pem")));
+        Assert.True(File.Exists(Path.Combine(dataDir, "fixtures", "peer", "cert.pem")));
+        // Generated, so nobody can verify it: a client that checks the certificate refuses it.
+        var verifying = await new TestCluster.Etcdctl(cluster.ClientUrls).RunAsync("get", "/tls/auto", "--command-timeout=3s");
+        Assert.NotEqual(0, verifying.ExitCode);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task An_unknown_cipher_suite_name_stops_the_start_with_the_name()
+    {
+        if (ServerSelection.FromEnvironment() != ServerKind.Keel) return; // etcd's message differs; the flag's meaning is the same
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { TestCluster.TestCluster.KeelDll, "serve", "--data-dir", Path.Combine(_directory, "d"), "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NOT_A_SUITE" })
+            start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var stderr = process.StandardError.ReadToEndAsync(bound.Token);
+        try
+        {
+            await process.WaitForExitAsync(bound.Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("--cipher-suites: unexpected TLS cipher suite 'TLS_NOT_A_SUITE'", await stderr);
+    }
+
     private static X509Certificate2 LoadCa(string caFile)
     {
         var collection = new X509Certificate2Collection();

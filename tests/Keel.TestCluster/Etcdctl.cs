@@ -101,6 +101,12 @@ public sealed class Etcdctl
         if (Tls?.CaFile is { } ca) start.Environment["ETCDCTL_CACERT"] = ca;
         if (Tls?.CertFile is { } cert) start.Environment["ETCDCTL_CERT"] = cert;
         if (Tls?.KeyFile is { } key) start.Environment["ETCDCTL_KEY"] = key;
+        if (Tls?.InsecureSkipVerify == true)
+        {
+            // etcdctl 3.4 dials without TLS when given no certificate files unless told --insecure-transport=false.
+            start.Environment["ETCDCTL_INSECURE_SKIP_TLS_VERIFY"] = "true";
+            start.Environment["ETCDCTL_INSECURE_TRANSPORT"] = "false";
+        }
         return start;
     }
 }
@@ -109,7 +115,8 @@ public sealed class Etcdctl
 /// <param name="CaFile">The CA that signs the server certificates.</param>
 /// <param name="CertFile">The client certificate.</param>
 /// <param name="KeyFile">The client certificate's key.</param>
-public sealed record EtcdctlTls(string? CaFile, string? CertFile, string? KeyFile);
+/// <param name="InsecureSkipVerify">Accept any server certificate (<c>--insecure-skip-tls-verify</c>, for <c>--auto-tls</c>).</param>
+public sealed record EtcdctlTls(string? CaFile, string? CertFile, string? KeyFile, bool InsecureSkipVerify = false);
 
 /// <summary>The outcome of one etcdctl run.</summary>
 /// <param name="Arguments">The arguments it ran with.</param>
