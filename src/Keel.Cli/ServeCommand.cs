@@ -35,6 +35,19 @@ internal static class ServeCommand
     private static readonly Option<string?> AuthToken = new("--auth-token") { Description = "simple (default) or jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256[,ttl=5m]: the tokens Authenticate issues." };
     private static readonly Option<int?> AuthTokenTtl = new("--auth-token-ttl") { Description = "Seconds a simple token lives after its last use (default 300)." };
     private static readonly Option<int?> BcryptCost = new("--bcrypt-cost") { Description = "bcrypt cost of password hashes, 4 to 31 (default 10)." };
+    private static readonly Option<string?> CertFile = new("--cert-file") { Description = "Path to the client server TLS cert file (PEM; leaf first, then intermediates). Reloaded when it changes." };
+    private static readonly Option<string?> KeyFile = new("--key-file") { Description = "Path to the client server TLS key file (PEM)." };
+    private static readonly Option<string?> TrustedCaFile = new("--trusted-ca-file") { Description = "Path to the client server TLS trusted CA cert file (PEM)." };
+    private static readonly Option<bool?> ClientCertAuth = new("--client-cert-auth") { Description = "Require clients to present a certificate signed by --trusted-ca-file.", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Option<bool?> AutoTls = new("--auto-tls") { Description = "Client TLS with a generated self-signed certificate (development only).", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Option<string?> CipherSuites = new("--cipher-suites") { Description = "Comma-separated TLS 1.2 cipher suites for client and peer TLS, etcd's names (e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; default: the platform's)." };
+    private static readonly Option<string?> PeerCertFile = new("--peer-cert-file") { Description = "Path to the peer TLS cert file (PEM). Reloaded when it changes." };
+    private static readonly Option<string?> PeerKeyFile = new("--peer-key-file") { Description = "Path to the peer TLS key file (PEM)." };
+    private static readonly Option<string?> PeerTrustedCaFile = new("--peer-trusted-ca-file") { Description = "Path to the peer TLS trusted CA file (PEM)." };
+    private static readonly Option<bool?> PeerClientCertAuth = new("--peer-client-cert-auth") { Description = "Require peers to present a certificate signed by --peer-trusted-ca-file.", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Option<string?> PeerCertAllowedCn = new("--peer-cert-allowed-cn") { Description = "Only accept peer certificates with this common name." };
+    private static readonly Option<bool?> PeerAutoTls = new("--peer-auto-tls") { Description = "Peer TLS with a generated self-signed certificate (development only: encrypts, authenticates no one).", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Option<string?> PeerSecretFile = new("--peer-secret-file") { Description = "File holding the cluster secret (16+ bytes, the same on every member) that peers prove in their hello (Keel only; see docs/security.md)." };
     private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
 
     public static Command Create()
@@ -44,6 +57,8 @@ internal static class ServeCommand
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
             InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat,
             AuthToken, AuthTokenTtl, BcryptCost,
+            CertFile, KeyFile, TrustedCaFile, ClientCertAuth, AutoTls, CipherSuites, PeerCertFile, PeerKeyFile, PeerTrustedCaFile,
+            PeerClientCertAuth, PeerCertAllowedCn, PeerAutoTls, PeerSecretFile,
         };
         command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
         return command;
@@ -60,12 +75,14 @@ internal static class ServeCommand
             .Build();
         string? Get(Option<string?> option) => (parse?.GetValue(option)) ?? Setting(config, option.Name);
         int? GetInt(Option<int?> option) => parse?.GetValue(option) ?? (int.TryParse(Setting(config, option.Name), out var value) ? value : null);
+        bool GetBool(Option<bool?> option) => parse?.GetValue(option) ?? (bool.TryParse(Setting(config, option.Name), out var value) && value);
         long? GetLong(Option<long?> option) => parse?.GetValue(option) ?? (long.TryParse(Setting(config, option.Name), out var value) ? value : null);
 
         ServerOptions options;
         try
         {
             var name = Get(Name) ?? "default";
+            var cipherSuites = Keel.Server.Security.CipherSuiteNames.Parse(Get(CipherSuites));
             var peerUrls = Urls(Get(InitialAdvertisePeerUrls) ?? Get(ListenPeerUrls) ?? ServerOptions.DefaultPeerUrl, "--initial-advertise-peer-urls");
             var clientUrls = Urls(Get(ListenClientUrls) ?? ServerOptions.DefaultClientUrl, "--listen-client-urls");
             options = new ServerOptions
@@ -97,6 +114,26 @@ internal static class ServeCommand
                 AuthToken = Get(AuthToken) ?? "simple",
                 AuthTokenTtlSeconds = GetInt(AuthTokenTtl) is > 0 and var ttl ? ttl : 300,
                 BcryptCost = GetInt(BcryptCost) ?? 10,
+                ClientTls = new Keel.Server.Security.TlsSettings
+                {
+                    CertFile = Get(CertFile),
+                    KeyFile = Get(KeyFile),
+                    TrustedCaFile = Get(TrustedCaFile),
+                    ClientCertAuth = GetBool(ClientCertAuth),
+                    AutoTls = GetBool(AutoTls),
+                    CipherSuites = cipherSuites,
+                },
+                PeerTls = new Keel.Server.Security.TlsSettings
+                {
+                    CertFile = Get(PeerCertFile),
+                    KeyFile = Get(PeerKeyFile),
+                    TrustedCaFile = Get(PeerTrustedCaFile),
+                    ClientCertAuth = GetBool(PeerClientCertAuth),
+                    AllowedCn = Get(PeerCertAllowedCn),
+                    AutoTls = GetBool(PeerAutoTls),
+                    CipherSuites = cipherSuites,
+                },
+                PeerSecretFile = Get(PeerSecretFile),
             };
             if (options.BcryptCost is < Keel.Server.Auth.PasswordHasher.MinCost or > Keel.Server.Auth.PasswordHasher.MaxCost)
                 throw new ArgumentException($"--bcrypt-cost must be {Keel.Server.Auth.PasswordHasher.MinCost} to {Keel.Server.Auth.PasswordHasher.MaxCost}");
@@ -122,7 +159,13 @@ internal static class ServeCommand
         {
             server = await KeelServer.StartAsync(options, logging);
         }
-        catch (WalCorruptionException corrupt)
+        catch (ArgumentException invalid)
+        {
+            // TLS files and the peer secret are read at start: a wrong path or a key that does not match is a flag error.
+            Console.Error.WriteLine($"keel: {invalid.Message}");
+            return 2;
+        }
+                catch (WalCorruptionException corrupt)
         {
             Console.Error.WriteLine($"keel: refusing to start: {corrupt.Message}");
             return 1;
@@ -155,8 +198,8 @@ internal static class ServeCommand
         var urls = new List<Uri>();
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (!Uri.TryCreate(part, UriKind.Absolute, out var url) || url.Scheme != "http" || url.Port <= 0)
-                throw new ArgumentException($"{flag}: '{part}' is not an http://host:port URL (Keel serves plaintext HTTP/2)");
+            if (!Uri.TryCreate(part, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || url.Port <= 0)
+                throw new ArgumentException($"{flag}: '{part}' is not an http://host:port or https://host:port URL");
             urls.Add(url);
         }
         if (urls.Count == 0) throw new ArgumentException($"{flag} is empty");

@@ -5,7 +5,10 @@ using Keel.Server.Hosting;
 using Keel.Server.Peers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using System.Net.Security;
+using Keel.Server.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,7 +17,7 @@ namespace Keel.Server;
 
 /// <summary>
 /// A running Keel member: the <see cref="NodeHost"/> (node loop, WAL, peer transport) behind a Kestrel server that
-/// speaks plaintext HTTP/2 gRPC on the client URLs with etcd's services (KV, Watch, Lease, Cluster, Maintenance,
+/// speaks HTTP/2 gRPC (plaintext, or TLS on https URLs) on the client URLs with etcd's services (KV, Watch, Lease, Cluster, Maintenance,
 /// Lock, Election, gRPC health) and Keel's own <c>keel.v1.KeelService</c>.
 /// </summary>
 public sealed class KeelServer : IAsyncDisposable
@@ -72,17 +75,33 @@ public sealed class KeelServer : IAsyncDisposable
         else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        var loggerFactory = LoggerFactory.Create(logging =>
+        {
+            if (configureLogging is not null) configureLogging(logging);
+            else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        });
+        var clientTls = CreateClientTls(options, loggerFactory.CreateLogger("keel.tls"));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             foreach (var url in options.ListenClientUrls)
             {
-                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                    // gRPC over TLS is HTTP/2 chosen by ALPN "h2" (etcdctl and grpc-dotnet offer nothing else).
+                    if (url.Scheme == Uri.UriSchemeHttps) UseTls(listen, clientTls!, [SslApplicationProtocol.Http2]);
+                });
             }
             foreach (var url in options.ListenMetricsUrls)
             {
                 // HTTP/1.1 for Prometheus scrapers, load balancers and Kubernetes probes (h2c cannot share a plaintext
-                // port with HTTP/1.1 in Kestrel, so these paths are served over HTTP/2 only on the client URLs).
-                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
+                // port with HTTP/1.1 in Kestrel, so these paths are served over HTTP/2 only on the client URLs). An
+                // https metrics URL uses the client TLS settings, as etcd's does.
+                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    if (url.Scheme == Uri.UriSchemeHttps) UseTls(listen, clientTls!, [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11]);
+                });
             }
             kestrel.Limits.MaxRequestBodySize = EtcdErrors.MaxReceiveMessageBytes;
             kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
@@ -96,11 +115,6 @@ public sealed class KeelServer : IAsyncDisposable
             grpc.Interceptors.Add<GrpcMetricsInterceptor>();
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
-        var loggerFactory = LoggerFactory.Create(logging =>
-        {
-            if (configureLogging is not null) configureLogging(logging);
-            else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
-        });
         var host = NodeHost.Start(options, TimeProvider.System, loggerFactory.CreateLogger("keel"), new NodeHostStatistics());
         var gossip = GossipHost.Start(options, host.InitialMembers, loggerFactory.CreateLogger("keel.gossip"));
         var telemetry = new ServerTelemetry(host, gossip, loggerFactory.CreateLogger("keel.metrics"));
@@ -138,6 +152,28 @@ public sealed class KeelServer : IAsyncDisposable
         }
         return new KeelServer(app, host, gossip, telemetry);
     }
+
+    /// <summary>
+    /// The client surface's TLS, or null when no client URL is https. Checked before anything starts: an https URL
+    /// without a certificate fails the start with a message naming the flags.
+    /// </summary>
+    private static TlsContext? CreateClientTls(ServerOptions options, ILogger logger)
+    {
+        var https = options.ListenClientUrls.Concat(options.ListenMetricsUrls).Any(u => u.Scheme == Uri.UriSchemeHttps);
+        if (!https) return null;
+        var hosts = options.ListenClientUrls.Concat(options.AdvertiseClientUrls).Select(u => u.Host);
+        return TlsContext.Create("client", options.ClientTls, Path.Combine(options.DataDir, "fixtures", "client"), hosts, logger)
+               ?? throw new ArgumentException("https client URLs need --cert-file and --key-file (or --auto-tls)");
+    }
+
+    // Options are built per connection, so a certificate rotated on disk is served to the next connection without a
+    // restart, and the client certificate is verified by TlsContext (TLS 1.2 at least, etcd's cipher suites).
+    private static void UseTls(ListenOptions listen, TlsContext tls, List<SslApplicationProtocol> protocols) =>
+        listen.UseHttps(new TlsHandshakeCallbackOptions
+        {
+            OnConnection = _ => ValueTask.FromResult(tls.ServerOptions(protocols)),
+            HandshakeTimeout = TimeSpan.FromSeconds(10),
+        });
 
     /// <summary>Waits until the server is asked to stop, then stops it gracefully.</summary>
     public async Task WaitForShutdownAsync()

@@ -33,7 +33,7 @@ public sealed record ServerOptions
     /// <summary>Where the WAL, snapshots and the directory lock live (<c>--data-dir</c>).</summary>
     public string DataDir { get; init; } = "keel-data";
 
-    /// <summary>Where clients connect (<c>--listen-client-urls</c>), plaintext HTTP/2 gRPC.</summary>
+    /// <summary>Where clients connect (<c>--listen-client-urls</c>): HTTP/2 gRPC, plaintext on <c>http</c> URLs, TLS on <c>https</c> ones.</summary>
     public IReadOnlyList<Uri> ListenClientUrls { get; init; } = [new(DefaultClientUrl)];
 
     /// <summary>What this member tells others its client URLs are (<c>--advertise-client-urls</c>).</summary>
@@ -123,7 +123,26 @@ public sealed record ServerOptions
     /// Client certificates are checked and, for a request without a token, the certificate's common name is the user
     /// (<c>--client-cert-auth</c>).
     /// </summary>
-    public bool ClientCertAuth { get; init; }
+    public bool ClientCertAuth => ClientTls.ClientCertAuth;
+    /// TLS of the client URLs (and of https metrics URLs): <c>--cert-file</c>, <c>--key-file</c>,
+    /// <c>--trusted-ca-file</c>, <c>--client-cert-auth</c>, <c>--auto-tls</c>, <c>--cipher-suites</c>. Used on the
+    /// <c>https</c> URLs only.
+    /// </summary>
+    public Security.TlsSettings ClientTls { get; init; } = new();
+
+    /// <summary>
+    /// TLS of the peer URLs: <c>--peer-cert-file</c>, <c>--peer-key-file</c>, <c>--peer-trusted-ca-file</c>,
+    /// <c>--peer-client-cert-auth</c>, <c>--peer-cert-allowed-cn</c>, <c>--peer-auto-tls</c>, <c>--cipher-suites</c>.
+    /// Used on the <c>https</c> peer URLs only.
+    /// </summary>
+    public Security.TlsSettings PeerTls { get; init; } = new();
+
+    /// <summary>
+    /// The cluster secret every member must hold the same copy of (<c>--peer-secret-file</c>, Keel only): a member
+    /// dialing a peer proves it in the hello. Null: no proof is asked for (a warning is logged when peer TLS does not
+    /// authenticate peers either).
+    /// </summary>
+    public string? PeerSecretFile { get; init; }
 
     /// <summary>With work queued and no batch finished for this long, the loop counts as stalled: health turns NOT_SERVING.</summary>
     public int LoopStallMs { get; init; } = 5_000;

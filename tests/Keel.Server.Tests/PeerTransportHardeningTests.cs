@@ -18,9 +18,10 @@ public sealed class PeerTransportHardeningTests
 {
     private const ulong Self = 0xA1, Peer = 0xB2, Cluster = 0xC3;
 
-    private static byte[] Hello(ulong cluster, ulong from, uint magic = 0x4B45454C, byte version = 2)
+    private static byte[] Hello(ulong cluster, ulong from, uint magic = 0x4B45454C, byte version = 3)
     {
-        var hello = new byte[PeerTransport.HelloBytes];
+        // The hello, then a proof of the cluster secret (zeros: the harness has no secret, so any answer is accepted).
+        var hello = new byte[PeerTransport.HelloBytes + 32];
         BinaryPrimitives.WriteUInt32LittleEndian(hello, magic);
         hello[4] = version;
         BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(5), cluster);

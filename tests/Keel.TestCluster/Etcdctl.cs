@@ -16,8 +16,13 @@ public sealed class Etcdctl
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(20);
 
     /// <summary>Creates a runner for the given client URLs (such as <c>http://127.0.0.1:2379</c>).</summary>
-    public Etcdctl(IEnumerable<string> endpoints, TimeSpan? timeout = null)
+    /// <param name="endpoints">Client URLs.</param>
+    /// <param name="timeout">The bound on one run.</param>
+    /// <param name="tls">The CA, certificate and key passed as <c>--cacert --cert --key</c> (through ETCDCTL_CACERT,
+    /// ETCDCTL_CERT and ETCDCTL_KEY, so commands etcdctl runs itself inherit them), or null for none.</param>
+    public Etcdctl(IEnumerable<string> endpoints, TimeSpan? timeout = null, EtcdctlTls? tls = null)
     {
+        Tls = tls;
         Endpoints = endpoints.ToArray();
         if (Endpoints.Count == 0) throw new ArgumentException("at least one endpoint", nameof(endpoints));
         Timeout = timeout ?? DefaultTimeout;
@@ -27,7 +32,7 @@ public sealed class Etcdctl
     /// The same endpoints as <paramref name="user"/> (etcdctl's <c>--user name:password</c>, passed as ETCDCTL_USER so
     /// that commands etcdctl starts itself inherit it).
     /// </summary>
-    public Etcdctl As(string user, string password) => new(Endpoints, Timeout) { User = user + ":" + password };
+    public Etcdctl As(string user, string password) => new(Endpoints, Timeout, Tls) { User = user + ":" + password };
 
     /// <summary>The <c>name:password</c> etcdctl authenticates with, or null to send no credentials.</summary>
     public string? User { get; private init; }
@@ -37,6 +42,9 @@ public sealed class Etcdctl
 
     /// <summary>The bound on one run.</summary>
     public TimeSpan Timeout { get; }
+
+    /// <summary>The TLS files given to etcdctl, or null.</summary>
+    public EtcdctlTls? Tls { get; }
 
     /// <summary>The etcdctl binary in use.</summary>
     public static string ExecutablePath =>
@@ -101,9 +109,25 @@ public sealed class Etcdctl
         start.Environment["ETCDCTL_DIAL_TIMEOUT"] = "3s";
         start.Environment.Remove("ETCDCTL_USER");
         if (User is not null) start.Environment["ETCDCTL_USER"] = User;
+        if (Tls?.CaFile is { } ca) start.Environment["ETCDCTL_CACERT"] = ca;
+        if (Tls?.CertFile is { } cert) start.Environment["ETCDCTL_CERT"] = cert;
+        if (Tls?.KeyFile is { } key) start.Environment["ETCDCTL_KEY"] = key;
+        if (Tls?.InsecureSkipVerify == true)
+        {
+            // etcdctl 3.4 dials without TLS when given no certificate files unless told --insecure-transport=false.
+            start.Environment["ETCDCTL_INSECURE_SKIP_TLS_VERIFY"] = "true";
+            start.Environment["ETCDCTL_INSECURE_TRANSPORT"] = "false";
+        }
         return start;
     }
 }
+
+/// <summary>TLS files for etcdctl (<c>--cacert</c>, <c>--cert</c>, <c>--key</c>); any may be null.</summary>
+/// <param name="CaFile">The CA that signs the server certificates.</param>
+/// <param name="CertFile">The client certificate.</param>
+/// <param name="KeyFile">The client certificate's key.</param>
+/// <param name="InsecureSkipVerify">Accept any server certificate (<c>--insecure-skip-tls-verify</c>, for <c>--auto-tls</c>).</param>
+public sealed record EtcdctlTls(string? CaFile, string? CertFile, string? KeyFile, bool InsecureSkipVerify = false);
 
 /// <summary>The outcome of one etcdctl run.</summary>
 /// <param name="Arguments">The arguments it ran with.</param>

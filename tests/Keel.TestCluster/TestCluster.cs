@@ -67,7 +67,7 @@ public sealed class TestCluster : IAsyncDisposable
             var ports = FreePorts.Reserve(2 * memberCount);
             var members = Enumerable.Range(0, memberCount)
                 .Select(i => new TestClusterMember(i, $"n{i + 1}", ports[2 * i], ports[2 * i + 1],
-                    options.DataDirectoryOf?.Invoke(i, root) ?? Path.Combine(root, $"n{i + 1}")))
+                    options.DataDirectoryOf?.Invoke(i, root) ?? Path.Combine(root, $"n{i + 1}"), options.ClientScheme, options.PeerScheme))
                 .ToArray();
             var cluster = new TestCluster(serverKind, root, members, timeout, options);
             try
@@ -134,7 +134,7 @@ public sealed class TestCluster : IAsyncDisposable
 
     /// <summary>An etcdctl runner against every member (or the given members).</summary>
     public Etcdctl Etcdctl(params int[] memberIndexes) =>
-        new(memberIndexes.Length == 0 ? ClientUrls : memberIndexes.Select(i => Members[i].ClientUrl));
+        new(memberIndexes.Length == 0 ? ClientUrls : memberIndexes.Select(i => Members[i].ClientUrl), tls: Options.EtcdctlTls);
 
     /// <summary>Kills member <paramref name="memberIndex"/> with SIGKILL (whole process tree) and waits until it is gone.</summary>
     public Task KillAsync(int memberIndex)
@@ -181,7 +181,7 @@ public sealed class TestCluster : IAsyncDisposable
                 var bound = remaining < TimeSpan.FromSeconds(5) ? remaining : TimeSpan.FromSeconds(5);
                 try
                 {
-                    var result = await new Etcdctl([m.ClientUrl]).RunAsync(["endpoint", "health", "--command-timeout=2s"], null, bound).ConfigureAwait(false);
+                    var result = await new Etcdctl([m.ClientUrl], tls: Options.EtcdctlTls).RunAsync(["endpoint", "health", "--command-timeout=2s"], null, bound).ConfigureAwait(false);
                     return (m, result.ExitCode == 0, result.ToString());
                 }
                 catch (TimeoutException e)
@@ -219,7 +219,7 @@ public sealed class TestCluster : IAsyncDisposable
         while (clock.Elapsed < bound)
         {
             var running = Members.Where(m => m.IsRunning).ToArray();
-            var statuses = await Task.WhenAll(running.Select(m => StatusAsync(m))).ConfigureAwait(false);
+            var statuses = await Task.WhenAll(running.Select(m => StatusAsync(m, Options.EtcdctlTls))).ConfigureAwait(false);
             last = string.Join("; ", statuses.Select((s, i) => $"{running[i].Name}: {s.Error ?? $"member {s.MemberId:x} leader {s.LeaderId:x}"}"));
             if (statuses.All(s => s.Error is null))
             {
@@ -239,7 +239,7 @@ public sealed class TestCluster : IAsyncDisposable
     /// <exception cref="InvalidOperationException">The member did not answer.</exception>
     public async Task<long> RevisionAsync(int memberIndex)
     {
-        var status = await StatusAsync(Members[memberIndex]).ConfigureAwait(false);
+        var status = await StatusAsync(Members[memberIndex], Options.EtcdctlTls).ConfigureAwait(false);
         return status.Error is null ? status.Revision : throw new InvalidOperationException(status.Error);
     }
 
@@ -312,6 +312,8 @@ public sealed class TestCluster : IAsyncDisposable
         }
         foreach (var flag in flags) start.ArgumentList.Add(flag);
         foreach (var flag in Options.ExtraFlags) start.ArgumentList.Add(flag);
+        if (Options.FlagsOf?.Invoke(member.Index) is { } own)
+            foreach (var flag in own) start.ArgumentList.Add(flag);
         if (Options.EnvironmentOf?.Invoke(member.Index, member.Incarnation + 1) is { } environment)
             foreach (var (name, value) in environment) start.Environment[name] = value;
         start.RedirectStandardOutput = true;
@@ -343,7 +345,7 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    private static async Task<MemberStatus> StatusAsync(TestClusterMember member)
+    private static async Task<MemberStatus> StatusAsync(TestClusterMember member, EtcdctlTls? tls)
     {
         try
         {
@@ -351,7 +353,7 @@ public sealed class TestCluster : IAsyncDisposable
             // verbatim, "http://127.0.0.1:P" with a scheme, which some HTTP/2 servers reject. The harness must find the
             // leader either way; ClusterTests exercise the http:// form on purpose.
             var hostPort = new Uri(member.ClientUrl).Authority;
-            var result = await new Etcdctl([hostPort]).RunAsync(["endpoint", "status", "-w", "json", "--command-timeout=2s"], null, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            var result = await new Etcdctl([hostPort], tls: tls).RunAsync(["endpoint", "status", "-w", "json", "--command-timeout=2s"], null, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
             if (result.ExitCode != 0) return new MemberStatus(0, 0, 0, $"exit {result.ExitCode}: {result.StandardError.Trim()}");
             using var json = JsonDocument.Parse(result.StandardOutput);
             var status = json.RootElement[0].GetProperty("Status");
@@ -376,6 +378,18 @@ public sealed record TestClusterOptions
 {
     /// <summary>Flags added to every member's command line (for example <c>--quota-backend-bytes</c>).</summary>
     public IReadOnlyList<string> ExtraFlags { get; init; } = [];
+
+    /// <summary>Flags added to one member's command line (by index), after <see cref="ExtraFlags"/>, or null for none.</summary>
+    public Func<int, IReadOnlyList<string>>? FlagsOf { get; init; }
+
+    /// <summary>The scheme of the client URLs: <c>http</c>, or <c>https</c> (then give the TLS flags in <see cref="ExtraFlags"/>).</summary>
+    public string ClientScheme { get; init; } = "http";
+
+    /// <summary>The scheme of the peer URLs: <c>http</c>, or <c>https</c> (then give the peer TLS flags).</summary>
+    public string PeerScheme { get; init; } = "http";
+
+    /// <summary>TLS files every etcdctl the cluster runs gets (health checks, status, <see cref="TestCluster.Etcdctl"/>).</summary>
+    public EtcdctlTls? EtcdctlTls { get; init; }
 
     /// <summary>Environment variables for member (index, incarnation: 1 on the first start), or null for none.</summary>
     public Func<int, int, IReadOnlyDictionary<string, string>?>? EnvironmentOf { get; init; }

@@ -5,12 +5,12 @@ namespace Keel.TestCluster;
 /// <summary>One member of a <see cref="TestCluster"/>: its name, URLs, data directory and current process.</summary>
 public sealed class TestClusterMember
 {
-    internal TestClusterMember(int index, string name, int clientPort, int peerPort, string dataDirectory)
+    internal TestClusterMember(int index, string name, int clientPort, int peerPort, string dataDirectory, string clientScheme = "http", string peerScheme = "http")
     {
         Index = index;
         Name = name;
-        ClientUrl = $"http://127.0.0.1:{clientPort}";
-        PeerUrl = $"http://127.0.0.1:{peerPort}";
+        ClientUrl = $"{clientScheme}://127.0.0.1:{clientPort}";
+        PeerUrl = $"{peerScheme}://127.0.0.1:{peerPort}";
         DataDirectory = dataDirectory;
     }
 

@@ -7,6 +7,7 @@ using Keel.Node;
 using Keel.Raft;
 using Keel.Server.Observability;
 using Keel.Server.Peers;
+using Keel.Server.Security;
 using Keel.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -58,7 +59,8 @@ public sealed class NodeHost : IAsyncDisposable
     private bool _diskFullReported;
 
     private NodeHost(KeelNode node, FileSystemDirectory directory, IDisposable directoryLock, ulong clusterId,
-        IReadOnlyList<InitialMember> members, ServerOptions options, TimeProvider time, ILogger logger, NodeHostStatistics statistics)
+        IReadOnlyList<InitialMember> members, ServerOptions options, TimeProvider time, ILogger logger, NodeHostStatistics statistics,
+        PeerSecurity peerSecurity)
     {
         Statistics = statistics;
         Node = node;
@@ -74,7 +76,7 @@ public sealed class NodeHost : IAsyncDisposable
         Watches = new WatchHub(this);
         node.SendBeforePersist = SendBeforePersist;
         Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, PostPeerMessage, logger,
-            PeerTransportOptions.ForRaft(options.HeartbeatIntervalMs, options.ElectionTimeoutMs));
+            PeerTransportOptions.ForRaft(options.HeartbeatIntervalMs, options.ElectionTimeoutMs), peerSecurity);
         Transport.ClusterIdLearned += learned =>
         {
             WriteIdentity(directory, new MemberIdentity(node.Id, learned, Joined: true));
@@ -143,6 +145,7 @@ public sealed class NodeHost : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(statistics);
         var members = options.ParseInitialCluster();
         System.IO.Directory.CreateDirectory(options.DataDir);
+        var peerSecurity = CreatePeerSecurity(options, logger);
         var directory = new FileSystemDirectory(options.DataDir);
         var directoryLock = directory.LockExclusive();
         KeelNode node;
@@ -181,7 +184,7 @@ public sealed class NodeHost : IAsyncDisposable
             directoryLock.Dispose();
             throw;
         }
-        var host = new NodeHost(node, directory, directoryLock, clusterId, members, options, time, logger, statistics);
+        var host = new NodeHost(node, directory, directoryLock, clusterId, members, options, time, logger, statistics, peerSecurity);
         host.Transport.Start();
         host._loop = host.StartLoopThread();
         host._ticker = Task.Run(host.RunTicker);
@@ -189,6 +192,27 @@ public sealed class NodeHost : IAsyncDisposable
             options.Name, node.Id, clusterId, options.DataDir, node.AppliedIndex);
         host._publisher = Task.Run(host.PublishSelfAsync);
         return host;
+    }
+
+    /// <summary>
+    /// Peer TLS and the cluster secret from the flags (before the data directory is locked: a bad flag fails the start
+    /// without touching it). Without either, the peer port is open to anyone who reaches it, which is logged.
+    /// </summary>
+    /// <exception cref="ArgumentException">A peer TLS flag or the secret file is wrong.</exception>
+    private static PeerSecurity CreatePeerSecurity(ServerOptions options, ILogger logger)
+    {
+        var hosts = options.ListenPeerUrls.Concat(options.InitialAdvertisePeerUrls).Select(u => u.Host);
+        var tls = TlsContext.Create("peer", options.PeerTls, Path.Combine(options.DataDir, "fixtures", "peer"), hosts, logger);
+        if (tls is null && options.ListenPeerUrls.Concat(options.InitialAdvertisePeerUrls).Any(u => u.Scheme == Uri.UriSchemeHttps))
+            throw new ArgumentException("https peer URLs need --peer-cert-file and --peer-key-file (or --peer-auto-tls)");
+        var secret = options.PeerSecretFile is { } file ? PeerSecret.Load(file) : null;
+        var tlsAuthenticates = tls is not null && !tls.SelfSigned && options.PeerTls.ClientCertAuth
+            && options.ListenPeerUrls.All(u => u.Scheme == Uri.UriSchemeHttps);
+        if (secret is null && !tlsAuthenticates)
+            logger.LogWarning("peers are not authenticated (no --peer-client-cert-auth with a peer CA on https peer URLs, no --peer-secret-file): " +
+                "any process that reaches {PeerUrls} can send Raft messages to this member; see docs/security.md",
+                string.Join(", ", options.ListenPeerUrls));
+        return new PeerSecurity(tls, secret);
     }
 
     /// <summary>Who this member is: its id, its cluster's id (0 until a joining member learned it), and how it began.</summary>

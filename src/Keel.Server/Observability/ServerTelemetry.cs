@@ -112,6 +112,9 @@ public sealed class ServerTelemetry : IAsyncDisposable
             new Measurement<long>(_host.PeerMessagesDropped, new KeyValuePair<string, object?>("where", "loop_queue")),
             new Measurement<long>(_host.Transport.PeerStatistics().Sum(p => p.MessagesDropped), new KeyValuePair<string, object?>("where", "send_queue")),
         }, description: "Raft messages dropped (Raft resends): inbound past the loop's queue bound, or outbound to an unreachable or slow peer.");
+        m.CreateObservableCounter("keel_peer_connections_refused_total", () => _host.Transport.ConnectionsRefusedByReason
+            .Select(r => new Measurement<long>(r.Value, new KeyValuePair<string, object?>("reason", r.Key))).ToArray(),
+            description: "Peer connections refused before any Raft message was read: tls-handshake, no-certificate, untrusted-certificate, cn-not-allowed, secret.");
         m.CreateObservableCounter("keel_invalid_entries_skipped_total", () => _latest.InvalidEntriesSkipped, description: "Committed log entries skipped because they were not valid commands.");
 
         // Keel only: idempotency, leases, the hybrid clock.

@@ -1,11 +1,16 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography;
 using System.Threading.Channels;
 using Keel.Raft;
+using Keel.Server.Security;
 using Microsoft.Extensions.Logging;
 
 namespace Keel.Server.Peers;
@@ -33,6 +38,14 @@ namespace Keel.Server.Peers;
 /// and the sender reconnects at once with a short, capped backoff and a short connect timeout, so the first SYN after
 /// a heal goes out within a few hundred milliseconds. The pongs also measure the round-trip time per peer.
 /// </para>
+/// <para>
+/// Authentication (<see cref="PeerSecurity"/>, docs/security.md): on an <c>https</c> peer URL the connection is TLS
+/// (<see cref="SslStream"/>) before the first byte of the hello, and with <c>--peer-client-cert-auth</c> the dialer
+/// must present a certificate signed by the peer CA (and with the allowed CN); otherwise the handshake fails and not a
+/// single frame is read. After the hello the listener sends a random challenge and the dialer answers with an HMAC of
+/// it under the cluster secret (<c>--peer-secret-file</c>); a listener that has a secret closes a connection whose
+/// answer is wrong. Every refusal is counted by reason (<see cref="ConnectionsRefusedByReason"/>) and logged.
+/// </para>
 /// </remarks>
 public sealed class PeerTransport : IAsyncDisposable
 {
@@ -44,7 +57,8 @@ public sealed class PeerTransport : IAsyncDisposable
 
     private const uint HelloMagic = 0x4B45454C; // "KEEL"
     // 2: frames of length 0 are pings, and the receiver writes pongs back (version 1 receivers refuse length 0).
-    private const byte HelloVersion = 2;
+    // 3: after the hello the receiver sends a challenge and the sender answers with its proof of the cluster secret.
+    private const byte HelloVersion = 3;
     private const int QueueCapacity = 16_384;
     private const int PingBytes = 4 + 8;
     private const int PongBytes = 8;
@@ -59,6 +73,9 @@ public sealed class PeerTransport : IAsyncDisposable
     private readonly Action<Message> _onMessage;
     private readonly ILogger _logger;
     private readonly PeerTransportOptions _options;
+    private readonly PeerSecurity _security;
+    private readonly ConcurrentDictionary<string, long> _refusals = new(StringComparer.Ordinal);
+    private long _refusalsLogged;
     private readonly ConcurrentDictionary<ulong, PeerConnection> _peers = new();
     private readonly ConcurrentDictionary<string, long> _rejections = new(StringComparer.Ordinal);
     private readonly List<TcpListener> _listeners = [];
@@ -76,9 +93,16 @@ public sealed class PeerTransport : IAsyncDisposable
     /// <param name="onMessage">Called (from I/O threads) with each decoded, validated message for this member.</param>
     /// <param name="logger">Connection problems are logged here.</param>
     /// <param name="options">Timeouts; the defaults suit a 100 ms heartbeat.</param>
+    /// <param name="security">Peer TLS and the cluster secret; null for neither (any process reaching the port can talk Raft).</param>
     public PeerTransport(ulong selfId, ulong clusterId, IReadOnlyList<Uri> listenUrls, Action<Message> onMessage, ILogger logger,
-        PeerTransportOptions? options = null)
+        PeerTransportOptions? options = null, PeerSecurity? security = null)
     {
+        _security = security ?? PeerSecurity.None;
+        foreach (var url in listenUrls)
+        {
+            if (url.Scheme == Uri.UriSchemeHttps && _security.Tls is null)
+                throw new ArgumentException($"--listen-peer-urls {url} is https but no --peer-cert-file/--peer-key-file or --peer-auto-tls is given");
+        }
         _selfId = selfId;
         _clusterId = clusterId;
         _listenUrls = listenUrls;
@@ -101,6 +125,13 @@ public sealed class PeerTransport : IAsyncDisposable
 
     /// <summary>Connections closed per reason (<c>hello</c>, <c>handshake-timeout</c>, <c>idle-timeout</c>, <c>frame-length</c>, <c>malformed</c>, <c>misaddressed</c>).</summary>
     public IReadOnlyDictionary<string, long> FramesRejectedByReason => new Dictionary<string, long>(_rejections, StringComparer.Ordinal);
+
+    /// <summary>
+    /// Peer connections refused before any Raft message was read, per reason: <c>tls-handshake</c> (plaintext on a TLS
+    /// port, no common protocol or cipher), <c>no-certificate</c>, <c>untrusted-certificate</c>, <c>cn-not-allowed</c>,
+    /// <c>secret</c> (wrong or missing proof of the cluster secret).
+    /// </summary>
+    public IReadOnlyDictionary<string, long> ConnectionsRefusedByReason => new Dictionary<string, long>(_refusals, StringComparer.Ordinal);
 
     /// <summary>Well-framed messages dropped because <see cref="MessageValidator"/> refused them.</summary>
     public long MessagesDroppedInvalid => Interlocked.Read(ref _messagesInvalid);
@@ -125,7 +156,8 @@ public sealed class PeerTransport : IAsyncDisposable
             listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             listener.Start(backlog: 64);
             _listeners.Add(listener);
-            _tasks.Add(Task.Run(() => AcceptLoop(listener)));
+            var tls = url.Scheme == Uri.UriSchemeHttps;
+            _tasks.Add(Task.Run(() => AcceptLoop(listener, tls)));
         }
     }
 
@@ -206,7 +238,16 @@ public sealed class PeerTransport : IAsyncDisposable
         _rejections.AddOrUpdate(reason, 1, static (_, count) => count + 1);
     }
 
-    private async Task AcceptLoop(TcpListener listener)
+    private void Refuse(string reason, string detail, EndPoint? remote)
+    {
+        _refusals.AddOrUpdate(reason, 1, static (_, count) => count + 1);
+        // Logged, but not without bound: a process hammering the port must not fill the disk with warnings.
+        var logged = Interlocked.Increment(ref _refusalsLogged);
+        if (logged <= 20 || (logged & (logged - 1)) == 0)
+            _logger.LogWarning("peer connection from {Remote} refused ({Reason}): {Detail} ({Count} refused so far)", remote, reason, detail, logged);
+    }
+
+    private async Task AcceptLoop(TcpListener listener, bool tls)
     {
         while (!_stopping.IsCancellationRequested)
         {
@@ -220,11 +261,11 @@ public sealed class PeerTransport : IAsyncDisposable
                 return;
             }
             ConfigureSocket(socket);
-            _ = Task.Run(() => ReceiveLoop(socket));
+            _ = Task.Run(() => ReceiveLoop(socket, tls));
         }
     }
 
-    private async Task ReceiveLoop(Socket socket)
+    private async Task ReceiveLoop(Socket socket, bool tls)
     {
         using var _ = socket;
         // One deadline for reads (handshake, then idle) and one for pong writes; either firing closes the socket, which
@@ -233,20 +274,49 @@ public sealed class PeerTransport : IAsyncDisposable
         using var writes = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         using var closeOnRead = reads.Token.Register(static s => ((Socket)s!).Dispose(), socket);
         using var closeOnWrite = writes.Token.Register(static s => ((Socket)s!).Dispose(), socket);
-        var network = new NetworkStream(socket, ownsSocket: false);
-        await using var stream = new BufferedStream(network, InitialBufferBytes);
+        var remote = socket.RemoteEndPoint;
+        Stream network = new NetworkStream(socket, ownsSocket: false);
         var header = new byte[4];
         var pong = new byte[PongBytes];
         byte[] buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
         ulong from = 0;
         var stage = "handshake-timeout";
+        BufferedStream? stream = null;
         try
         {
             reads.CancelAfter(_options.HandshakeTimeoutMs);
+            if (tls)
+            {
+                var ssl = new SslStream(network, leaveInnerStreamOpen: false);
+                network = ssl;
+                string? refusal = null;
+                try
+                {
+                    await ssl.AuthenticateAsServerAsync(_security.Tls!.ServerOptions(null, (reason, _) => refusal = reason), reads.Token);
+                }
+                catch (Exception exception) when (exception is AuthenticationException or IOException or Win32Exception)
+                {
+                    Refuse(refusal ?? "tls-handshake", exception.Message, remote);
+                    return;
+                }
+            }
+            stream = new BufferedStream(network, InitialBufferBytes);
             var hello = new byte[HelloBytes];
             await stream.ReadExactlyAsync(hello, reads.Token);
+            if (!AcceptHello(hello, remote, out from)) return;
+            var helloClusterId = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(5));
+            var challenge = RandomNumberGenerator.GetBytes(PeerSecret.ChallengeBytes);
+            writes.CancelAfter(_options.WriteTimeoutMs);
+            await network.WriteAsync(challenge, writes.Token);
+            writes.CancelAfter(Timeout.Infinite);
+            var proof = new byte[PeerSecret.ProofBytes];
+            await stream.ReadExactlyAsync(proof, reads.Token);
+            if (_security.Secret is { } secret && !secret.Verify(challenge, helloClusterId, from, _selfId, proof))
+            {
+                Refuse("secret", $"member {from:x16} did not prove the cluster secret (--peer-secret-file differs or is missing)", remote);
+                return;
+            }
             stage = "idle-timeout";
-            if (!AcceptHello(hello, socket.RemoteEndPoint, out from)) return;
             while (!_stopping.IsCancellationRequested)
             {
                 reads.CancelAfter(_options.IdleTimeoutMs);
@@ -314,6 +384,8 @@ public sealed class PeerTransport : IAsyncDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            if (stream is not null) await stream.DisposeAsync();
+            else await network.DisposeAsync();
         }
     }
 
@@ -459,13 +531,32 @@ public sealed class PeerTransport : IAsyncDisposable
                         connectTimeout.CancelAfter(options.ConnectTimeoutMs);
                         await socket.ConnectAsync(ResolveListenAddress(url), url.Port, connectTimeout.Token);
                     }
-                    var stream = new NetworkStream(socket, ownsSocket: false);
+                    Stream stream = new NetworkStream(socket, ownsSocket: false);
+                    // TLS and the challenge get the handshake timeout (a TLS handshake on a busy machine takes longer
+                    // than a connect), then the per-write deadlines take over.
+                    connection.CancelAfter(options.HandshakeTimeoutMs);
+                    if (url.Scheme == Uri.UriSchemeHttps)
+                    {
+                        var tls = _owner._security.Tls ?? throw new AuthenticationException(
+                            $"peer URL {url} is https but this member has no peer certificate (--peer-cert-file or --peer-auto-tls)");
+                        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                        stream = ssl;
+                        await ssl.AuthenticateAsClientAsync(tls.ClientOptions(url.IdnHost), connection.Token);
+                    }
                     var hello = new byte[HelloBytes];
                     BinaryPrimitives.WriteUInt32LittleEndian(hello, HelloMagic);
                     hello[4] = HelloVersion;
-                    BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(5), _owner.ClusterId);
+                    var clusterId = _owner.ClusterId;
+                    BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(5), clusterId);
                     BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(13), _owner._selfId);
-                    await WriteWithin(stream, hello, connection);
+                    await stream.WriteAsync(hello, connection.Token);
+                    var challenge = new byte[PeerSecret.ChallengeBytes];
+                    await stream.ReadExactlyAsync(challenge, connection.Token);
+                    var proof = new byte[PeerSecret.ProofBytes];
+                    // Without a secret the answer is zeros: a listener with no secret ignores it, one with a secret refuses it.
+                    _owner._security.Secret?.Prove(challenge, clusterId, _owner._selfId, Id, proof);
+                    await stream.WriteAsync(proof, connection.Token);
+                    connection.CancelAfter(Timeout.Infinite);
                     // Liveness runs from the connect: a peer that never answers a ping is as dead as one that stopped.
                     Interlocked.Exchange(ref _lastPongTimestamp, Stopwatch.GetTimestamp());
                     pongs = ReadPongs(stream, connection);
@@ -525,9 +616,12 @@ public sealed class PeerTransport : IAsyncDisposable
                         if (buffer.Length > ShrinkAboveBytes) buffer = new byte[InitialBufferBytes];
                     }
                 }
-                catch (Exception exception) when (exception is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
+                catch (Exception exception) when (exception is SocketException or IOException or OperationCanceledException or ObjectDisposedException
+                                                      or AuthenticationException or Win32Exception)
                 {
                     if (token.IsCancellationRequested) return;
+                    if (exception is AuthenticationException)
+                        _owner._logger.LogWarning("peer {Peer:x16} at {Url}: TLS handshake failed: {Error}", Id, url, exception.Message);
                     if (wasLive)
                         _owner._logger.LogWarning("peer {Peer:x16} connection lost ({Error}); reconnecting", Id, exception.Message);
                     else
@@ -568,7 +662,7 @@ public sealed class PeerTransport : IAsyncDisposable
 
         private volatile bool _connectedPong;
 
-        private async Task ReadPongs(NetworkStream stream, CancellationTokenSource connection)
+        private async Task ReadPongs(Stream stream, CancellationTokenSource connection)
         {
             var pong = new byte[PongBytes];
             try
@@ -593,7 +687,7 @@ public sealed class PeerTransport : IAsyncDisposable
 
         // The deadline is the connection's own: a write that does not finish in time cancels the connection, whose
         // registration closes the socket, so even a write stuck in the kernel's retransmission backoff returns at once.
-        private async ValueTask WriteWithin(NetworkStream stream, ReadOnlyMemory<byte> data, CancellationTokenSource connection)
+        private async ValueTask WriteWithin(Stream stream, ReadOnlyMemory<byte> data, CancellationTokenSource connection)
         {
             connection.CancelAfter(_owner._options.WriteTimeoutMs);
             await stream.WriteAsync(data, connection.Token);
