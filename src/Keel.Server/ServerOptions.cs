@@ -124,6 +124,8 @@ public sealed record ServerOptions
     /// (<c>--client-cert-auth</c>).
     /// </summary>
     public bool ClientCertAuth => ClientTls.ClientCertAuth;
+
+    /// <summary>
     /// TLS of the client URLs (and of https metrics URLs): <c>--cert-file</c>, <c>--key-file</c>,
     /// <c>--trusted-ca-file</c>, <c>--client-cert-auth</c>, <c>--auto-tls</c>, <c>--cipher-suites</c>. Used on the
     /// <c>https</c> URLs only.
