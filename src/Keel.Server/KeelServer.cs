@@ -2,6 +2,7 @@ using Keel.Protocol;
 using Keel.Server.Api;
 using Keel.Server.Observability;
 using Keel.Server.Hosting;
+using Keel.Server.Http2;
 using Keel.Server.Peers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -60,7 +61,12 @@ public sealed class KeelServer : IAsyncDisposable
         {
             foreach (var url in options.ListenClientUrls)
             {
-                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.Listen(PeerTransport.ResolveListenAddress(url), url.Port, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                    // etcdctl 3.4 sends http://host:port as :authority on its per-endpoint commands; Kestrel refuses it.
+                    listen.UseAuthorityNormalizing(kestrel.Limits.Http2.HeaderTableSize);
+                });
             }
             foreach (var url in options.ListenMetricsUrls)
             {
