@@ -42,6 +42,9 @@ internal sealed class HpackAuthorityRewriter(int maxTableSizeBytes)
     private int _maxBytes = maxTableSizeBytes;
     private int _bytes;
 
+    /// <summary>The size of the client's dynamic table as this mirror counts it (RFC 7541 §4.1).</summary>
+    internal int DynamicTableBytes => _bytes;
+
     /// <summary>Authorities rewritten so far on this connection.</summary>
     public int Rewritten { get; private set; }
 
