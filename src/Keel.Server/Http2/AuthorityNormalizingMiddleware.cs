@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Keel.Server.Http2;
@@ -22,6 +23,9 @@ internal static class AuthorityNormalizingMiddleware
 {
     /// <summary>The largest header block (HEADERS plus CONTINUATION payloads) held for rewriting.</summary>
     public const int MaxHeaderBlockBytes = 256 * 1024;
+
+    /// <summary>How long calls get to end after the client half-closed the connection, before Kestrel sees the end of its input.</summary>
+    public const int ClientClosedGraceMs = 5_000;
 
     private const int FrameHeaderBytes = 9;
     private const byte HeadersFrame = 0x1;
@@ -44,14 +48,23 @@ internal static class AuthorityNormalizingMiddleware
     {
         var original = connection.Transport;
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, useSynchronizationContext: false));
-        var pump = PumpAsync(original.Input, pipe.Writer, new HpackAuthorityRewriter(headerTableSizeBytes));
+        var served = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pump = PumpAsync(original.Input, pipe.Writer, new HpackAuthorityRewriter(headerTableSizeBytes), connection, served.Task);
         connection.Transport = new DuplexPipe(pipe.Reader, original.Output);
+        // The socket transport signals ConnectionClosed as soon as the client's FIN arrives, and Kestrel's HTTP/2 layer
+        // answers that with a reset; Kestrel downstream sees the signal only after the graceful close had its chance.
+        var originalClosed = connection.ConnectionClosed;
+        using var closed = new CancellationTokenSource();
+        using var onClosed = originalClosed.Register(() => _ = SignalClosedAsync(connection, served.Task, closed));
+        connection.ConnectionClosed = closed.Token;
         try
         {
             await next(connection);
         }
         finally
         {
+            connection.ConnectionClosed = originalClosed;
+            served.TrySetResult();
             await pipe.Reader.CompleteAsync();
             original.Input.CancelPendingRead();
             await pump;
@@ -59,7 +72,7 @@ internal static class AuthorityNormalizingMiddleware
         }
     }
 
-    private static async Task PumpAsync(PipeReader input, PipeWriter output, HpackAuthorityRewriter rewriter)
+    private static async Task PumpAsync(PipeReader input, PipeWriter output, HpackAuthorityRewriter rewriter, ConnectionContext connection, Task served)
     {
         var frames = new FrameReader(rewriter);
         Exception? failure = null;
@@ -83,6 +96,7 @@ internal static class AuthorityNormalizingMiddleware
                     foreach (var segment in buffer.Slice(consumed)) output.Write(segment.Span);
                     input.AdvanceTo(buffer.End);
                     await output.FlushAsync();
+                    await CloseGracefullyAsync(connection, served);
                     break;
                 }
                 input.AdvanceTo(consumed, buffer.End);
@@ -96,6 +110,33 @@ internal static class AuthorityNormalizingMiddleware
             failure = error;
         }
         await output.CompleteAsync(failure);
+    }
+
+    /// <summary>
+    /// The client half-closed the TCP connection (a client process ending, a socket shutdown for writing). Kestrel
+    /// answers the end of its input with a reset whenever a call is still open — a long-lived watch or keep-alive
+    /// always is — so first ask Kestrel to close the connection gracefully: it sends GOAWAY, the open calls see
+    /// <see cref="IConnectionLifetimeNotificationFeature.ConnectionClosedRequested"/> and end, and the connection closes
+    /// with a FIN. Calls that do not end within <see cref="ClientClosedGraceMs"/> are cut off as before.
+    /// </summary>
+    private static async Task CloseGracefullyAsync(ConnectionContext connection, Task served)
+    {
+        if (connection.Features.Get<IConnectionLifetimeNotificationFeature>() is not { } lifetime) return;
+        lifetime.RequestClose();
+        await Task.WhenAny(served, Task.Delay(ClientClosedGraceMs));
+    }
+
+    private static async Task SignalClosedAsync(ConnectionContext connection, Task served, CancellationTokenSource closed)
+    {
+        await CloseGracefullyAsync(connection, served);
+        try
+        {
+            await closed.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection was already done.
+        }
     }
 
     /// <summary>The frame-by-frame state of one connection's client-to-server bytes.</summary>
