@@ -49,13 +49,14 @@ internal static class ServeCommand
     private static readonly Option<bool?> PeerAutoTls = new("--peer-auto-tls") { Description = "Peer TLS with a generated self-signed certificate (development only: encrypts, authenticates no one).", Arity = ArgumentArity.ZeroOrOne };
     private static readonly Option<string?> PeerSecretFile = new("--peer-secret-file") { Description = "File holding the cluster secret (16+ bytes, the same on every member) that peers prove in their hello (Keel only; see docs/security.md)." };
     private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
+    private static readonly Option<string?> LogLevel = new("--log-level") { Description = "debug, info (default), warn or error: the least severe log written to the console (etcd's flag)." };
 
     public static Command Create()
     {
         var command = new Command("serve", "Run a Keel member (etcd-compatible flags).")
         {
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
-            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat,
+            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat, LogLevel,
             AuthToken, AuthTokenTtl, BcryptCost,
             CertFile, KeyFile, TrustedCaFile, ClientCertAuth, AutoTls, CipherSuites, PeerCertFile, PeerKeyFile, PeerTrustedCaFile,
             PeerClientCertAuth, PeerCertAllowedCn, PeerAutoTls, PeerSecretFile,
@@ -149,8 +150,20 @@ internal static class ServeCommand
         }
 
         var json = string.Equals(Get(LogFormat), "json", StringComparison.OrdinalIgnoreCase);
+        Microsoft.Extensions.Logging.LogLevel level;
+        switch ((Get(LogLevel) ?? "info").ToLowerInvariant())
+        {
+            case "debug": level = Microsoft.Extensions.Logging.LogLevel.Debug; break;
+            case "info": level = Microsoft.Extensions.Logging.LogLevel.Information; break;
+            case "warn": level = Microsoft.Extensions.Logging.LogLevel.Warning; break;
+            case "error": level = Microsoft.Extensions.Logging.LogLevel.Error; break;
+            default:
+                Console.Error.WriteLine($"keel: --log-level must be debug, info, warn or error, not '{Get(LogLevel)}'");
+                return 2;
+        }
         Action<ILoggingBuilder> logging = builder =>
         {
+            builder.SetMinimumLevel(level);
             if (json) builder.AddJsonConsole(o => o.TimestampFormat = "O");
             else builder.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         };

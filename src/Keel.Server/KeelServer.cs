@@ -2,6 +2,7 @@ using Keel.Protocol;
 using Keel.Server.Api;
 using Keel.Server.Observability;
 using Keel.Server.Hosting;
+using Keel.Server.Http2;
 using Keel.Server.Peers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -90,6 +91,9 @@ public sealed class KeelServer : IAsyncDisposable
                     listen.Protocols = HttpProtocols.Http2;
                     // gRPC over TLS is HTTP/2 chosen by ALPN "h2" (etcdctl and grpc-dotnet offer nothing else).
                     if (url.Scheme == Uri.UriSchemeHttps) UseTls(listen, clientTls!, [SslApplicationProtocol.Http2]);
+                    // etcdctl 3.4 sends http://host:port as :authority on its per-endpoint commands; Kestrel refuses it.
+                    // Added after TLS, so it reads the decrypted HTTP/2 frames.
+                    listen.UseAuthorityNormalizing(kestrel.Limits.Http2.HeaderTableSize);
                 });
             }
             foreach (var url in options.ListenMetricsUrls)

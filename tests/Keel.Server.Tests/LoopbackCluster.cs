@@ -46,8 +46,36 @@ public sealed class LoopbackCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>Every warning or error any member logged (category, level, message), in order.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Warnings { get; } = new();
+
     public async Task StartMemberAsync(int member) =>
-        Servers[member] = await KeelServer.StartAsync(Options[member], logging => logging.SetMinimumLevel(LogLevel.Warning));
+        Servers[member] = await KeelServer.StartAsync(Options[member], logging =>
+        {
+            logging.SetMinimumLevel(LogLevel.Warning);
+            logging.AddProvider(new CollectingLoggerProvider(Warnings));
+        });
+
+    private sealed class CollectingLoggerProvider(System.Collections.Concurrent.ConcurrentQueue<string> sink) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, sink);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(string category, System.Collections.Concurrent.ConcurrentQueue<string> sink) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (IsEnabled(logLevel)) sink.Enqueue($"{logLevel} {category}: {formatter(state, exception)} {exception}");
+            }
+        }
+    }
 
     public async Task StopMemberAsync(int member)
     {

@@ -16,7 +16,8 @@ internal sealed class ClusterApi(NodeHost host, Auth.AuthGate gate) : Cluster.Cl
     {
         if (request.Linearizable) await host.BarrierAsync();
         var members = await host.MembersAsync();
-        var response = new MemberListResponse { Header = host.Header(host.Status.Revision) };
+        // etcd's member list header has no revision (cluster data, not the key space).
+        var response = new MemberListResponse { Header = host.Header(0) };
         response.Members.AddRange(members);
         return response;
     }

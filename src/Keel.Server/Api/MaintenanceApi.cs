@@ -81,7 +81,8 @@ internal sealed class MaintenanceApi(NodeHost host, Auth.AuthGate gate) : Mainte
                 throw Errors.ToRpc(Keel.Node.KeelError.FromMvcc(refused));
             }
         });
-        return new HashKVResponse { Header = host.Header(current), Hash = hash.Hash, CompactRevision = hash.CompactRevision, HashRevision = hash.HashRevision };
+        // etcd reports compact_revision -1 until the first compaction (its store starts with compactMainRev = -1).
+        return new HashKVResponse { Header = host.Header(current), Hash = hash.Hash, CompactRevision = hash.CompactRevision > 0 ? hash.CompactRevision : -1, HashRevision = hash.HashRevision };
     }
 
     public override async Task<HashResponse> Hash(HashRequest request, ServerCallContext context)

@@ -126,12 +126,12 @@ internal static class ProtoMapping
         var proto = new Wire.TxnResponse { Header = header, Succeeded = response.Succeeded };
         foreach (var op in response.Responses)
         {
-            var nested = new Wire.ResponseHeader(header);
+            // etcd's nested responses carry only the revision each operation saw or made (no cluster, member, term).
             var protoOp = new Wire.ResponseOp();
-            if (op.Range is { } range) protoOp.ResponseRange = ToProto(range, nested);
-            else if (op.Put is { } put) protoOp.ResponsePut = ToProto(put, nested);
-            else if (op.DeleteRange is { } delete) protoOp.ResponseDeleteRange = ToProto(delete, nested);
-            else if (op.Txn is { } txn) protoOp.ResponseTxn = ToProto(txn, nested);
+            if (op.Range is { } range) protoOp.ResponseRange = ToProto(range, new Wire.ResponseHeader { Revision = range.Revision });
+            else if (op.Put is { } put) protoOp.ResponsePut = ToProto(put, new Wire.ResponseHeader { Revision = put.Revision });
+            else if (op.DeleteRange is { } delete) protoOp.ResponseDeleteRange = ToProto(delete, new Wire.ResponseHeader { Revision = delete.Revision });
+            else if (op.Txn is { } txn) protoOp.ResponseTxn = ToProto(txn, new Wire.ResponseHeader { Revision = txn.Revision });
             proto.Responses.Add(protoOp);
         }
         return proto;

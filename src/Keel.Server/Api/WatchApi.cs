@@ -33,7 +33,11 @@ internal sealed class WatchApi(NodeHost host, Auth.AuthGate gate) : Watch.WatchB
     public override async Task Watch(IAsyncStreamReader<WatchRequest> requestStream, IServerStreamWriter<WatchResponse> responseStream, ServerCallContext context)
     {
         var stream = new WatchStream();
-        var cancellation = context.CancellationToken;
+        // The call ends when the client cancels it or goes away, and also when the connection is closing (a client that
+        // half-closed its TCP connection, a server shutdown): ending it then lets the connection close with a FIN.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken,
+            context.GetHttpContext().Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? CancellationToken.None);
+        var cancellation = ending.Token;
         var writer = Task.Run(async () =>
         {
             await foreach (var response in stream.Reader.ReadAllAsync(cancellation))

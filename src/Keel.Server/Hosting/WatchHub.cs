@@ -28,7 +28,11 @@ internal sealed class WatchHub
 
     public WatchHub(NodeHost host) => _host = host;
 
+    /// <summary>Watchers served (etcd's <c>etcd_debugging_mvcc_watcher_total</c>).</summary>
     public int Count => _watchers.Count;
+
+    /// <summary>Streams with at least one watcher.</summary>
+    public int StreamCount => _watchers.Select(w => w.Stream).Distinct().Count();
 
     /// <summary>Adds a watcher; the created response is queued first, so its events always follow it.</summary>
     public void Add(Watcher watcher)

@@ -121,6 +121,8 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableCounter("keel_idempotency_replays_total", () => _host.Statistics.IdempotentReplays, description: "Writes answered with the stored first answer of their idempotency key (a retry that changed nothing).");
         m.CreateObservableCounter("keel_idempotency_conflicts_total", () => _host.Statistics.IdempotencyConflicts, description: "Writes refused because their idempotency key was in flight or used for a different request.");
         m.CreateObservableGauge("keel_idempotency_table_entries", () => _latest.IdempotencyEntries, description: "Entries in the replicated idempotency table.");
+        m.CreateObservableGauge("etcd_debugging_mvcc_watcher_total", () => _latest.Watchers, description: "Total number of watchers.");
+        m.CreateObservableGauge("etcd_debugging_mvcc_watch_stream_total", () => _latest.WatchStreams, description: "Total number of watch streams.");
         m.CreateObservableGauge("keel_leases", () => _latest.Leases, description: "Live leases.");
         m.CreateObservableCounter("keel_lease_expiries_total", () => _latest.LeaseExpiriesProposed, description: "Lease revocations this member proposed as leader because the lease expired.");
         m.CreateObservableCounter("keel_lease_fencing_tokens_issued_total", () => (long)_latest.FencingToken, description: "Fencing tokens issued (the replicated token counter).");
@@ -202,7 +204,7 @@ public sealed class ServerTelemetry : IAsyncDisposable
                 try
                 {
                     // The node is single-threaded: its private state is read on the loop, once a second.
-                    _latest = await _host.InvokeAsync(NodeSample.Take).WaitAsync(TimeSpan.FromSeconds(2), _stopping.Token).ConfigureAwait(false);
+                    _latest = await _host.InvokeAsync(node => NodeSample.Take(node) with { Watchers = _host.Watches.Count, WatchStreams = _host.Watches.StreamCount }).WaitAsync(TimeSpan.FromSeconds(2), _stopping.Token).ConfigureAwait(false);
                 }
                 catch (Exception exception) when (exception is TimeoutException or Grpc.Core.RpcException or ObjectDisposedException)
                 {
@@ -300,6 +302,12 @@ public sealed record NodeSample
 
     /// <summary>Live leases.</summary>
     public long Leases { get; init; }
+
+    /// <summary>Watchers served by this member (<c>WatchHub</c>).</summary>
+    public long Watchers { get; init; }
+
+    /// <summary>Watch streams (gRPC Watch calls) with at least one watcher.</summary>
+    public long WatchStreams { get; init; }
 
     /// <summary>The replicated fencing token counter.</summary>
     public ulong FencingToken { get; init; }
