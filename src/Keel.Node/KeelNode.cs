@@ -150,6 +150,7 @@ public sealed partial class KeelNode
         HandleReady();
         ExpireLeases();
         CheckpointLeases();
+        AutoCompact();
         HandleReady();
     }
 
