@@ -29,6 +29,8 @@ internal static class ServeCommand
     private static readonly Option<int?> SnapshotCount = new("--snapshot-count") { Description = "Committed entries between snapshots (default 100000, as etcd)." };
     private static readonly Option<string?> ListenMetricsUrls = new("--listen-metrics-urls") { Description = "HTTP/1.1 URLs for /metrics, /health, /livez, /readyz and the dashboard /ui (default: none; ./keel with no arguments uses http://127.0.0.1:2381)." };
     private static readonly Option<long?> QuotaBackendBytes = new("--quota-backend-bytes") { Description = "Raise the NOSPACE alarm when the store exceeds this many bytes (default 2147483648, as etcd)." };
+    private static readonly Option<string?> AutoCompactionMode = new("--auto-compaction-mode") { Description = "periodic (keep --auto-compaction-retention of wall time) or revision (keep that many revisions); default periodic." };
+    private static readonly Option<string?> AutoCompactionRetention = new("--auto-compaction-retention") { Description = "History to keep: a duration (1h, 30m, 90s; a plain number is hours, as etcd) or revisions; 0 = never compact (etcd's default). Default 1h." };
     private static readonly Option<long?> MaxResponseBytes = new("--max-response-bytes") { Description = "Largest Range or Txn response sent (default 1073741824); larger ones fail asking the client to page." };
     private static readonly Option<string?> GossipKey = new("--gossip-key") { Description = "Base64 secret (16-32 bytes) authenticating gossip packets (default: derived from the cluster token)." };
     private static readonly Option<string?> Zone = new("--zone") { Description = "This member's zone, gossiped in its tags (default: default)." };
@@ -56,7 +58,7 @@ internal static class ServeCommand
         var command = new Command("serve", "Run a Keel member (etcd-compatible flags).")
         {
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
-            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, MaxResponseBytes, GossipKey, Zone, LogFormat, LogLevel,
+            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, AutoCompactionMode, AutoCompactionRetention, MaxResponseBytes, GossipKey, Zone, LogFormat, LogLevel,
             AuthToken, AuthTokenTtl, BcryptCost,
             CertFile, KeyFile, TrustedCaFile, ClientCertAuth, AutoTls, CipherSuites, PeerCertFile, PeerKeyFile, PeerTrustedCaFile,
             PeerClientCertAuth, PeerCertAllowedCn, PeerAutoTls, PeerSecretFile,
@@ -109,6 +111,8 @@ internal static class ServeCommand
                 ElectionTimeoutMs = GetInt(ElectionTimeout) ?? 1000,
                 SnapshotCount = GetInt(SnapshotCount) ?? 100_000,
                 QuotaBackendBytes = GetLong(QuotaBackendBytes) is > 0 and var quota ? quota : Keel.Node.KeelNodeOptions.DefaultQuotaBackendBytes,
+                AutoCompaction = Get(AutoCompactionMode) is null && Get(AutoCompactionRetention) is null ? ServerOptions.DefaultAutoCompaction
+                    : ParseAutoCompaction(Get(AutoCompactionMode) ?? "periodic", Get(AutoCompactionRetention) ?? "1h"),
                 MaxResponseBytes = GetLong(MaxResponseBytes) is > 0 and var maxResponse ? maxResponse : 1L << 30,
                 GossipKey = GossipCommands.ParseKey(Get(GossipKey)),
                 Zone = Get(Zone) ?? "default",
@@ -217,5 +221,17 @@ internal static class ServeCommand
         }
         if (urls.Count == 0) throw new ArgumentException($"{flag} is empty");
         return [.. urls];
+    }
+
+    private static Keel.Node.AutoCompactionPolicy ParseAutoCompaction(string mode, string retention)
+    {
+        try
+        {
+            return Keel.Node.AutoCompactionPolicy.Parse(mode, retention);
+        }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            throw new ArgumentException(e.Message, e);
+        }
     }
 }

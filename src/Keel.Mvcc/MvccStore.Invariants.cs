@@ -11,9 +11,9 @@ public sealed partial class MvccStore
         foreach (var history in _index)
         {
             size += KeyOverheadBytes + history.Key.Length;
-            foreach (var entry in history.Entries) size += SizeOfEntry(entry);
+            for (var i = 0; i < history.Count; i++) size += SizeOfEntry(history[i]);
         }
-        foreach (var record in _log) size += SizeOfRecord(record);
+        size += SizeOfRecords(_log.Count, _log.ChangeCount);
         return size;
     }
 
@@ -36,15 +36,15 @@ public sealed partial class MvccStore
         Invariant.Check(_log.Count == Math.Max(0, _currentRevision - firstLogged + 1), "one log record per retained revision");
         for (var i = 0; i < _log.Count; i++)
         {
-            Invariant.Check(_log[i].Revision == firstLogged + i, "log records are consecutive revisions");
-            Invariant.Check(_log[i].Events.Length > 0, "a revision changes something");
-            if (i > 0) Invariant.Check(_log[i].HybridTimestamp >= _log[i - 1].HybridTimestamp, "hybrid timestamps never decrease");
+            Invariant.Check(_log.RevisionOf(i) == firstLogged + i, "log records are consecutive revisions");
+            Invariant.Check(_log.ChangesOf(i).Length > 0, "a revision changes something");
+            if (i > 0) Invariant.Check(_log.TimestampOf(i) >= _log.TimestampOf(i - 1), "hybrid timestamps never decrease");
         }
-        if (_log.Count > 0) Invariant.Check(_log[^1].HybridTimestamp == _lastHybridTimestamp, "the last timestamp is the last record's");
+        if (_log.Count > 0) Invariant.Check(_log.TimestampOf(_log.Count - 1) == _lastHybridTimestamp, "the last timestamp is the last record's");
 
         foreach (var history in _index)
         {
-            var entries = history.Entries;
+            var entries = history;
             Invariant.Check(entries.Count > 0, "an indexed key has a retained version");
             Invariant.Check(entries[0].Kv is not null, "a key's history starts with a put");
             for (var i = 0; i < entries.Count; i++)
@@ -68,16 +68,19 @@ public sealed partial class MvccStore
             }
         }
 
-        foreach (var record in _log)
+        for (var r = 0; r < _log.Count; r++)
         {
-            if (record.Revision <= _compactRevision) continue;
-            foreach (var change in record.Events)
+            var revision = _log.RevisionOf(r);
+            if (revision <= _compactRevision) continue;
+            foreach (var change in _log.ChangesOf(r))
             {
-                Invariant.Check(change.Kv.ModRevision == record.Revision, "an event carries its revision");
+                Invariant.Check(change.Kv.ModRevision == revision, "an event carries its revision");
                 Invariant.Check(_index.TryGetValue(new KeyHistory(change.Kv.Key), out var history), "a logged change's key is indexed");
-                var index = LastAtOrBelow(history.Entries, record.Revision);
-                Invariant.Check(index >= 0 && history.Entries[index].Revision == record.Revision &&
-                    (history.Entries[index].Kv is null) == (change.Type == EventType.Delete), "a logged change is in the index");
+                var index = LastAtOrBelow(history!, revision);
+                Invariant.Check(index >= 0 && history![index].Revision == revision &&
+                    (history[index].Kv is null) == (change.Type == EventType.Delete), "a logged change is in the index");
+                if (change.Type == EventType.Put)
+                    Invariant.Check(ReferenceEquals(history[index].Kv, change.Kv), "an event shares the index's version (one copy of each value)");
             }
         }
     }

@@ -26,7 +26,7 @@ public sealed partial class MvccStore
         long count = 0;
         foreach (var history in KeysIn(request.Key, request.RangeEnd))
         {
-            var kv = LiveAt(history.Entries, revision);
+            var kv = LiveAt(history, revision);
             if (kv is null) continue;
             count++;
             if (!request.CountOnly && kvs.Count < keep && PassesFilters(request, kv)) kvs.Add(kv);
@@ -89,7 +89,7 @@ public sealed partial class MvccStore
     private void CheckPutAgainstState(PutRequest request)
     {
         if (!request.IgnoreValue && !request.IgnoreLease) return;
-        if (!_index.TryGetValue(new KeyHistory(request.Key), out var history) || LiveAt(history.Entries, _currentRevision) is null)
+        if (!_index.TryGetValue(new KeyHistory(request.Key), out var history) || LiveAt(history, _currentRevision) is null)
             throw new MvccException(MvccError.KeyNotFound);
     }
 }

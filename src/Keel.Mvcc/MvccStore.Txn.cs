@@ -149,7 +149,7 @@ public sealed partial class MvccStore
         var any = false;
         foreach (var history in KeysIn(compare.Key, compare.RangeEnd))
         {
-            var kv = LiveAt(history.Entries, _currentRevision);
+            var kv = LiveAt(history, _currentRevision);
             if (kv is null) continue;
             any = true;
             if (!CompareKv(compare, kv)) return false;

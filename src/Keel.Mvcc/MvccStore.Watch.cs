@@ -18,10 +18,10 @@ public sealed partial class MvccStore
         if (startRevision < _compactRevision) throw new MvccException(MvccError.Compacted);
         var events = new List<WatchEvent>();
         if (_log.Count == 0) return events;
-        var first = (int)Math.Max(0, startRevision - _log[0].Revision);
-        for (var i = first; i < _log.Count && _log[i].Revision <= endRevision; i++)
-            foreach (var change in _log[i].Events)
-                if (InRange(key, rangeEnd, change.Kv.Key)) events.Add(change);
+        var first = (int)Math.Min(_log.Count, Math.Max(0, startRevision - _log.FirstRevision));
+        for (var i = first; i < _log.Count && _log.RevisionOf(i) <= endRevision; i++)
+            foreach (var change in _log.ChangesOf(i))
+                if (InRange(key, rangeEnd, change.Kv.Key)) events.Add(change.ToEvent());
         return events;
     }
 }

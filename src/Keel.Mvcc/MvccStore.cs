@@ -24,8 +24,8 @@ namespace Keel.Mvcc;
 public sealed partial class MvccStore
 {
     private readonly SortedSet<KeyHistory> _index = new(KeyHistoryComparer.Instance);
-    private readonly List<RevisionRecord> _log = [];
-    private readonly List<WatchEvent> _pendingEvents = [];
+    private readonly RevisionLog _log = new();
+    private readonly List<Change> _pendingEvents = [];
     private long _currentRevision = 1;
     private long _compactRevision;
     private long _lastHybridTimestamp = long.MinValue;
@@ -60,7 +60,7 @@ public sealed partial class MvccStore
 
     private static long SizeOfEntry(KeyRevision entry) => RevisionOverheadBytes + (entry.Kv?.Value.Length ?? 0);
 
-    private static long SizeOfRecord(RevisionRecord record) => RecordOverheadBytes + (long)EventOverheadBytes * record.Events.Length;
+    private static long SizeOfRecords(int records, int events) => (long)RecordOverheadBytes * records + (long)EventOverheadBytes * events;
 
     /// <summary>Reads a key or range (see <see cref="RangeRequest"/>), at the current or a historical revision.</summary>
     /// <exception cref="MvccException">Empty key; the revision is compacted or in the future.</exception>
@@ -116,14 +116,13 @@ public sealed partial class MvccStore
         List<KeyHistory>? emptied = null;
         foreach (var history in _index)
         {
-            var entries = history.Entries;
-            var last = LastAtOrBelow(entries, revision);
+            var last = LastAtOrBelow(history, revision);
             if (last < 0) continue;
             // Keep the version current at the compaction revision unless it is a tombstone (key_index.go compact).
-            var keepFrom = entries[last].Kv is null ? last + 1 : last;
-            for (var i = 0; i < keepFrom; i++) _sizeBytes -= SizeOfEntry(entries[i]);
-            entries.RemoveRange(0, keepFrom);
-            if (entries.Count == 0)
+            var keepFrom = history[last].Kv is null ? last + 1 : last;
+            for (var i = 0; i < keepFrom; i++) _sizeBytes -= SizeOfEntry(history[i]);
+            history.RemoveOldest(keepFrom);
+            if (history.Count == 0)
             {
                 (emptied ??= []).Add(history);
                 _sizeBytes -= KeyOverheadBytes + history.Key.Length;
@@ -131,9 +130,8 @@ public sealed partial class MvccStore
         }
         if (emptied is not null)
             foreach (var history in emptied) _index.Remove(history);
-        var drop = 0;
-        while (drop < _log.Count && _log[drop].Revision < revision) _sizeBytes -= SizeOfRecord(_log[drop++]);
-        _log.RemoveRange(0, drop);
+        var (records, events) = _log.DropBelow(revision);
+        _sizeBytes -= SizeOfRecords(records, events);
         _compactRevision = revision;
     }
 
@@ -146,19 +144,19 @@ public sealed partial class MvccStore
     public long RevisionAt(long hybridTimestamp)
     {
         if (_log.Count == 0) return _currentRevision;
-        if (hybridTimestamp < _log[0].HybridTimestamp)
+        if (hybridTimestamp < _log.TimestampOf(0))
         {
-            if (_log[0].Revision == 2 && _compactRevision <= 1) return 1;
+            if (_log.FirstRevision == 2 && _compactRevision <= 1) return 1;
             throw new MvccException(MvccError.Compacted);
         }
         int low = 0, high = _log.Count - 1;
         while (low < high)
         {
             var mid = low + (high - low + 1) / 2;
-            if (_log[mid].HybridTimestamp <= hybridTimestamp) low = mid;
+            if (_log.TimestampOf(mid) <= hybridTimestamp) low = mid;
             else high = mid - 1;
         }
-        return _log[low].Revision;
+        return _log.RevisionOf(low);
     }
 
     /// <summary>The hybrid timestamp recorded with <paramref name="revision"/> (a retained revision of at least 2).</summary>
@@ -168,8 +166,8 @@ public sealed partial class MvccStore
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(revision, 2);
         if (revision > _currentRevision) throw new MvccException(MvccError.FutureRevision);
-        if (_log.Count == 0 || revision < _log[0].Revision) throw new MvccException(MvccError.Compacted);
-        return _log[(int)(revision - _log[0].Revision)].HybridTimestamp;
+        if (_log.Count == 0 || revision < _log.FirstRevision) throw new MvccException(MvccError.Compacted);
+        return _log.TimestampOf((int)(revision - _log.FirstRevision));
     }
 
     private void CheckTimestamp(long hybridTimestamp)
@@ -184,9 +182,8 @@ public sealed partial class MvccStore
     {
         if (_pendingEvents.Count == 0) return;
         _currentRevision++;
-        var record = new RevisionRecord(_currentRevision, hybridTimestamp, [.. _pendingEvents]);
-        _log.Add(record);
-        _sizeBytes += SizeOfRecord(record);
+        _log.Add(_currentRevision, hybridTimestamp, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pendingEvents));
+        _sizeBytes += SizeOfRecords(1, _pendingEvents.Count);
         _lastHybridTimestamp = hybridTimestamp;
         _pendingEvents.Clear();
     }
@@ -197,13 +194,13 @@ public sealed partial class MvccStore
     private PutResponse PutCore(PutRequest request, long writeRevision)
     {
         var history = FindOrAdd(request.Key);
-        var previous = LiveAt(history.Entries, writeRevision);
+        var previous = LiveAt(history, writeRevision);
         var value = request.IgnoreValue ? previous!.Value : request.Value.ToArray();
         var lease = request.IgnoreLease ? previous!.Lease : request.Lease;
         var kv = new KeyValue(history.Key, previous?.CreateRevision ?? writeRevision, writeRevision,
             (previous?.Version ?? 0) + 1, value, lease);
         Append(history, writeRevision, kv);
-        _pendingEvents.Add(new WatchEvent(EventType.Put, kv, previous));
+        _pendingEvents.Add(new Change(EventType.Put, kv, previous));
         return new PutResponse(writeRevision, request.PrevKv ? previous : null);
     }
 
@@ -212,10 +209,10 @@ public sealed partial class MvccStore
         List<KeyValue> previous = [];
         foreach (var history in KeysIn(request.Key, request.RangeEnd))
         {
-            var live = LiveAt(history.Entries, writeRevision);
+            var live = LiveAt(history, writeRevision);
             if (live is null) continue;
             Append(history, writeRevision, null);
-            _pendingEvents.Add(new WatchEvent(EventType.Delete, new KeyValue(history.Key, 0, writeRevision, 0, [], 0), live));
+            _pendingEvents.Add(new Change(EventType.Delete, new KeyValue(history.Key, 0, writeRevision, 0, [], 0), live));
             previous.Add(live);
         }
         return new DeleteRangeResponse(ReadRevisionInWrite, previous.Count, request.PrevKv ? previous : []);
@@ -223,10 +220,10 @@ public sealed partial class MvccStore
 
     private void Append(KeyHistory history, long revision, KeyValue? kv)
     {
-        Invariant.Check(history.Entries.Count == 0 || history.Entries[^1].Revision < revision,
+        Invariant.Check(history.Count == 0 || history.Last.Revision < revision,
             "a key changes at most once per revision");
         var entry = new KeyRevision(revision, kv);
-        history.Entries.Add(entry);
+        history.Add(entry);
         _sizeBytes += SizeOfEntry(entry);
     }
 
@@ -241,15 +238,17 @@ public sealed partial class MvccStore
     }
 
     /// <summary>The live version of a key at <paramref name="revision"/>, or null (never written, deleted, or not yet created).</summary>
-    private static KeyValue? LiveAt(List<KeyRevision> entries, long revision)
+    private static KeyValue? LiveAt(KeyHistory entries, long revision)
     {
         var index = LastAtOrBelow(entries, revision);
         return index < 0 ? null : entries[index].Kv;
     }
 
     /// <summary>Index of the last entry with revision at most <paramref name="revision"/>, or -1.</summary>
-    private static int LastAtOrBelow(List<KeyRevision> entries, long revision)
+    private static int LastAtOrBelow(KeyHistory entries, long revision)
     {
+        // Most keys have one retained version: answer without the search.
+        if (entries.Count == 1) return entries[0].Revision <= revision ? 0 : -1;
         int low = 0, high = entries.Count - 1, found = -1;
         while (low <= high)
         {
@@ -289,25 +288,4 @@ public sealed partial class MvccStore
             yield return history;
         }
     }
-}
-
-/// <summary>A key's retained versions, oldest first; a null <see cref="KeyRevision.Kv"/> is a tombstone.</summary>
-internal sealed class KeyHistory(byte[] key)
-{
-    public byte[] Key { get; } = key;
-
-    public List<KeyRevision> Entries { get; } = [];
-}
-
-/// <summary>One change of a key: the version written at <paramref name="Revision"/>, or null for a delete.</summary>
-internal readonly record struct KeyRevision(long Revision, KeyValue? Kv);
-
-/// <summary>Everything one revision changed, with the hybrid time of its log entry.</summary>
-internal sealed record RevisionRecord(long Revision, long HybridTimestamp, WatchEvent[] Events);
-
-internal sealed class KeyHistoryComparer : IComparer<KeyHistory>
-{
-    public static KeyHistoryComparer Instance { get; } = new();
-
-    public int Compare(KeyHistory? x, KeyHistory? y) => ByteKeyComparer.Instance.Compare(x?.Key, y?.Key);
 }

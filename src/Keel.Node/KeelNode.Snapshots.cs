@@ -1,5 +1,8 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 using Keel.Core;
+using Keel.Core.Encoding;
 using Keel.Idempotency;
 using Keel.Leases;
 using Keel.Mvcc;
@@ -80,12 +83,14 @@ public sealed partial class KeelNode
     /// </summary>
     private ReadOnlyMemory<byte> EncodeState(Membership membership, ulong appliedIndex)
     {
-        // The three big images first, so the stream is sized once instead of doubling through tens of megabytes.
-        var store = _store.Snapshot();
+        // Layout (unchanged since version 2): head, then the store, lease and idempotency images as length-prefixed
+        // blobs, then the alarms. The store writes its image straight into its slot of the one final array: no
+        // intermediate copy of the largest part (issue 11). Sizes are summed in 64 bits and checked against the
+        // array limit with a clear error.
         var leases = _leases.Snapshot();
         var idempotency = _idempotency.Snapshot();
-        using var stream = new MemoryStream(store.Length + leases.Length + idempotency.Length + 64 * 1024 + _appliedProposalOrder.Count * 16);
-        using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        using var head = new MemoryStream(64 * 1024 + _appliedProposalOrder.Count * 16);
+        using (var writer = new BinaryWriter(head, Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(SnapshotMagic);
             writer.Write(SnapshotVersion);
@@ -115,15 +120,43 @@ public sealed partial class KeelNode
                 writer.Write(index);
                 writer.Write(proposalId);
             }
-            WriteBlob(writer, store);
-            WriteBlob(writer, leases);
-            WriteBlob(writer, idempotency);
+        }
+        using var tail = new MemoryStream();
+        using (var writer = new BinaryWriter(tail, Encoding.UTF8, leaveOpen: true))
+        {
             WriteAlarms(writer);
             _auth.WriteTo(writer);
         }
-        // The stream was sized to fit: hand out its buffer (no copy of a possibly huge image).
-        return stream.GetBuffer().AsMemory(0, checked((int)stream.Length));
+
+        var storeBytes = _store.SnapshotSizeBytes();
+        var total = NodeImageBytes(head.Length, storeBytes, leases.Length, idempotency.Length, tail.Length);
+        var image = new byte[ImageSize.CheckFitsOneArray(total, "the node's snapshot image")];
+        var position = 0;
+        head.GetBuffer().AsSpan(0, (int)head.Length).CopyTo(image);
+        position += (int)head.Length;
+        BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(position), ImageSize.CheckFitsOneArray(storeBytes, "the MVCC store's snapshot image"));
+        position += 4;
+        _store.WriteSnapshot(image.AsSpan(position, (int)storeBytes));
+        position += (int)storeBytes;
+        foreach (var blob in new[] { leases, idempotency })
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(position), blob.Length);
+            position += 4;
+            blob.CopyTo(image, position);
+            position += blob.Length;
+        }
+        tail.GetBuffer().AsSpan(0, (int)tail.Length).CopyTo(image.AsSpan(position));
+        position += (int)tail.Length;
+        Invariant.Check(position == image.Length, "the node image was sized exactly");
+        return image;
     }
+
+    /// <summary>
+    /// The size of a node image from its parts, in 64-bit arithmetic: a store image near 2 GiB must give a clear
+    /// "too large" error, not a wrapped negative size.
+    /// </summary>
+    internal static long NodeImageBytes(long headBytes, long storeBytes, long leaseBytes, long idempotencyBytes, long tailBytes) =>
+        checked(headBytes + 4 + storeBytes + 4 + leaseBytes + 4 + idempotencyBytes + tailBytes);
 
     /// <summary>Reads the Raft configuration at the start of a node snapshot (for <see cref="DurableRaftLog.Open(Keel.Core.Storage.IStorageDirectory, IEnumerable{ulong}, long, Func{ReadOnlyMemory{byte}, Membership}?)"/>).</summary>
     /// <exception cref="InvalidCommandException">The bytes are not a valid node snapshot.</exception>
@@ -143,7 +176,11 @@ public sealed partial class KeelNode
 
     private static BinaryReader OpenSnapshot(ReadOnlyMemory<byte> data)
     {
-        var reader = new BinaryReader(new MemoryStream(data.ToArray(), writable: false), Encoding.UTF8);
+        // Read the image in place when it is an array (it is, from the WAL and from peers): no copy of a large image.
+        var stream = MemoryMarshal.TryGetArray(data, out var segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(data.ToArray(), writable: false);
+        var reader = new BinaryReader(stream, Encoding.UTF8);
         if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutAuth or SnapshotVersionWithoutAlarms))
             throw new InvalidCommandException("not a Keel node snapshot (wrong magic or version)");
         return reader;
@@ -226,7 +263,7 @@ public sealed partial class KeelNode
                 if (!proposalIds.Add(entry.Item2)) throw new InvalidCommandException("a proposal id twice in a node snapshot");
                 applied.Add(entry);
             }
-            var store = MvccStore.Restore(ReadBlob(reader));
+            var store = MvccStore.Restore(ReadBlobInPlace(reader, data));
             var leases = LeaseTable.Restore(ReadBlob(reader), LeaseOptionsFor(options));
             var idempotency = IdempotencyTable.Restore(ReadBlob(reader));
             var alarms = new List<AlarmMember>();
@@ -314,13 +351,16 @@ public sealed partial class KeelNode
         return values;
     }
 
-    private static void WriteBlob(BinaryWriter writer, byte[] blob)
-    {
-        writer.Write(blob.Length);
-        writer.Write(blob);
-    }
-
     private static byte[] ReadBlob(BinaryReader reader) => reader.ReadBytes(ReadCount(reader, 1));
+
+    /// <summary>A blob as a view of the image (the store's image is most of it: not copied again before decoding).</summary>
+    private static ReadOnlySpan<byte> ReadBlobInPlace(BinaryReader reader, ReadOnlyMemory<byte> data)
+    {
+        var count = ReadCount(reader, 1);
+        var start = checked((int)reader.BaseStream.Position);
+        reader.BaseStream.Position += count;
+        return data.Span.Slice(start, count);
+    }
 
     private static int ReadCount(BinaryReader reader, int bytesPerItem)
     {

@@ -160,6 +160,7 @@ public sealed partial class KeelNode
         HandleReady();
         ExpireLeases();
         CheckpointLeases();
+        AutoCompact();
         HandleReady();
     }
 

@@ -92,6 +92,13 @@ public sealed record KeelNodeOptions
     /// </summary>
     public long QuotaBackendBytes { get; init; } = DefaultQuotaBackendBytes;
 
+    /// <summary>
+    /// Bounded history (etcd's <c>--auto-compaction-mode</c>/<c>--auto-compaction-retention</c>): the leader proposes a
+    /// Compact through the log when the policy says. Off by default in the node (the simulator and unit tests keep all
+    /// history); the server's default is periodic, 1 hour (<c>ServerOptions.AutoCompaction</c>).
+    /// </summary>
+    public AutoCompactionPolicy AutoCompaction { get; init; } = AutoCompactionPolicy.Off;
+
     /// <summary>etcd's default space quota: 2 GiB.</summary>
     public const long DefaultQuotaBackendBytes = 2L * 1024 * 1024 * 1024;
 

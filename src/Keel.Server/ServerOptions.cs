@@ -78,6 +78,16 @@ public sealed record ServerOptions
     /// <summary>How often watchers that asked for progress notifications get one (etcd: 10 minutes).</summary>
     public int WatchProgressNotifyIntervalMs { get; init; } = 10 * 60 * 1000;
 
+    /// <summary>
+    /// Bounded history (<c>--auto-compaction-mode</c>, <c>--auto-compaction-retention</c>). Keel's default is periodic,
+    /// one hour (etcd's is off): reads, watches and "as of a wall time" reads reach at least an hour back, and a member
+    /// that runs for days does not grow without end. Retention 0 turns it off.
+    /// </summary>
+    public Keel.Node.AutoCompactionPolicy AutoCompaction { get; init; } = DefaultAutoCompaction;
+
+    /// <summary>The default auto-compaction: periodic, 1 hour of history.</summary>
+    public static Keel.Node.AutoCompactionPolicy DefaultAutoCompaction { get; } = new(Keel.Node.AutoCompactionMode.Periodic, 3_600_000);
+
     /// <summary>Entries between state snapshots (<c>--snapshot-count</c>).</summary>
     public int SnapshotCount { get; init; } = 100_000;
 

@@ -176,6 +176,7 @@ public sealed class NodeHost : IAsyncDisposable
                 // loop's heartbeats past an election timeout.
                 PersistSnapshotsInBackground = true,
                 QuotaBackendBytes = options.QuotaBackendBytes,
+                AutoCompaction = options.AutoCompaction,
                 RestoreImage = restoreImage,
             }, new TimedStorageDirectory(directory, statistics));
         }

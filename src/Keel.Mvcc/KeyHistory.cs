@@ -1,0 +1,94 @@
+using Keel.Core;
+using System.Diagnostics;
+
+namespace Keel.Mvcc;
+
+/// <summary>
+/// A key's retained versions, oldest first; a null <see cref="KeyRevision.Kv"/> is a tombstone (it ends a generation,
+/// as etcd's keyIndex generations). The key's bytes are held once here and shared by every version's
+/// <see cref="KeyValue.Key"/>.
+/// </summary>
+/// <remarks>
+/// Allocation-light on purpose: most keys of a large store have one retained version, so the first version lives in
+/// a field and only the later ones in a struct array (exact growth from 1), instead of a <see cref="List{T}"/> object
+/// plus its four-slot array per key (about 100 bytes less per single-version key).
+/// </remarks>
+internal sealed class KeyHistory(byte[] key)
+{
+    private KeyRevision _first;
+    private KeyRevision[]? _rest;
+    private int _count;
+
+    public byte[] Key { get; } = key;
+
+    /// <summary>Number of retained versions (tombstones included).</summary>
+    public int Count => _count;
+
+    public KeyRevision this[int index]
+    {
+        get
+        {
+            Debug.Assert((uint)index < (uint)_count, "version index within the history");
+            return index == 0 ? _first : _rest![index - 1];
+        }
+    }
+
+    /// <summary>The newest retained version.</summary>
+    public KeyRevision Last => this[_count - 1];
+
+    public void Add(KeyRevision entry)
+    {
+        if (_count == 0)
+        {
+            _first = entry;
+            _count = 1;
+            return;
+        }
+        var restCount = _count - 1;
+        if (_rest is null || restCount == _rest.Length) Array.Resize(ref _rest, restCount == 0 ? 1 : restCount * 2);
+        _rest[restCount] = entry;
+        _count++;
+    }
+
+    /// <summary>Drops the <paramref name="count"/> oldest versions (compaction).</summary>
+    public void RemoveOldest(int count)
+    {
+        if (count <= 0) return;
+        if (count >= _count)
+        {
+            _first = default;
+            _rest = null;
+            _count = 0;
+            return;
+        }
+        _first = _rest![count - 1];
+        var remaining = _count - 1 - count;
+        if (remaining == 0) _rest = null;
+        else
+        {
+            Array.Copy(_rest, count, _rest, 0, remaining);
+            Array.Clear(_rest, remaining, _rest.Length - remaining);
+        }
+        _count -= count;
+    }
+}
+
+/// <summary>One change of a key: the version written at <paramref name="Revision"/>, or null for a delete.</summary>
+internal readonly record struct KeyRevision(long Revision, KeyValue? Kv);
+
+/// <summary>
+/// One change in the watch history, as a struct in <see cref="RevisionLog"/>'s array (no object per event): the
+/// version written (for a DELETE: key and mod revision only) and the version it replaced. Both are the same
+/// <see cref="KeyValue"/> objects the index holds, so a value is stored once for index, history and prev_kv.
+/// </summary>
+internal readonly record struct Change(EventType Type, KeyValue Kv, KeyValue? PrevKv)
+{
+    public WatchEvent ToEvent() => new(Type, Kv, PrevKv);
+}
+
+internal sealed class KeyHistoryComparer : IComparer<KeyHistory>
+{
+    public static KeyHistoryComparer Instance { get; } = new();
+
+    public int Compare(KeyHistory? x, KeyHistory? y) => ByteKeyComparer.Instance.Compare(x?.Key, y?.Key);
+}
