@@ -46,7 +46,6 @@ public sealed partial class KeelNode
     private long _wallMs;
     private long _lastTickMs;
     private ulong _knownLeader;
-    private ulong _knownLeaderTerm;
 
     private KeelNode(KeelNodeOptions options, IStorageDirectory directory)
     {
