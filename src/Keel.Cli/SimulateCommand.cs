@@ -27,10 +27,12 @@ internal static class SimulateCommand
         var bug = new Option<PlantedBug>("--plant-bug") { Description = "Plant a known bug to see the checkers catch it." };
         var maxStep = new Option<long?>("--max-clock-step-ms") { Description = "Largest wall-clock step the nemesis applies." };
         var crashes = new Option<bool>("--nemesis-crashes") { Description = "Let the nemesis crash and restart nodes too." };
+        var snapshotEvery = new Option<int?>("--snapshot-every") { Description = "kv: take a snapshot every N applied entries (10 kept for slow followers)." };
+        var background = new Option<bool>("--background-snapshots") { Description = "kv: snapshots as the server takes them: captured on the loop, encoded and written later." };
         var table = new Option<bool>("--table") { Description = "Print the scenario's measurements as a Markdown table (aggregated over --seeds)." };
-        var command = new Command("sim", "Run the deterministic simulator.") { scenario, seed, seeds, startSeed, nodes, bug, maxStep, crashes, table };
+        var command = new Command("sim", "Run the deterministic simulator.") { scenario, seed, seeds, startSeed, nodes, bug, maxStep, crashes, snapshotEvery, background, table };
         command.SetAction(parse => Run(parse.GetValue(scenario), parse.GetValue(seed), parse.GetValue(seeds), parse.GetValue(startSeed),
-            new ScenarioSettings(parse.GetValue(nodes), parse.GetValue(bug), parse.GetValue(maxStep), parse.GetValue(crashes)), parse.GetValue(table)));
+            new ScenarioSettings(parse.GetValue(nodes), parse.GetValue(bug), parse.GetValue(maxStep), parse.GetValue(crashes), parse.GetValue(snapshotEvery), parse.GetValue(background)), parse.GetValue(table)));
         return command;
     }
 

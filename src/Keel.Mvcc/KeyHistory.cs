@@ -9,9 +9,12 @@ namespace Keel.Mvcc;
 /// <see cref="KeyValue.Key"/>.
 /// </summary>
 /// <remarks>
-/// Allocation-light on purpose: most keys of a large store have one retained version, so the first version lives in
+/// <para>A version slot, once written, is never written again: <see cref="Add"/> writes past the end (a new array when
+/// it grows) and <see cref="RemoveOldest"/> moves the kept versions to a new array. A <see cref="StoreImage"/> relies on
+/// it: it captures (first, rest array, count) and reads those slots on another thread while the store goes on.</para>
+/// <para>Allocation-light on purpose: most keys of a large store have one retained version, so the first version lives in
 /// a field and only the later ones in a struct array (exact growth from 1), instead of a <see cref="List{T}"/> object
-/// plus its four-slot array per key (about 100 bytes less per single-version key).
+/// plus its four-slot array per key (about 100 bytes less per single-version key).</para>
 /// </remarks>
 internal sealed class KeyHistory(byte[] key)
 {
@@ -32,6 +35,9 @@ internal sealed class KeyHistory(byte[] key)
             return index == 0 ? _first : _rest![index - 1];
         }
     }
+
+    /// <summary>The versions as they are now, for a <see cref="StoreImage"/>: slots below the count never change again.</summary>
+    public CapturedHistory Capture() => new(Key, _first, _rest, _count);
 
     /// <summary>The newest retained version.</summary>
     public KeyRevision Last => this[_count - 1];
@@ -63,13 +69,36 @@ internal sealed class KeyHistory(byte[] key)
         }
         _first = _rest![count - 1];
         var remaining = _count - 1 - count;
-        if (remaining == 0) _rest = null;
-        else
-        {
-            Array.Copy(_rest, count, _rest, 0, remaining);
-            Array.Clear(_rest, remaining, _rest.Length - remaining);
-        }
+        // A new array, not a shift in place: a captured image may still be reading the old slots.
+        _rest = remaining == 0 ? null : _rest.AsSpan(count, remaining).ToArray();
         _count -= count;
+    }
+}
+
+/// <summary>
+/// A key's versions captured at one moment (see <see cref="KeyHistory.Capture"/>): immutable from then on, so it can be
+/// read on another thread while the store keeps changing.
+/// </summary>
+internal readonly struct CapturedHistory(byte[] key, KeyRevision first, KeyRevision[]? rest, int count)
+{
+    public byte[] Key { get; } = key;
+
+    public int Count { get; } = count;
+
+    public KeyRevision this[int index] => index == 0 ? first : rest![index - 1];
+
+    /// <summary>Index of the last version at or below <paramref name="revision"/>, -1 if none.</summary>
+    public int LastAtOrBelow(long revision)
+    {
+        if (Count == 1) return first.Revision <= revision ? 0 : -1;
+        int low = 0, high = Count - 1, found = -1;
+        while (low <= high)
+        {
+            var mid = low + (high - low) / 2;
+            if (this[mid].Revision <= revision) { found = mid; low = mid + 1; }
+            else high = mid - 1;
+        }
+        return found;
     }
 }
 

@@ -23,141 +23,25 @@ public sealed partial class MvccStore
 
     // How a version-2 event names a version: not at all (no prev_kv), by its revision in the key's retained
     // versions (the index holds the very object), or in full (the index dropped it: a prev_kv kept past compaction).
-    private const byte NoVersion = 0;
-    private const byte IndexedVersion = 1;
-    private const byte InlineVersion = 2;
+    internal const byte NoVersion = 0;
+    internal const byte IndexedVersion = 1;
+    internal const byte InlineVersion = 2;
 
     /// <summary>
     /// Encodes the whole state (revisions, index with every retained version, watch history with timestamps) in a
-    /// <see cref="ChecksummedFrame"/> ("KMVC", version 2), for Raft snapshots: <see cref="SnapshotSizeBytes"/> then
-    /// <see cref="WriteSnapshot"/> into one new array. Each value is written once (the history refers to the index).
+    /// <see cref="ChecksummedFrame"/> ("KMVC", version 2), for Raft snapshots. Each value is written once (the history
+    /// refers to the index). Same as <see cref="CaptureImage"/> then <see cref="StoreImage.ToArray"/>.
     /// </summary>
     /// <exception cref="ImageTooLargeException">The image would not fit in one array (about 2 GiB).</exception>
-    public byte[] Snapshot()
-    {
-        var buffer = new byte[ImageSize.CheckFitsOneArray(SnapshotSizeBytes(), "the MVCC store's snapshot image")];
-        WriteSnapshot(buffer);
-        return buffer;
-    }
-
-    /// <summary>The exact size of the image <see cref="WriteSnapshot"/> writes, in 64-bit arithmetic (may exceed 2 GiB).</summary>
-    public long SnapshotSizeBytes() => ChecksummedFrame.OverheadBytes(SnapshotMagic) + PayloadBytes(_index, _log);
+    public byte[] Snapshot() => CaptureImage().ToArray();
 
     /// <summary>
-    /// Writes the image into <paramref name="destination"/>, which must be exactly <see cref="SnapshotSizeBytes"/>
-    /// long, so a caller can place it inside a larger image without a second copy.
+    /// Captures the store as it is now for a snapshot encoded later, possibly on another thread, while this store
+    /// keeps changing (reference copies only: see <see cref="StoreImage"/>).
     /// </summary>
-    /// <exception cref="ArgumentException">The destination is not exactly the image's size.</exception>
-    public void WriteSnapshot(Span<byte> destination)
-    {
-        if (destination.Length != SnapshotSizeBytes())
-            throw new ArgumentException($"the destination is {destination.Length} bytes; the image is {SnapshotSizeBytes()}", nameof(destination));
-        var writer = new BinarySpanWriter(destination);
-        ChecksummedFrame.WriteHeader(ref writer, SnapshotMagic, SnapshotVersion);
-        writer.I64(_currentRevision);
-        writer.I64(_compactRevision);
-        writer.I64(_lastHybridTimestamp);
-        writer.I32(_index.Count);
-        foreach (var history in _index)
-        {
-            writer.I32(history.Key.Length);
-            writer.Bytes(history.Key);
-            writer.I32(history.Count);
-            for (var i = 0; i < history.Count; i++)
-            {
-                var entry = history[i];
-                writer.I64(entry.Revision);
-                writer.U8(entry.Kv is null ? (byte)0 : (byte)1);
-                if (entry.Kv is not { } kv) continue;
-                writer.I64(kv.CreateRevision);
-                writer.I64(kv.Version);
-                writer.I64(kv.Lease);
-                writer.I32(kv.Value.Length);
-                writer.Bytes(kv.Value);
-            }
-        }
-        writer.I32(_log.Count);
-        for (var r = 0; r < _log.Count; r++)
-        {
-            var changes = _log.ChangesOf(r);
-            writer.I64(_log.RevisionOf(r));
-            writer.I64(_log.TimestampOf(r));
-            writer.I32(changes.Length);
-            foreach (var change in changes)
-            {
-                writer.U8((byte)change.Type);
-                writer.I32(change.Kv.Key.Length);
-                writer.Bytes(change.Kv.Key);
-                var history = Find(_index, change.Kv.Key);
-                if (change.Type == EventType.Put) WriteVersionRef(ref writer, history, change.Kv);
-                if (change.PrevKv is null) writer.U8(NoVersion);
-                else WriteVersionRef(ref writer, history, change.PrevKv);
-            }
-        }
-        ChecksummedFrame.WriteChecksum(ref writer);
-        writer.AssertFull();
-    }
+    public StoreImage CaptureImage() => StoreImage.Capture(_currentRevision, _compactRevision, _lastHybridTimestamp, _index, _log);
 
-    /// <summary>
-    /// The payload size of an image of <paramref name="index"/> and <paramref name="log"/>, summed in 64 bits (a
-    /// 32-bit sum wrapped past 2 GiB of state on every member at once).
-    /// </summary>
-    internal static long PayloadBytes(SortedSet<KeyHistory> index, RevisionLog log)
-    {
-        long payload = 8 * 3 + 4;
-        foreach (var history in index)
-        {
-            payload += 4 + history.Key.Length + 4;
-            for (var i = 0; i < history.Count; i++) payload += VersionBytes(history[i]);
-        }
-        payload += 4;
-        for (var r = 0; r < log.Count; r++)
-        {
-            payload += 8 + 8 + 4;
-            foreach (var change in log.ChangesOf(r))
-            {
-                var history = Find(index, change.Kv.Key);
-                payload += 1 + 4 + change.Kv.Key.Length;
-                if (change.Type == EventType.Put) payload += VersionRefBytes(history, change.Kv);
-                payload += change.PrevKv is null ? 1 : VersionRefBytes(history, change.PrevKv);
-            }
-        }
-        return payload;
-    }
-
-    /// <summary>Encoded size of one retained version in the index section.</summary>
-    internal static long VersionBytes(KeyRevision entry) => 8 + 1 + (entry.Kv is null ? 0 : 8 * 3 + 4 + (long)entry.Kv.Value.Length);
-
-    private static long VersionRefBytes(KeyHistory? history, KeyValue kv) =>
-        IsIndexed(history, kv) ? 1 + 8 : 1 + 8 * 4 + 4 + (long)kv.Value.Length;
-
-    /// <summary>Whether the index holds this very version object (then the image refers to it by revision).</summary>
-    private static bool IsIndexed(KeyHistory? history, KeyValue kv)
-    {
-        if (history is null || !ReferenceEquals(history.Key, kv.Key)) return false;
-        var index = LastAtOrBelow(history, kv.ModRevision);
-        return index >= 0 && ReferenceEquals(history[index].Kv, kv);
-    }
-
-    private static KeyHistory? Find(SortedSet<KeyHistory> index, byte[] key) =>
-        index.TryGetValue(new KeyHistory(key), out var history) ? history : null;
-
-    private static void WriteVersionRef(ref BinarySpanWriter writer, KeyHistory? history, KeyValue kv)
-    {
-        if (IsIndexed(history, kv))
-        {
-            writer.U8(IndexedVersion);
-            writer.I64(kv.ModRevision);
-            return;
-        }
-        writer.U8(InlineVersion);
-        writer.I64(kv.CreateRevision);
-        writer.I64(kv.ModRevision);
-        writer.I64(kv.Version);
-        writer.I64(kv.Lease);
-        writer.I32(kv.Value.Length);
-        writer.Bytes(kv.Value);
-    }
+    internal static byte CurrentSnapshotVersion => SnapshotVersion;
 
     /// <summary>Rebuilds a store from <see cref="Snapshot"/> bytes (version 2, or version 1 of older members) and checks its invariants.</summary>
     /// <exception cref="EncodingFormatException">The bytes are truncated, damaged or not an MVCC snapshot, or they
@@ -280,36 +164,19 @@ public sealed partial class MvccStore
     /// that applied the same log and compacted at the same revision agree. Not bit-compatible with etcd's bbolt-based hash.
     /// </summary>
     /// <exception cref="MvccException">The revision is compacted or in the future.</exception>
-    public HashKvResult HashKv(long revision)
+    public HashKvResult HashKv(long revision) => CaptureForHash(revision).Hash();
+
+    /// <summary>
+    /// Checks <paramref name="revision"/> as <see cref="HashKv"/> does and captures what the hash needs, so a driver can
+    /// compute it off the node's thread (<see cref="StoreHashCapture.Hash"/>) while the store goes on.
+    /// </summary>
+    /// <exception cref="MvccException">The revision is compacted or in the future.</exception>
+    public StoreHashCapture CaptureForHash(long revision)
     {
         var at = revision <= 0 ? _currentRevision : revision;
         if (at > _currentRevision) throw new MvccException(MvccError.FutureRevision);
         if (at < _compactRevision) throw new MvccException(MvccError.Compacted);
-        var crc = new Crc32();
-        Span<byte> number = stackalloc byte[8];
-        void Number(Crc32 hash, Span<byte> scratch, long value)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(scratch, value);
-            hash.Append(scratch);
-        }
-        foreach (var history in _index)
-        {
-            for (var i = 0; i < history.Count; i++)
-            {
-                var entry = history[i];
-                if (entry.Revision > at) break;
-                Number(crc, number, history.Key.Length);
-                crc.Append(history.Key);
-                Number(crc, number, entry.Revision);
-                if (entry.Kv is not { } kv) { Number(crc, number, -1); continue; }
-                Number(crc, number, kv.CreateRevision);
-                Number(crc, number, kv.Version);
-                Number(crc, number, kv.Lease);
-                Number(crc, number, kv.Value.Length);
-                crc.Append(kv.Value);
-            }
-        }
-        return new HashKvResult(crc.GetCurrentHashAsUInt32(), at, _compactRevision, _currentRevision);
+        return new StoreHashCapture(CaptureImage(), at, _compactRevision, _currentRevision);
     }
 
     private static KeyValue ReadKv(ref BinarySpanReader reader)

@@ -47,6 +47,17 @@ internal sealed class RevisionLog
         _changes.AddRange(changes);
     }
 
+    /// <summary>
+    /// Copies the log as it is now (three flat arrays, no per-record object), for a <see cref="StoreImage"/> that is
+    /// encoded on another thread: the lists are shifted in place by compaction, so they cannot be shared.
+    /// </summary>
+    public CapturedRevisionLog Capture()
+    {
+        var starts = new long[_changeStarts.Count];
+        for (var i = 0; i < starts.Length; i++) starts[i] = _changeStarts[i] - _changesDropped;
+        return new CapturedRevisionLog(FirstRevision, _timestamps.ToArray(), starts, _changes.ToArray());
+    }
+
     /// <summary>Drops every record below <paramref name="revision"/>; returns how many records and changes went.</summary>
     public (int Records, int Changes) DropBelow(long revision)
     {
@@ -60,5 +71,22 @@ internal sealed class RevisionLog
         _changesDropped = keptFrom;
         FirstRevision += records;
         return (records, changes);
+    }
+}
+
+/// <summary>The watch history captured at one moment (see <see cref="RevisionLog.Capture"/>); change positions start at 0.</summary>
+internal sealed class CapturedRevisionLog(long firstRevision, long[] timestamps, long[] changeStarts, Change[] changes)
+{
+    public int Count => timestamps.Length;
+
+    public long RevisionOf(int index) => firstRevision + index;
+
+    public long TimestampOf(int index) => timestamps[index];
+
+    public ReadOnlySpan<Change> ChangesOf(int index)
+    {
+        var start = (int)changeStarts[index];
+        var end = index + 1 < changeStarts.Length ? (int)changeStarts[index + 1] : changes.Length;
+        return changes.AsSpan(start, end - start);
     }
 }

@@ -26,9 +26,16 @@ public sealed partial class KeelNode
     /// The whole replicated state at the applied index — store with its history, leases, members, idempotency table,
     /// alarms — followed by its SHA-256 (<see cref="BackupChecksumBytes"/>): what <c>keel snapshot save</c> writes.
     /// </summary>
-    public byte[] EncodeBackup()
+    public byte[] EncodeBackup() => EncodeBackup(CaptureBackup());
+
+    /// <summary>Captures the state for a backup on the node's thread; <see cref="EncodeBackup(NodeImage)"/> encodes it on any thread.</summary>
+    public NodeImage CaptureBackup() => CaptureState(_raft.Membership, AppliedIndex);
+
+    /// <summary>Encodes a captured state and appends its SHA-256: the bytes of <see cref="EncodeBackup()"/>.</summary>
+    public static byte[] EncodeBackup(NodeImage captured)
     {
-        var image = EncodeState(_raft.Membership, AppliedIndex);
+        ArgumentNullException.ThrowIfNull(captured);
+        var image = captured.Encode();
         var backup = new byte[image.Length + BackupChecksumBytes];
         image.Span.CopyTo(backup);
         SHA256.HashData(image.Span, backup.AsSpan(image.Length));

@@ -23,6 +23,7 @@ public sealed partial class KeelNode
     private const byte SnapshotVersionWithoutAlarms = 1;
     private ulong _snapshotIndex;
     private ulong _snapshotInFlight;
+    private (NodeImage Image, Membership Membership)? _snapshotInFlightImage;
 
     /// <summary>The index of the newest snapshot this node took or restored (0: none yet).</summary>
     public ulong SnapshotIndex => _snapshotIndex;
@@ -48,10 +49,13 @@ public sealed partial class KeelNode
 
             // One write at a time; the next snapshot is taken once this one is durable.
             if (_snapshotInFlight != 0) return;
-            var image = EncodeState(_raft.Membership, AppliedIndex);
-            var created = _log.CreateSnapshot(AppliedIndex, _raft.Membership, image);
+            // Only the capture runs here (reference copies); the driver encodes and writes the image off the loop,
+            // and Raft's snapshot is recorded when it comes back durable (OnSnapshotPersisted).
+            var captured = CaptureState(_raft.Membership, AppliedIndex);
+            Invariant.Check(_log.Storage.TryGetTerm(AppliedIndex, out var term) == StorageStatus.Ok, "the applied entry is still in the log");
             _snapshotInFlight = AppliedIndex;
-            _outbox.SetSnapshotToPersist(new SnapshotToPersist(created.Metadata.Index, created.Metadata.Term, image));
+            _snapshotInFlightImage = (captured, _raft.Membership);
+            _outbox.SetSnapshotToPersist(new SnapshotToPersist(AppliedIndex, term, captured));
             return;
         }
         if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex) + every) return;
@@ -69,8 +73,15 @@ public sealed partial class KeelNode
     public void OnSnapshotPersisted(ulong index, ulong term, bool durable = true)
     {
         Invariant.Check(index == _snapshotInFlight, "a persisted snapshot is the one in flight");
+        var inFlight = _snapshotInFlightImage;
         _snapshotInFlight = 0;
-        if (!durable || !_log.MarkSnapshotDurable(index, term)) return;
+        _snapshotInFlightImage = null;
+        if (!durable || inFlight is not { Image.Encoded: { } data } captured) return;
+        // Raft's snapshot (what a lagging follower is sent) moves up only now; an InstallSnapshot from a leader may
+        // have moved it past this one meanwhile, and then this image is moot.
+        if (index <= _log.Storage.Snapshot.Metadata.Index) return;
+        _log.CreateSnapshot(index, captured.Membership, data);
+        if (!_log.MarkSnapshotDurable(index, term)) return;
         _snapshotIndex = Math.Max(_snapshotIndex, index);
         var compactedTo = _raft.Compact(index);
         if (compactedTo > 0) _log.Compact(compactedTo);
@@ -81,12 +92,14 @@ public sealed partial class KeelNode
     /// store, the lease table, the idempotency table, and the clocks of the apply loop. Everything is encoded in a
     /// fixed order (sorted collections), so equal states give equal bytes.
     /// </summary>
-    private ReadOnlyMemory<byte> EncodeState(Membership membership, ulong appliedIndex)
+    private ReadOnlyMemory<byte> EncodeState(Membership membership, ulong appliedIndex) => CaptureState(membership, appliedIndex).Encode();
+
+    /// <summary>
+    /// Captures the replicated state for <see cref="EncodeState"/>: the small parts are encoded now, the store is
+    /// captured by reference (<see cref="StoreImage"/>) and written when the image is encoded, possibly on another thread.
+    /// </summary>
+    private NodeImage CaptureState(Membership membership, ulong appliedIndex)
     {
-        // Layout (unchanged since version 2): head, then the store, lease and idempotency images as length-prefixed
-        // blobs, then the alarms. The store writes its image straight into its slot of the one final array: no
-        // intermediate copy of the largest part (issue 11). Sizes are summed in 64 bits and checked against the
-        // array limit with a clear error.
         var leases = _leases.Snapshot();
         var idempotency = _idempotency.Snapshot();
         using var head = new MemoryStream(64 * 1024 + _appliedProposalOrder.Count * 16);
@@ -127,28 +140,7 @@ public sealed partial class KeelNode
             WriteAlarms(writer);
             _auth.WriteTo(writer);
         }
-
-        var storeBytes = _store.SnapshotSizeBytes();
-        var total = NodeImageBytes(head.Length, storeBytes, leases.Length, idempotency.Length, tail.Length);
-        var image = new byte[ImageSize.CheckFitsOneArray(total, "the node's snapshot image")];
-        var position = 0;
-        head.GetBuffer().AsSpan(0, (int)head.Length).CopyTo(image);
-        position += (int)head.Length;
-        BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(position), ImageSize.CheckFitsOneArray(storeBytes, "the MVCC store's snapshot image"));
-        position += 4;
-        _store.WriteSnapshot(image.AsSpan(position, (int)storeBytes));
-        position += (int)storeBytes;
-        foreach (var blob in new[] { leases, idempotency })
-        {
-            BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(position), blob.Length);
-            position += 4;
-            blob.CopyTo(image, position);
-            position += blob.Length;
-        }
-        tail.GetBuffer().AsSpan(0, (int)tail.Length).CopyTo(image.AsSpan(position));
-        position += (int)tail.Length;
-        Invariant.Check(position == image.Length, "the node image was sized exactly");
-        return image;
+        return new NodeImage(appliedIndex, head.ToArray(), _store.CaptureImage(), leases, idempotency, tail.ToArray());
     }
 
     /// <summary>

@@ -29,7 +29,7 @@ public sealed record KeelNodeOptions
     public bool JoinExisting { get; init; }
 
     /// <summary>
-    /// A backup (<see cref="KeelNode.EncodeBackup"/>) this bootstrap member starts from instead of an empty store (etcdutl
+    /// A backup (<see cref="KeelNode.EncodeBackup()"/>) this bootstrap member starts from instead of an empty store (etcdutl
     /// snapshot restore): its store, leases and idempotency table become the initial state of a new cluster whose members
     /// are <see cref="InitialMembers"/>. Every member of the new cluster must start from the same backup; it is ignored by
     /// a joining member. Pass it on every start: until the first snapshot, the initial state is rebuilt from it.

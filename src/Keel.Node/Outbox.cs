@@ -59,8 +59,15 @@ public sealed class Outbox
     internal void AddResponse(KvResult result) => _responses.Add(result);
 }
 
-/// <summary>A state image at (<paramref name="Index"/>, <paramref name="Term"/>) for the driver to write durably.</summary>
+/// <summary>
+/// A state image at (<paramref name="Index"/>, <paramref name="Term"/>) for the driver to encode and write durably,
+/// both off the node's thread: <see cref="Data"/> encodes the captured <paramref name="Image"/> on first use.
+/// </summary>
 /// <param name="Index">The log index the image reflects.</param>
 /// <param name="Term">The term of that entry.</param>
-/// <param name="Data">The encoded node state.</param>
-public sealed record SnapshotToPersist(ulong Index, ulong Term, ReadOnlyMemory<byte> Data);
+/// <param name="Image">The captured node state.</param>
+public sealed record SnapshotToPersist(ulong Index, ulong Term, NodeImage Image)
+{
+    /// <summary>The encoded node state (encoded on the first call, by the calling thread).</summary>
+    public ReadOnlyMemory<byte> Data => Image.Encode();
+}

@@ -6,6 +6,7 @@ using Keel.Mvcc;
 using Keel.Node;
 using Keel.Raft;
 using Keel.Simulation;
+using Keel.Storage;
 using Sim = Keel.Simulation.Simulation;
 
 namespace Keel.Simulation.Scenarios;
@@ -41,6 +42,15 @@ public sealed record KvScenarioOptions
     public int? SnapshotEveryEntries { get; init; }
     /// <summary>Entries kept after a compaction for slow followers (with <see cref="SnapshotEveryEntries"/>).</summary>
     public ulong SnapshotTrailingEntries { get; init; } = 1_024;
+    /// <summary>
+    /// Snapshots as the server takes them (<see cref="KeelNodeOptions.PersistSnapshotsInBackground"/>): the node only
+    /// captures its state; the simulated machine encodes and writes the image after a random delay of up to
+    /// <see cref="BackgroundSnapshotMaxDelayMs"/> (the background thread), while the node keeps applying, compacting and
+    /// receiving snapshots, then reports it durable. A crash before that loses the capture, as it would for real.
+    /// </summary>
+    public bool BackgroundSnapshots { get; init; }
+    /// <summary>Longest simulated time a background snapshot takes to encode and write.</summary>
+    public long BackgroundSnapshotMaxDelayMs { get; init; } = 600;
 }
 
 /// <summary>
@@ -393,7 +403,9 @@ internal sealed class KeelProcess : ISimProcess
             UnsafeLocalReadsOnLeader = _scenario.UnsafeLocalReadsOnLeader,
             SnapshotEveryEntries = _scenario.Options.SnapshotEveryEntries ?? 10_000,
             SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
+            PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
         }, new SimStorageDirectory(context.Disk, "wal/"));
+        _pendingSnapshot = null;
         Started = true;
         Node.Tick(context.MonotonicMs, context.WallClockMs);
         Drain();
@@ -408,6 +420,11 @@ internal sealed class KeelProcess : ISimProcess
 
     public void OnTimer(NodeContext context, long timerId, int tag)
     {
+        if (tag == SnapshotWrittenTag)
+        {
+            CompleteSnapshot(context);
+            return;
+        }
         Node.Tick(context.MonotonicMs, context.WallClockMs);
         Drain();
         context.SetTimer(_scenario.TickMs);
@@ -425,11 +442,42 @@ internal sealed class KeelProcess : ISimProcess
         Drain();
     }
 
+    private const int SnapshotWrittenTag = 7;
+    private SnapshotToPersist? _pendingSnapshot;
+
+    /// <summary>The background write finished: encode the captured image now (late, after the node went on), write it, report it.</summary>
+    private void CompleteSnapshot(NodeContext context)
+    {
+        if (_pendingSnapshot is not { } snapshot) return;
+        _pendingSnapshot = null;
+        var durable = false;
+        try
+        {
+            new SnapshotStore(new SimStorageDirectory(context.Disk, "wal/")).Save(snapshot.Index, snapshot.Term, snapshot.Data.Span);
+            durable = true;
+        }
+        catch (IOException)
+        {
+            // A disk fault: the node keeps its log and takes another snapshot later.
+        }
+        Node.OnSnapshotPersisted(snapshot.Index, snapshot.Term, durable);
+        BackgroundSnapshotsWritten += durable ? 1 : 0;
+        Drain();
+    }
+
+    /// <summary>Background snapshots this process encoded and wrote durably.</summary>
+    public int BackgroundSnapshotsWritten { get; private set; }
+
     private void Drain()
     {
         _messages.Clear();
         _responses.Clear();
         Node.Outbox.DrainTo(_messages, _responses);
+        if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot)
+        {
+            _pendingSnapshot = snapshot;
+            _context.SetTimer(_context.Random.NextInt64(1, _scenario.Options.BackgroundSnapshotMaxDelayMs + 1), SnapshotWrittenTag);
+        }
         foreach (var message in _messages)
             _context.Send((int)message.To - 1, message, sizeBytes: 64 + (int)Math.Min(message.PayloadBytes, int.MaxValue - 64));
         // Copied: answering a client may make it issue its next request to this very node.

@@ -28,7 +28,13 @@ public static class ScenarioCatalog
             EnforceGoals = settings.Bug == PlantedBug.None,
         }),
         "raft" => new RaftScenario(new RaftScenarioOptions { Nodes = settings.Nodes, Bug = settings.Bug }),
-        "kv" => new KvScenario(new KvScenarioOptions { Nodes = settings.Nodes }),
+        "kv" => new KvScenario(new KvScenarioOptions
+        {
+            Nodes = settings.Nodes,
+            SnapshotEveryEntries = settings.SnapshotEveryEntries,
+            SnapshotTrailingEntries = settings.SnapshotEveryEntries is null ? 1_024 : 10,
+            BackgroundSnapshots = settings.BackgroundSnapshots,
+        }),
         "gossip" => new GossipScenario(new GossipScenarioOptions { Nodes = settings.Nodes ?? 100 }),
         _ => throw new ArgumentException($"unknown scenario '{name}'; known: {string.Join(", ", Scenarios.Select(s => s.Name))}", nameof(name)),
     };
@@ -39,4 +45,7 @@ public static class ScenarioCatalog
 /// <param name="Bug">A bug to plant on purpose.</param>
 /// <param name="MaxClockStepMs">Largest wall-clock step, or the scenario's default.</param>
 /// <param name="NemesisCrashes">Whether the nemesis crashes and restarts nodes besides the scenario's own.</param>
-public sealed record ScenarioSettings(int? Nodes = null, PlantedBug Bug = PlantedBug.None, long? MaxClockStepMs = null, bool NemesisCrashes = false);
+/// <param name="SnapshotEveryEntries">kv: the snapshot interval (10 entries kept for slow followers), or the node default.</param>
+/// <param name="BackgroundSnapshots">kv: snapshots captured on the loop and encoded and written later, as the server does.</param>
+public sealed record ScenarioSettings(int? Nodes = null, PlantedBug Bug = PlantedBug.None, long? MaxClockStepMs = null, bool NemesisCrashes = false,
+    int? SnapshotEveryEntries = null, bool BackgroundSnapshots = false);

@@ -40,6 +40,37 @@ public class SnapshotTests
         Assert.Equal(store.Put("z", "1", timestamp: 70), restored.Put("z", "1", timestamp: 70));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void A_captured_image_encoded_after_more_writes_and_compactions_is_the_store_at_its_capture(int seed)
+    {
+        // Issue 11: a snapshot captures references on the loop and is encoded later, off it, while the store goes on.
+        var random = new Random(seed);
+        var store = new MvccStore();
+        void Churn(int writes, bool compact)
+        {
+            for (var i = 0; i < writes; i++)
+            {
+                var key = $"k{random.Next(40)}";
+                if (random.Next(6) == 0) store.Delete(key);
+                else store.Put(key, new string('v', random.Next(0, 30)) + i);
+                if (compact && random.Next(25) == 0 && store.CurrentRevision > store.CompactRevision + 2)
+                    store.Compact(store.CurrentRevision - 1 - random.Next((int)Math.Min(10, store.CurrentRevision - store.CompactRevision - 2)));
+            }
+        }
+        Churn(300, compact: true);
+        Churn(300, compact: false); // many keys with several versions at the capture...
+        var expected = store.Snapshot();
+        var image = store.CaptureImage();
+        Churn(300, compact: true); // ...which compaction then drops while the image still refers to them
+        store.Compact(store.CurrentRevision);
+        Assert.Equal(expected.Length, image.SizeBytes);
+        Assert.Equal(expected, image.ToArray());
+        Assert.Equal(expected, MvccStore.Restore(image.ToArray()).Snapshot());
+    }
+
     [Fact]
     public void An_empty_store_round_trips()
     {

@@ -62,4 +62,39 @@ public sealed class SnapshotTests
         Assert.Equal(cluster.Leader.Store.HashKv(0), restarted.Store.HashKv(0));
         cluster.AssertInvariants();
     }
+
+    [Fact]
+    public void A_background_snapshot_encoded_after_more_writes_and_a_compaction_holds_the_state_at_its_capture()
+    {
+        // Issue 11: the loop only captures; the image is encoded later on another thread while the store changes,
+        // including compaction (which drops versions the capture still refers to). Encoded late, it must still be
+        // exactly the state at its index: a restart replays the WAL after it and must land on the same state.
+        var cluster = new TestCluster([1], configure: o => Small(o) with { PersistSnapshotsInBackground = true });
+        var leader = cluster.ElectLeader();
+        ulong request = 1;
+        while (cluster.PendingSnapshots.Count == 0)
+            cluster.Submit(leader, request++, KvCommand.Of(new PutRequest { Key = B($"k{request % 5}"), Value = B($"v{request}") }));
+        var captured = cluster.PendingSnapshots[1];
+        var capturedRevision = leader.Store.CurrentRevision;
+        var hashAtCapture = leader.Store.HashKv(0);
+        Assert.NotEqual(captured.Index, leader.SnapshotIndex);
+        Assert.True(captured.Image.Encoded is null, $"encoded already: {captured.Image.Encoded?.Length} bytes");
+
+        for (var i = 0; i < 15; i++)
+            cluster.Submit(leader, request++, KvCommand.Of(new PutRequest { Key = B($"k{i % 5}"), Value = B($"late{i}") }));
+        cluster.Submit(leader, request++, KvCommand.Of(new DeleteRangeRequest { Key = B("k1") }));
+        cluster.Submit(leader, request++, KvCommand.Compact(capturedRevision - 1));
+        Assert.NotEqual(hashAtCapture, leader.Store.HashKv(0));
+
+        cluster.CompleteSnapshots();
+        Assert.Equal(captured.Index, leader.SnapshotIndex);
+        Assert.True(leader.FirstLogIndex > 1, $"the log was compacted after the durable snapshot (starts at {leader.FirstLogIndex})");
+
+        var restarted = cluster.Start(1);
+        Assert.Equal(captured.Index, restarted.SnapshotIndex);
+        cluster.StepUntil(() => restarted.IsLeader && restarted.AppliedIndex >= leader.AppliedIndex);
+        Assert.Equal(leader.Store.HashKv(0), restarted.Store.HashKv(0));
+        Assert.Equal(leader.Store.HashKv(capturedRevision), restarted.Store.HashKv(capturedRevision));
+        restarted.AssertInvariants();
+    }
 }

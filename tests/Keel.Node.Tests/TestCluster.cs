@@ -25,6 +25,9 @@ internal sealed class TestCluster
     public Dictionary<ulong, SimStorageDirectory> Directories { get; } = [];
     public HashSet<ulong> Isolated { get; } = [];
     public List<KvResult> Responses { get; } = [];
+
+    /// <summary>Snapshots nodes took in background mode, not yet encoded and written (see <see cref="CompleteSnapshots"/>).</summary>
+    public Dictionary<ulong, SnapshotToPersist> PendingSnapshots { get; } = [];
     private readonly Func<ulong, KeelNodeOptions> _options;
 
     public TestCluster(ulong[] voters, long tickMs = 10, Func<KeelNodeOptions, KeelNodeOptions>? configure = null, ulong seed = 1)
@@ -72,6 +75,11 @@ internal sealed class TestCluster
             {
                 var messages = new List<Message>();
                 node.Outbox.DrainTo(messages, Responses);
+                if (node.Outbox.TakeSnapshotToPersist() is { } snapshot)
+                {
+                    Assert.False(PendingSnapshots.ContainsKey(node.Id), "one background snapshot at a time");
+                    PendingSnapshots[node.Id] = snapshot;
+                }
                 foreach (var message in messages)
                 {
                     moved = true;
@@ -81,6 +89,18 @@ internal sealed class TestCluster
             }
             if (!moved) return;
         }
+    }
+
+    /// <summary>What a driver does off its loop: encode each pending snapshot, write it, report it durable.</summary>
+    public void CompleteSnapshots()
+    {
+        foreach (var (id, snapshot) in PendingSnapshots.ToArray())
+        {
+            new Keel.Storage.SnapshotStore(Directories[id]).Save(snapshot.Index, snapshot.Term, snapshot.Data.Span);
+            PendingSnapshots.Remove(id);
+            Nodes[id].OnSnapshotPersisted(snapshot.Index, snapshot.Term);
+        }
+        Deliver();
     }
 
     public void StepUntil(Func<bool> done, long maxMs = 20_000)

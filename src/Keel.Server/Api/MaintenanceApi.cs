@@ -70,17 +70,20 @@ internal sealed class MaintenanceApi(NodeHost host, Auth.AuthGate gate) : Mainte
     public override async Task<HashKVResponse> HashKV(HashKVRequest request, ServerCallContext context)
     {
         gate.CheckAdmin(context);
-        var (hash, current) = await host.InvokeAsync(node =>
+        // Captured on the loop (reference copies), hashed off it: O(store) work never stalls the node (issue 11).
+        var capture = await host.InvokeAsync(node =>
         {
             try
             {
-                return (node.Store.HashKv(request.Revision), node.Store.CurrentRevision);
+                return node.Store.CaptureForHash(request.Revision);
             }
             catch (MvccException refused)
             {
                 throw Errors.ToRpc(Keel.Node.KeelError.FromMvcc(refused));
             }
         });
+        var hash = await Task.Run(capture.Hash);
+        var current = capture.CurrentRevision;
         // etcd reports compact_revision -1 until the first compaction (its store starts with compactMainRev = -1).
         return new HashKVResponse { Header = host.Header(current), Hash = hash.Hash, CompactRevision = hash.CompactRevision > 0 ? hash.CompactRevision : -1, HashRevision = hash.HashRevision };
     }
@@ -88,8 +91,9 @@ internal sealed class MaintenanceApi(NodeHost host, Auth.AuthGate gate) : Mainte
     public override async Task<HashResponse> Hash(HashRequest request, ServerCallContext context)
     {
         gate.CheckAdmin(context);
-        var (hash, current) = await host.InvokeAsync(node => (node.Store.HashKv(0), node.Store.CurrentRevision));
-        return new HashResponse { Header = host.Header(current), Hash = hash.Hash };
+        var capture = await host.InvokeAsync(node => node.Store.CaptureForHash(0));
+        var hash = await Task.Run(capture.Hash);
+        return new HashResponse { Header = host.Header(capture.CurrentRevision), Hash = hash.Hash };
     }
 
     public override Task<DefragmentResponse> Defragment(DefragmentRequest request, ServerCallContext context)
@@ -102,14 +106,16 @@ internal sealed class MaintenanceApi(NodeHost host, Auth.AuthGate gate) : Mainte
 
     /// <summary>
     /// The whole replicated state at one applied index — store with history, leases, members, idempotency table,
-    /// alarms — followed by its SHA-256 (<see cref="Keel.Node.KeelNode.EncodeBackup"/>), streamed in 64 KiB chunks:
+    /// alarms — followed by its SHA-256 (<see cref="Keel.Node.KeelNode.EncodeBackup()"/>), streamed in 64 KiB chunks:
     /// <c>keel snapshot save</c> writes it, <c>keel snapshot restore</c> starts a new cluster from it. (etcdctl snapshot
     /// save receives the same bytes but expects a bbolt file: see docs/operations.md.)
     /// </summary>
     public override async Task Snapshot(SnapshotRequest request, IServerStreamWriter<SnapshotResponse> responseStream, ServerCallContext context)
     {
         gate.CheckAdmin(context);
-        var (backup, revision) = await host.InvokeAsync(node => (node.EncodeBackup(), node.Store.CurrentRevision));
+        // Captured on the loop, encoded and hashed off it (issue 11).
+        var (captured, revision) = await host.InvokeAsync(node => (node.CaptureBackup(), node.Store.CurrentRevision));
+        var backup = await Task.Run(() => Keel.Node.KeelNode.EncodeBackup(captured));
         const int chunkBytes = 64 * 1024;
         for (var offset = 0; offset < backup.Length; offset += chunkBytes)
         {

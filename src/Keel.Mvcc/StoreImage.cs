@@ -1,0 +1,243 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using Keel.Core.Encoding;
+using Keel.Core;
+
+namespace Keel.Mvcc;
+
+/// <summary>
+/// The store captured at one revision for a snapshot, to be encoded later and on any thread while the store goes on
+/// (issue 11: a snapshot never stalls the node loop). Capturing copies references, not values: the key histories'
+/// current (first, rest, count) triples, whose slots are never written again (see <see cref="KeyHistory"/>), and the
+/// watch history's flat arrays. The shared <see cref="KeyValue"/> objects are immutable.
+/// </summary>
+/// <remarks>
+/// Capture is O(keys + retained revisions) of reference copies on the store's thread (tens of milliseconds for a
+/// million keys) instead of the encoding of every value (seconds for hundreds of megabytes); <see cref="WriteTo"/> then
+/// produces exactly the bytes <see cref="MvccStore.Snapshot"/> would have produced at the moment of capture.
+/// </remarks>
+public sealed class StoreImage
+{
+    private static ReadOnlySpan<byte> Magic => "KMVC"u8;
+
+    private readonly long _currentRevision;
+    private readonly long _compactRevision;
+    private readonly long _lastHybridTimestamp;
+    private readonly CapturedHistory[] _index;
+    private readonly CapturedRevisionLog _log;
+    private long _sizeBytes = -1;
+
+    internal StoreImage(long currentRevision, long compactRevision, long lastHybridTimestamp, CapturedHistory[] index, CapturedRevisionLog log)
+    {
+        _currentRevision = currentRevision;
+        _compactRevision = compactRevision;
+        _lastHybridTimestamp = lastHybridTimestamp;
+        _index = index;
+        _log = log;
+    }
+
+    internal static StoreImage Capture(long currentRevision, long compactRevision, long lastHybridTimestamp, SortedSet<KeyHistory> index, RevisionLog log)
+    {
+        var histories = new CapturedHistory[index.Count];
+        var i = 0;
+        foreach (var history in index) histories[i++] = history.Capture();
+        return new StoreImage(currentRevision, compactRevision, lastHybridTimestamp, histories, log.Capture());
+    }
+
+    /// <summary>The store revision the image reflects.</summary>
+    public long Revision => _currentRevision;
+
+    /// <summary>CRC-32 over every captured version at or below <paramref name="at"/>, in key then revision order (see <see cref="MvccStore.HashKv"/>).</summary>
+    internal uint Crc(long at)
+    {
+        var crc = new Crc32();
+        Span<byte> number = stackalloc byte[8];
+        void Number(Crc32 hash, Span<byte> scratch, long value)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(scratch, value);
+            hash.Append(scratch);
+        }
+        foreach (var history in _index)
+        {
+            for (var i = 0; i < history.Count; i++)
+            {
+                var entry = history[i];
+                if (entry.Revision > at) break;
+                Number(crc, number, history.Key.Length);
+                crc.Append(history.Key);
+                Number(crc, number, entry.Revision);
+                if (entry.Kv is not { } kv) { Number(crc, number, -1); continue; }
+                Number(crc, number, kv.CreateRevision);
+                Number(crc, number, kv.Version);
+                Number(crc, number, kv.Lease);
+                Number(crc, number, kv.Value.Length);
+                crc.Append(kv.Value);
+            }
+        }
+        return crc.GetCurrentHashAsUInt32();
+    }
+
+    /// <summary>The exact size of the encoded image, in 64-bit arithmetic (may exceed 2 GiB); computed once.</summary>
+    public long SizeBytes => _sizeBytes >= 0 ? _sizeBytes : _sizeBytes = ChecksummedFrame.OverheadBytes(Magic) + PayloadBytes();
+
+    /// <summary>The encoded image in a new array.</summary>
+    /// <exception cref="ImageTooLargeException">The image would not fit in one array (about 2 GiB).</exception>
+    public byte[] ToArray()
+    {
+        var buffer = new byte[ImageSize.CheckFitsOneArray(SizeBytes, "the MVCC store's snapshot image")];
+        WriteTo(buffer);
+        return buffer;
+    }
+
+    /// <summary>
+    /// Writes the image ("KMVC" version 2, see <see cref="MvccStore.Snapshot"/>) into <paramref name="destination"/>,
+    /// which must be exactly <see cref="SizeBytes"/> long, so a caller can place it inside a larger image without a
+    /// second copy.
+    /// </summary>
+    /// <exception cref="ArgumentException">The destination is not exactly the image's size.</exception>
+    public void WriteTo(Span<byte> destination)
+    {
+        if (destination.Length != SizeBytes)
+            throw new ArgumentException($"the destination is {destination.Length} bytes; the image is {SizeBytes}", nameof(destination));
+        var writer = new BinarySpanWriter(destination);
+        ChecksummedFrame.WriteHeader(ref writer, Magic, MvccStore.CurrentSnapshotVersion);
+        writer.I64(_currentRevision);
+        writer.I64(_compactRevision);
+        writer.I64(_lastHybridTimestamp);
+        writer.I32(_index.Length);
+        foreach (var history in _index)
+        {
+            writer.I32(history.Key.Length);
+            writer.Bytes(history.Key);
+            writer.I32(history.Count);
+            for (var i = 0; i < history.Count; i++)
+            {
+                var entry = history[i];
+                writer.I64(entry.Revision);
+                writer.U8(entry.Kv is null ? (byte)0 : (byte)1);
+                if (entry.Kv is not { } kv) continue;
+                writer.I64(kv.CreateRevision);
+                writer.I64(kv.Version);
+                writer.I64(kv.Lease);
+                writer.I32(kv.Value.Length);
+                writer.Bytes(kv.Value);
+            }
+        }
+        writer.I32(_log.Count);
+        for (var r = 0; r < _log.Count; r++)
+        {
+            var changes = _log.ChangesOf(r);
+            writer.I64(_log.RevisionOf(r));
+            writer.I64(_log.TimestampOf(r));
+            writer.I32(changes.Length);
+            foreach (var change in changes)
+            {
+                writer.U8((byte)change.Type);
+                writer.I32(change.Kv.Key.Length);
+                writer.Bytes(change.Kv.Key);
+                var history = Find(change.Kv.Key);
+                if (change.Type == EventType.Put) WriteVersionRef(ref writer, history, change.Kv);
+                if (change.PrevKv is null) writer.U8(MvccStore.NoVersion);
+                else WriteVersionRef(ref writer, history, change.PrevKv);
+            }
+        }
+        ChecksummedFrame.WriteChecksum(ref writer);
+        writer.AssertFull();
+    }
+
+    /// <summary>The payload size, summed in 64 bits (a 32-bit sum wrapped past 2 GiB of state on every member at once).</summary>
+    internal long PayloadBytes()
+    {
+        long payload = 8 * 3 + 4;
+        foreach (var history in _index)
+        {
+            payload += 4 + history.Key.Length + 4;
+            for (var i = 0; i < history.Count; i++) payload += VersionBytes(history[i]);
+        }
+        payload += 4;
+        for (var r = 0; r < _log.Count; r++)
+        {
+            payload += 8 + 8 + 4;
+            foreach (var change in _log.ChangesOf(r))
+            {
+                var history = Find(change.Kv.Key);
+                payload += 1 + 4 + change.Kv.Key.Length;
+                if (change.Type == EventType.Put) payload += VersionRefBytes(history, change.Kv);
+                payload += change.PrevKv is null ? 1 : VersionRefBytes(history, change.PrevKv);
+            }
+        }
+        return payload;
+    }
+
+    /// <summary>Encoded size of one retained version in the index section.</summary>
+    internal static long VersionBytes(KeyRevision entry) => 8 + 1 + (entry.Kv is null ? 0 : 8 * 3 + 4 + (long)entry.Kv.Value.Length);
+
+    private static long VersionRefBytes(CapturedHistory? history, KeyValue kv) =>
+        IsIndexed(history, kv) ? 1 + 8 : 1 + 8 * 4 + 4 + (long)kv.Value.Length;
+
+    /// <summary>Whether the index holds this very version object (then the image refers to it by revision).</summary>
+    private static bool IsIndexed(CapturedHistory? captured, KeyValue kv)
+    {
+        if (captured is not { } history || !ReferenceEquals(history.Key, kv.Key)) return false;
+        var index = history.LastAtOrBelow(kv.ModRevision);
+        return index >= 0 && ReferenceEquals(history[index].Kv, kv);
+    }
+
+    /// <summary>The captured history of <paramref name="key"/> (binary search: the index was captured in key order).</summary>
+    private CapturedHistory? Find(byte[] key)
+    {
+        int low = 0, high = _index.Length - 1;
+        while (low <= high)
+        {
+            var mid = low + (high - low) / 2;
+            var order = ByteKeyComparer.Instance.Compare(_index[mid].Key, key);
+            if (order == 0) return _index[mid];
+            if (order < 0) low = mid + 1;
+            else high = mid - 1;
+        }
+        return null;
+    }
+
+    private static void WriteVersionRef(ref BinarySpanWriter writer, CapturedHistory? history, KeyValue kv)
+    {
+        if (IsIndexed(history, kv))
+        {
+            writer.U8(MvccStore.IndexedVersion);
+            writer.I64(kv.ModRevision);
+            return;
+        }
+        writer.U8(MvccStore.InlineVersion);
+        writer.I64(kv.CreateRevision);
+        writer.I64(kv.ModRevision);
+        writer.I64(kv.Version);
+        writer.I64(kv.Lease);
+        writer.I32(kv.Value.Length);
+        writer.Bytes(kv.Value);
+    }
+}
+
+/// <summary>
+/// What <see cref="MvccStore.HashKv"/> hashes, captured on the store's thread (<see cref="MvccStore.CaptureForHash"/>)
+/// so the O(store) hash runs elsewhere.
+/// </summary>
+public sealed class StoreHashCapture
+{
+    private readonly StoreImage _image;
+    private readonly long _at;
+    private readonly long _compactRevision;
+    private readonly long _currentRevision;
+
+    internal StoreHashCapture(StoreImage image, long at, long compactRevision, long currentRevision)
+    {
+        _image = image;
+        _at = at;
+        _compactRevision = compactRevision;
+        _currentRevision = currentRevision;
+    }
+
+    /// <summary>The store's revision at capture.</summary>
+    public long CurrentRevision => _currentRevision;
+
+    /// <summary>Computes the digest (any thread).</summary>
+    public HashKvResult Hash() => new(_image.Crc(_at), _at, _compactRevision, _currentRevision);
+}
