@@ -68,8 +68,16 @@ public sealed class ChaosMember
         {
             _output.Enqueue(line);
             while (_output.Count > 80) _output.Dequeue();
+            // The whole output, stamped with the harness's clock, for finding where time goes (KEEL_CHAOS_LOG_DIR).
+            if (LogFile is { } file) File.AppendAllText(file, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
         }
     }
+
+    /// <summary>
+    /// Where every output line goes, stamped with the harness's wall clock: <c>$KEEL_CHAOS_LOG_DIR/&lt;namespace&gt;-nX.log</c>
+    /// when that variable is set, else nowhere (only the last lines are kept for failure messages).
+    /// </summary>
+    public string? LogFile { get; internal set; }
 
     /// <summary>The last lines of output.</summary>
     public string Tail()
@@ -131,6 +139,11 @@ public sealed class ChaosCluster : IAsyncDisposable
         var members = Enumerable.Range(0, 3)
             .Select(i => new ChaosMember(i, spec.DataDirectoryOf?.Invoke(i) ?? Path.Combine(root, "n" + (i + 1).ToString(CultureInfo.InvariantCulture))))
             .ToArray();
+        if (Environment.GetEnvironmentVariable("KEEL_CHAOS_LOG_DIR") is { Length: > 0 } logDirectory)
+        {
+            Directory.CreateDirectory(logDirectory);
+            foreach (var member in members) member.LogFile = Path.Combine(logDirectory, $"{ns.Name}-{spec.Kind.ToString().ToLowerInvariant()}-{member.Name}.log");
+        }
         var cluster = new ChaosCluster(spec, ns, sockets, root, members);
         try
         {

@@ -42,6 +42,18 @@ public sealed record ScenarioResult
     /// <summary>Share of the calls to members other than the isolated one that succeeded (NaN when no member is isolated).</summary>
     public double MajoritySideAvailability { get; init; }
 
+    /// <summary>
+    /// Failed calls during the fault by kind of error (<see cref="Workload.ErrorKind"/>), majority side only (all
+    /// members when no member is isolated): tells fast refusals ("no leader") from calls that waited out their deadline.
+    /// </summary>
+    public IReadOnlyDictionary<string, int> MajorityErrors { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Failed calls during the fault by kind of error, at the isolated member (empty when none is isolated).</summary>
+    public IReadOnlyDictionary<string, int> IsolatedErrors { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Calls during the fault to members other than the isolated one.</summary>
+    public int MajorityCalls { get; init; }
+
     /// <summary>Milliseconds from healing until every member served a linearizable get and a put; null if not within the bound.</summary>
     public long? RecoveryMs { get; init; }
 
@@ -215,6 +227,9 @@ public static class Scenario
             Fault = fault.Name,
             CallsDuringFault = during.Length,
             AvailabilityDuringFault = during.Length == 0 ? double.NaN : (double)during.Count(c => c.Ok) / during.Length,
+            MajorityCalls = majority.Length,
+            MajorityErrors = CountErrors(majority),
+            IsolatedErrors = fault.Isolated < 0 ? new Dictionary<string, int>() : CountErrors(during.Where(c => c.Member == fault.Isolated)),
             MajoritySideAvailability = fault.Isolated < 0 || majority.Length == 0 ? double.NaN : (double)majority.Count(c => c.Ok) / majority.Length,
             RecoveryMs = recovery,
             RecoveryPerMemberMs = perMember,
@@ -236,9 +251,15 @@ public static class Scenario
         return result;
     }
 
+    private static Dictionary<string, int> CountErrors(IEnumerable<CallRecord> calls) =>
+        calls.Where(c => !c.Ok).GroupBy(c => c.Error ?? "?").OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+
+    private static string Errors(IReadOnlyDictionary<string, int> errors) =>
+        errors.Count == 0 ? "none" : string.Join(", ", errors.Select(e => $"{e.Key} {e.Value}"));
+
     /// <summary>One line per result.</summary>
     public static string Format(ScenarioResult r) => r.Skipped is { } why
         ? $"skipped: {why}"
         : string.Create(CultureInfo.InvariantCulture,
-            $"availability {r.AvailabilityDuringFault:P1} ({r.CallsDuringFault} calls), majority side {r.MajoritySideAvailability:P1}, recovery {(r.RecoveryMs is { } ms ? ms + " ms" : "NEVER")}, {r.Verdict} ({r.HistoryOperations} ops), lost {r.LostWrites}/{r.AcknowledgedWrites}, watch gaps {r.WatchGaps} disorder {r.WatchDisorder}, leases early {r.EarlyLeaseExpiries}/{r.LeasesChecked} late {r.LateLeases}{(r.Note is { } note ? ", " + note : "")}{(r.Problems.Count > 0 ? ", problems: " + string.Join(" | ", r.Problems) : "")}");
+            $"availability {r.AvailabilityDuringFault:P1} ({r.CallsDuringFault} calls), majority side {r.MajoritySideAvailability:P1} ({r.MajorityCalls} calls; failed: {Errors(r.MajorityErrors)}){(r.IsolatedErrors.Count > 0 ? "; isolated member failed: " + Errors(r.IsolatedErrors) : "")}, recovery {(r.RecoveryMs is { } ms ? ms + " ms" : "NEVER")}, {r.Verdict} ({r.HistoryOperations} ops), lost {r.LostWrites}/{r.AcknowledgedWrites}, watch gaps {r.WatchGaps} disorder {r.WatchDisorder}, leases early {r.EarlyLeaseExpiries}/{r.LeasesChecked} late {r.LateLeases}{(r.Note is { } note ? ", " + note : "")}{(r.Problems.Count > 0 ? ", problems: " + string.Join(" | ", r.Problems) : "")}");
 }

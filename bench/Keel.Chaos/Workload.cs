@@ -8,8 +8,11 @@ using Keel.Protocol.Etcd.Etcdserverpb;
 
 namespace Keel.Chaos;
 
-/// <summary>One client call: which member, when (ms since the scenario's clock started), whether it succeeded.</summary>
-public readonly record struct CallRecord(int Member, long StartMs, long EndMs, bool Ok);
+/// <summary>
+/// One client call: which member, when (ms since the scenario's clock started), whether it succeeded, and if not, what
+/// kind of failure (<see cref="Workload.ErrorKind"/>: "no leader", "leader changed", "deadline", ...).
+/// </summary>
+public readonly record struct CallRecord(int Member, long StartMs, long EndMs, bool Ok, string? Error = null);
 
 /// <summary>
 /// The bounded workload: <c>clientsPerMember</c> clients per member, each bound to its member, issuing linearizable gets,
@@ -96,6 +99,7 @@ public sealed class Workload
             };
             var start = _clock.ElapsedMilliseconds;
             var ok = false;
+            string? error = null;
             try
             {
                 var deadline = DateTime.UtcNow + CallTimeout;
@@ -117,6 +121,7 @@ public sealed class Workload
             }
             catch (RpcException e)
             {
+                error = ErrorKind(e);
                 if (input is { Kind: not KvOperationKind.Get } write && !IsDefiniteRefusal(e))
                 {
                     // Unknown outcome: pending forever in the history; this client continues under a new id.
@@ -124,7 +129,7 @@ public sealed class Workload
                     clientId = NewClientId();
                 }
             }
-            _calls.Enqueue(new CallRecord(member.Index, start, _clock.ElapsedMilliseconds, ok));
+            _calls.Enqueue(new CallRecord(member.Index, start, _clock.ElapsedMilliseconds, ok, error));
             if (stop.IsCancellationRequested) break;
             try
             {
@@ -135,6 +140,24 @@ public sealed class Workload
                 break;
             }
         }
+    }
+
+    /// <summary>
+    /// A short name for a failed call's cause, for the per-error breakdown: etcd's error text without its
+    /// "etcdserver: " prefix when the server sent one, otherwise the gRPC status (a deadline the client gave up on,
+    /// an unreachable member).
+    /// </summary>
+    public static string ErrorKind(RpcException e)
+    {
+        var detail = e.Status.Detail ?? "";
+        if (detail.StartsWith("etcdserver: ", StringComparison.Ordinal)) return detail["etcdserver: ".Length..];
+        return e.StatusCode switch
+        {
+            StatusCode.DeadlineExceeded => "deadline",
+            StatusCode.Unavailable => "unavailable",
+            StatusCode.Cancelled => "cancelled",
+            _ => e.StatusCode.ToString(),
+        };
     }
 
     /// <summary>A refusal given before anything was proposed: "no leader" (etcd's ErrNoLeader), or a call cancelled

@@ -139,6 +139,24 @@ public sealed partial class LeaseTable
     }
 
     /// <summary>
+    /// On the primary only: the lease's deadline becomes at least <paramref name="primaryNowMs"/> + its remaining TTL,
+    /// where <paramref name="primaryNowMs"/> is the primary's own time at the moment it applied a grant or keep-alive
+    /// (etcd's lessor does the same: <c>refresh</c> at apply, on the leader's clock). The replicated record is measured
+    /// at the entry's committed time, which lags the real moment when the proposer's clock was behind the committed
+    /// time line (the entry's time is then clamped up to the previous entry's); without this the primary would expire
+    /// such a lease before its holder had it for a TTL. A non-primary, or an unknown lease, is left alone; a deadline
+    /// never moves earlier.
+    /// </summary>
+    public void HoldFromPrimaryTime(long leaseId, long primaryNowMs)
+    {
+        if (!_isPrimary || !_leases.TryGetValue(leaseId, out var lease)) return;
+        var deadline = SaturatingAdd(primaryNowMs, lease.RemainingMs);
+        if (deadline <= lease.ExpiresAtMs) return;
+        lease.ExpiresAtMs = deadline;
+        _expiry.Update(lease);
+    }
+
+    /// <summary>
     /// Revokes a lease (etcd LeaseRevoke): it is gone at once, its keys are detached and returned so the caller deletes
     /// them, and the resources it held are released.
     /// </summary>

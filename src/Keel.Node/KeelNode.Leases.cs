@@ -180,6 +180,9 @@ public sealed partial class KeelNode
     {
         var granted = _leases.Grant(command.LeaseId, command.TtlSeconds, LeaseApplyMs(timestamp));
         if (!granted.IsSuccess) return KvResult.Failed(0, KeelError.FromLease(granted.Status));
+        // The entry's committed time can lag the moment it applies (a proposer whose clock is behind the time line, e.g.
+        // after the leader's clock jumped: chaos clock-jump-leader); the leader counts the TTL from its own time now.
+        _leases.HoldFromPrimaryTime(granted.LeaseId, LeaseNowMs());
         return new KvResult
         {
             RequestId = 0,
@@ -190,6 +193,7 @@ public sealed partial class KeelNode
     private KvResult ApplyLeaseKeepAlive(KvCommand command, ulong timestamp)
     {
         var renewed = _leases.KeepAlive(command.LeaseId, LeaseApplyMs(timestamp));
+        if (renewed.IsSuccess) _leases.HoldFromPrimaryTime(command.LeaseId, LeaseNowMs());
         return new KvResult { RequestId = 0, LeaseKeepAlive = new LeaseKeepAliveResponse(command.LeaseId, renewed.IsSuccess ? renewed.TtlSeconds : 0) };
     }
 

@@ -7,7 +7,8 @@ namespace Keel.Node;
 // store has applied the confirmed index; serializable from the local store at once.
 public sealed partial class KeelNode
 {
-    private readonly record struct PendingRead(ulong RequestId, RangeRequest Request, long DeadlineMs);
+    // LeaderWaitUntilMs: if the read finds no leader, or loses the one it asked, it may wait for the next until then.
+    private readonly record struct PendingRead(ulong RequestId, RangeRequest Request, long DeadlineMs, long LeaderWaitUntilMs);
 
     private readonly SortedDictionary<ulong, PendingRead> _readsAwaitingIndex = [];
     private readonly List<(ulong Index, PendingRead Read)> _readsAwaitingApply = [];
@@ -20,7 +21,19 @@ public sealed partial class KeelNode
     /// <param name="requestId">The client's id for the request, echoed in the answer.</param>
     /// <param name="request">The range to read.</param>
     /// <param name="linearizable">True for etcd's default read; false for <c>serializable: true</c>.</param>
-    public void Read(ulong requestId, RangeRequest request, bool linearizable)
+    public void Read(ulong requestId, RangeRequest request, bool linearizable) => Read(requestId, request, linearizable, NoCallerDeadline);
+
+    /// <summary>
+    /// Reads as <see cref="Read(ulong, RangeRequest, bool)"/>; a linearizable read that finds no leader, or whose leader
+    /// is lost before it confirmed the read index, waits for the next leader until <paramref name="leaderWaitUntilMs"/>
+    /// (monotonic ms, the caller's deadline) or <see cref="KeelNodeOptions.LeaderWaitMs"/>, whichever comes first, and
+    /// then fails with "etcdserver: no leader". A read has no effect, so asking again for a read index is always safe.
+    /// </summary>
+    /// <param name="requestId">The client's id for the request, echoed in the answer.</param>
+    /// <param name="request">The range to read.</param>
+    /// <param name="linearizable">True for etcd's default read; false for <c>serializable: true</c>.</param>
+    /// <param name="leaderWaitUntilMs">The caller's bound on waiting for a leader, or <see cref="NoCallerDeadline"/>.</param>
+    public void Read(ulong requestId, RangeRequest request, bool linearizable, long leaderWaitUntilMs)
     {
         ArgumentNullException.ThrowIfNull(request);
         try
@@ -42,11 +55,17 @@ public sealed partial class KeelNode
             Respond(KvResult.Failed(requestId, KeelError.TooManyRequests));
             return;
         }
+        var leaderWaitUntil = LeaderWaitUntil(leaderWaitUntilMs);
+        if (!HasKnownLeader)
+        {
+            AwaitLeaderOrRefuse(new AwaitingLeader(requestId, leaderWaitUntil, null, null, request));
+            return;
+        }
         // Read ids start at a random point each boot, so a ReadIndex answer meant for an earlier incarnation of this
         // node (still in the network) cannot be taken for one of ours.
         if (_nextReadId == 0) _nextReadId = (_random.NextUInt64() >> 2) + 1;
         var readId = _nextReadId++;
-        _readsAwaitingIndex.Add(readId, new PendingRead(requestId, request, Deadline()));
+        _readsAwaitingIndex.Add(readId, new PendingRead(requestId, request, Deadline(), leaderWaitUntil));
         _raft.ReadIndex(readId);
         HandleReady();
     }
@@ -73,7 +92,12 @@ public sealed partial class KeelNode
                 else _readsAwaitingApply.Add((state.Index, read));
                 break;
             case ReadOutcome.NoLeader:
-                Respond(KvResult.Failed(read.RequestId, KeelError.NoLeader));
+                AwaitLeaderOrRefuse(new AwaitingLeader(read.RequestId, read.LeaderWaitUntilMs, null, null, read.Request));
+                break;
+            case ReadOutcome.LeaderChanged when _options.LeaderWaitMs > 0:
+                // Nothing was read: ask the next leader (a read index confirmed later still reflects every write
+                // acknowledged before the read was issued).
+                AwaitLeaderOrRefuse(new AwaitingLeader(read.RequestId, read.LeaderWaitUntilMs, null, null, read.Request));
                 break;
             case ReadOutcome.LeaderChanged:
                 Respond(KvResult.Failed(read.RequestId, KeelError.LeaderChanged));

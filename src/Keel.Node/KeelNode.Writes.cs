@@ -51,7 +51,18 @@ public sealed partial class KeelNode
     /// <param name="requestId">The client's id for the request, echoed in the answer.</param>
     /// <param name="command">The write.</param>
     /// <param name="idempotencyKey">1 to 255 printable ASCII characters chosen by the client, or null.</param>
-    public void Submit(ulong requestId, KvCommand command, string? idempotencyKey)
+    public void Submit(ulong requestId, KvCommand command, string? idempotencyKey) => Submit(requestId, command, idempotencyKey, NoCallerDeadline);
+
+    /// <summary>
+    /// Submits a write as <see cref="Submit(ulong, KvCommand, string?)"/>; if no leader is known it waits for one until
+    /// <paramref name="leaderWaitUntilMs"/> (monotonic ms, the caller's deadline) or <see cref="KeelNodeOptions.LeaderWaitMs"/>,
+    /// whichever comes first, and then fails with "etcdserver: no leader" (nothing proposed).
+    /// </summary>
+    /// <param name="requestId">The client's id for the request, echoed in the answer.</param>
+    /// <param name="command">The write.</param>
+    /// <param name="idempotencyKey">1 to 255 printable ASCII characters chosen by the client, or null.</param>
+    /// <param name="leaderWaitUntilMs">The caller's bound on waiting for a leader, or <see cref="NoCallerDeadline"/>.</param>
+    public void Submit(ulong requestId, KvCommand command, string? idempotencyKey, long leaderWaitUntilMs)
     {
         ArgumentNullException.ThrowIfNull(command);
         RequestFingerprint fingerprint = default;
@@ -102,9 +113,10 @@ public sealed partial class KeelNode
                 return;
             }
         }
-        if (!IsLeader && _raft.Leader == 0)
+        if (!HasKnownLeader)
         {
-            Respond(KvResult.Failed(requestId, KeelError.NoLeader));
+            // Judged valid above and checked again when it goes on: waiting claims nothing (no proposal, no key).
+            AwaitLeaderOrRefuse(new AwaitingLeader(requestId, LeaderWaitUntil(leaderWaitUntilMs), command, idempotencyKey, null));
             return;
         }
         var proposalId = NextProposalId();
@@ -114,6 +126,9 @@ public sealed partial class KeelNode
         var result = _raft.Propose(data);
         switch (result.Status)
         {
+            case ProposeStatus.Dropped when result.DropReason is ProposalDropReason.NoLeader or ProposalDropReason.LeadershipTransferInProgress:
+                AwaitLeaderOrRefuse(new AwaitingLeader(requestId, LeaderWaitUntil(leaderWaitUntilMs), command, idempotencyKey, null));
+                return;
             case ProposeStatus.Dropped:
                 Respond(KvResult.Failed(requestId, result.DropReason is ProposalDropReason.Overloaded or ProposalDropReason.QuorumLagging
                     ? KeelError.TooManyRequests
@@ -362,6 +377,7 @@ public sealed partial class KeelNode
             }
         }
         ExpireReads();
+        ExpireAwaitingLeader();
         ExpireMemberChanges();
     }
 }

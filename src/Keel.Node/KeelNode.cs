@@ -13,7 +13,7 @@ namespace Keel.Node;
 /// (<see cref="MvccStore"/>), with its log made durable through the <see cref="WriteAheadLog"/> on an injected
 /// <see cref="IStorageDirectory"/> and its write timestamps from a <see cref="HybridLogicalClock"/>. It is the node of
 /// etcd's <c>server/etcdserver/server.go</c> without goroutines: the driver (a real network shell, or the simulator)
-/// feeds it client requests (<see cref="Submit(ulong, KvCommand, string?)"/>, <see cref="Read"/>), peer messages (<see cref="Step"/>) and time
+/// feeds it client requests (<see cref="Submit(ulong, KvCommand, string?)"/>, <see cref="Read(ulong, RangeRequest, bool)"/>), peer messages (<see cref="Step"/>) and time
 /// (<see cref="Tick"/>), and drains the <see cref="Outbox"/> of peer messages and client answers after each call.
 /// </summary>
 /// <remarks>
@@ -194,6 +194,7 @@ public sealed partial class KeelNode
             if (change.Type == Keel.Mvcc.EventType.Put)
                 Invariant.Check(_leases.LeaseOfKey(change.Kv.Key) == change.Kv.Lease, "a live key is attached to exactly its lease");
         AssertMemberInvariants();
+        AssertAwaitingLeaderInvariants();
     }
 
     private void HandleReady()
@@ -232,6 +233,7 @@ public sealed partial class KeelNode
             }
             ActOnPersistedReady(ready);
         }
+        ResumeAwaitingLeader();
     }
 
     private const long DiskRetryEveryMs = 100;

@@ -76,6 +76,23 @@ public sealed record KeelNodeOptions
     public long RequestTimeoutMs { get; init; } = 5_000;
 
     /// <summary>
+    /// The longest a write or linearizable read that finds no leader (an election in progress, or the leader cut off)
+    /// waits for one before it fails with "etcdserver: no leader"; 0 (the node default) refuses it at once. etcd 3.4
+    /// parks such a request until a leader is known or its request timeout (5 s + 2 election timeouts) passes, so a
+    /// client sees a late success instead of a fast failure; the server sets the same bound
+    /// (<c>ServerOptions.LeaderWaitMs</c>). A caller may give a shorter bound per request (its gRPC deadline).
+    /// Nothing is proposed while it waits, so the request is refused definitely ("no leader") if no leader appears.
+    /// </summary>
+    public long LeaderWaitMs { get; init; }
+
+    /// <summary>
+    /// Requests that may wait for a leader at once (<see cref="LeaderWaitMs"/>); past it a new one fails at once with
+    /// "etcdserver: too many requests" (nothing proposed). Each waits at most <see cref="LeaderWaitMs"/>, so this bounds
+    /// the memory a burst of clients can pin during an election.
+    /// </summary>
+    public int MaxRequestsAwaitingLeader { get; init; } = 10_000;
+
+    /// <summary>
     /// Every this many applied entries the node writes a snapshot of its whole state and compacts the log (etcd's
     /// --snapshot-count; etcd 3.4's default is 100,000, Keel's 10,000).
     /// </summary>

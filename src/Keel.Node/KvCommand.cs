@@ -240,6 +240,12 @@ public sealed record KeelError(KeelErrorCode Code, string Message, string GrpcSt
     /// <summary>"etcdserver: too many requests".</summary>
     public static KeelError TooManyRequests { get; } = new(KeelErrorCode.TooManyRequests, "etcdserver: too many requests", "ResourceExhausted");
 
+    /// <summary>
+    /// "etcdserver: too many requests" for a request that found no leader while
+    /// <see cref="KeelNodeOptions.MaxRequestsAwaitingLeader"/> others were already waiting for one (nothing proposed).
+    /// </summary>
+    public static KeelError TooManyAwaitingLeader { get; } = TooManyRequests;
+
     /// <summary>"keel: a request with this idempotency key is still in flight; retry later" (Aborted).</summary>
     public static KeelError IdempotencyKeyInFlight { get; } = new(KeelErrorCode.IdempotencyKeyInFlight,
         "keel: a request with this idempotency key is still in flight; retry later with the same key", "Aborted");
@@ -343,7 +349,7 @@ public sealed record LeaseTimeToLiveResult(long LeaseId, long TtlSeconds, long G
 /// </summary>
 public sealed record KvResult
 {
-    /// <summary>The id the client passed to <see cref="KeelNode.Submit(ulong, KvCommand, string?)"/> or <see cref="KeelNode.Read"/>.</summary>
+    /// <summary>The id the client passed to <see cref="KeelNode.Submit(ulong, KvCommand, string?)"/> or <see cref="KeelNode.Read(ulong, RangeRequest, bool)"/>.</summary>
     public required ulong RequestId { get; init; }
 
     /// <summary>A read's answer.</summary>

@@ -103,6 +103,27 @@ public sealed record ServerOptions
     /// </summary>
     public int MaxQueuedRequests { get; init; } = 10_000;
 
+    /// <summary>
+    /// The longest a write or linearizable read waits for a leader when this member knows none (an election, a cut-off
+    /// leader) before it fails with "etcdserver: no leader"; null = etcd 3.4's request timeout, 5 s + 2 election
+    /// timeouts (7 s by default), 0 = refuse at once. A call's own gRPC deadline bounds the wait too: the member gives
+    /// up <see cref="LeaderWaitAnswerMarginMs"/> before it, so the client hears the definite "no leader" (nothing was
+    /// proposed) rather than its own deadline. See <see cref="Keel.Node.KeelNodeOptions.LeaderWaitMs"/>.
+    /// </summary>
+    public int? LeaderWaitMs { get; init; }
+
+    /// <summary>The leader wait in effect: <see cref="LeaderWaitMs"/>, or 5 s + 2 × <see cref="ElectionTimeoutMs"/>.</summary>
+    public int EffectiveLeaderWaitMs => LeaderWaitMs ?? 5_000 + 2 * ElectionTimeoutMs;
+
+    /// <summary>How long before a call's deadline a request waiting for a leader gives up (time for the answer to travel).</summary>
+    public const int LeaderWaitAnswerMarginMs = 100;
+
+    /// <summary>
+    /// Requests that may wait for a leader at once; past it one that finds no leader fails at once with "etcdserver: too
+    /// many requests" (<see cref="Keel.Node.KeelNodeOptions.MaxRequestsAwaitingLeader"/>).
+    /// </summary>
+    public int MaxRequestsAwaitingLeader { get; init; } = 10_000;
+
     /// <summary>Peer messages queued for the node loop at most; past it they are dropped (Raft resends).</summary>
     public int MaxQueuedPeerMessages { get; init; } = 50_000;
 

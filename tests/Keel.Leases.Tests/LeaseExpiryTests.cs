@@ -23,6 +23,26 @@ public class LeaseExpiryTests
     }
 
     [Fact]
+    public void A_primary_counts_the_ttl_from_its_own_time_at_apply_when_the_record_is_older()
+    {
+        // The grant's committed time (1,000) lags the primary's time when it applied (1,400): the holder gets the full
+        // TTL from 1,400, and the replicated record is unchanged.
+        var table = Primary();
+        var id = table.Grant(0, 5, 1_000).LeaseId;
+        table.HoldFromPrimaryTime(id, 1_400);
+        Assert.Empty(table.ExpireDue(6_399, 10));
+        Assert.Equal(id, Assert.Single(table.ExpireDue(6_400, 10)).LeaseId);
+        table.AssertInvariants();
+
+        // Never earlier than it was.
+        var later = table.Grant(0, 5, 7_000).LeaseId;
+        table.HoldFromPrimaryTime(later, 6_500);
+        Assert.Empty(table.ExpireDue(11_999, 10));
+        Assert.Single(table.ExpireDue(12_000, 10));
+        table.AssertInvariants();
+    }
+
+    [Fact]
     public void A_lease_expires_at_its_deadline_and_not_a_millisecond_before()
     {
         var table = Primary();

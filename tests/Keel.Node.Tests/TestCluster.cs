@@ -24,6 +24,8 @@ internal sealed class TestCluster
     public SortedDictionary<ulong, KeelNode> Nodes { get; } = [];
     public Dictionary<ulong, SimStorageDirectory> Directories { get; } = [];
     public HashSet<ulong> Isolated { get; } = [];
+    /// <summary>Per node, how far its wall clock is off (a clock jump); monotonic time is shared.</summary>
+    public Dictionary<ulong, long> WallOffsetMs { get; } = [];
     public List<KvResult> Responses { get; } = [];
 
     /// <summary>Snapshots nodes took in background mode, not yet encoded and written (see <see cref="CompleteSnapshots"/>).</summary>
@@ -61,7 +63,7 @@ internal sealed class TestCluster
         for (long t = 0; t < ms; t += StepMs)
         {
             NowMs += StepMs;
-            foreach (var node in Nodes.Values) node.Tick(NowMs, StartWallMs + NowMs);
+            foreach (var node in Nodes.Values) node.Tick(NowMs, StartWallMs + NowMs + WallOffsetMs.GetValueOrDefault(node.Id));
             Deliver();
         }
     }

@@ -18,7 +18,7 @@ internal sealed class KvApi(NodeHost host, Auth.AuthGate gate) : KV.KVBase
         if (request.Key.IsEmpty) throw EtcdErrors.KeyNotProvided.ToRpcException();
         var range = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
         gate.CheckRead(context, range.Key, range.RangeEnd);
-        var result = await host.ReadAsync(range, linearizable: !request.Serializable);
+        var result = await host.ReadAsync(range, linearizable: !request.Serializable, context.Deadline);
         Errors.ThrowIfFailed(result);
         return Bounded(ProtoMapping.ToProto(result.Range!, host.Header(result.Range!.Revision)));
     }
@@ -30,7 +30,7 @@ internal sealed class KvApi(NodeHost host, Auth.AuthGate gate) : KV.KVBase
         gate.CheckWrite(context, put.Key, []);
         if (put.PrevKv) gate.CheckRead(context, put.Key, []);
         await gate.CheckLeaseKeysAsync(context, put.Lease);
-        var result = await host.WriteAsync(KvCommand.Of(put), IdempotencyKey(context, gate));
+        var result = await host.WriteAsync(KvCommand.Of(put), IdempotencyKey(context, gate), context.Deadline);
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.Put!, host.Header(result.Put!.Revision));
     }
@@ -41,7 +41,7 @@ internal sealed class KvApi(NodeHost host, Auth.AuthGate gate) : KV.KVBase
         var delete = Validated(ProtoMapping.ToStore(request), Keel.Mvcc.MvccStore.Validate);
         if (delete.PrevKv) gate.CheckRead(context, delete.Key, delete.RangeEnd);
         gate.CheckWrite(context, delete.Key, delete.RangeEnd);
-        var result = await host.WriteAsync(KvCommand.Of(delete), IdempotencyKey(context, gate));
+        var result = await host.WriteAsync(KvCommand.Of(delete), IdempotencyKey(context, gate), context.Deadline);
         Errors.ThrowIfFailed(result);
         return ProtoMapping.ToProto(result.DeleteRange!, host.Header(result.DeleteRange!.Revision));
     }
@@ -59,7 +59,7 @@ internal sealed class KvApi(NodeHost host, Auth.AuthGate gate) : KV.KVBase
         }
         Validated(txn, Keel.Mvcc.MvccStore.Validate);
         gate.CheckTxn(context, txn);
-        var result = await host.WriteAsync(KvCommand.Of(txn), IdempotencyKey(context, gate));
+        var result = await host.WriteAsync(KvCommand.Of(txn), IdempotencyKey(context, gate), context.Deadline);
         Errors.ThrowIfFailed(result);
         return Bounded(ProtoMapping.ToProto(result.Txn!, host.Header(result.Txn!.Revision)));
     }

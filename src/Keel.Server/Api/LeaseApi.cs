@@ -20,7 +20,7 @@ internal sealed class LeaseApi(NodeHost host, Auth.AuthGate gate) : Lease.LeaseB
 {
     public override async Task<LeaseGrantResponse> LeaseGrant(LeaseGrantRequest request, ServerCallContext context)
     {
-        var result = await host.WriteAsync(KvCommand.LeaseGrant(request.ID, request.TTL), KvApi.IdempotencyKey(context, gate));
+        var result = await host.WriteAsync(KvCommand.LeaseGrant(request.ID, request.TTL), KvApi.IdempotencyKey(context, gate), context.Deadline);
         Errors.ThrowIfFailed(result);
         var grant = result.LeaseGrant!;
         context.ResponseTrailers.Add(KeelMetadata.FencingToken, grant.FencingToken.ToString(CultureInfo.InvariantCulture));

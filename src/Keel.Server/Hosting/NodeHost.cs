@@ -177,6 +177,8 @@ public sealed class NodeHost : IAsyncDisposable
                 // loop's heartbeats past an election timeout.
                 PersistSnapshotsInBackground = true,
                 QuotaBackendBytes = options.QuotaBackendBytes,
+                LeaderWaitMs = options.EffectiveLeaderWaitMs,
+                MaxRequestsAwaitingLeader = options.MaxRequestsAwaitingLeader,
                 AutoCompaction = options.AutoCompaction,
                 RestoreImage = restoreImage,
             }, new TimedStorageDirectory(directory, statistics));
@@ -367,18 +369,38 @@ public sealed class NodeHost : IAsyncDisposable
     public bool IsLoopStalled =>
         Volatile.Read(ref _queuedItems) > 0 && MonotonicMs - Volatile.Read(ref _lastProgressMs) > Options.LoopStallMs;
 
-    /// <summary>Proposes a write and waits for its answer (the response or a typed error).</summary>
-    public Task<KvResult> WriteAsync(KvCommand command, string? idempotencyKey = null)
+    /// <summary>
+    /// Proposes a write and waits for its answer (the response or a typed error). With no leader known it first waits
+    /// for one, at most <see cref="ServerOptions.EffectiveLeaderWaitMs"/> and until shortly before
+    /// <paramref name="deadline"/> (the gRPC call's; default: none).
+    /// </summary>
+    public Task<KvResult> WriteAsync(KvCommand command, string? idempotencyKey = null, DateTime deadline = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        return Statistics.CountWrite(RequestAsync((node, requestId) => node.Submit(requestId, command, idempotencyKey)));
+        var leaderWaitUntilMs = LeaderWaitUntilMs(deadline);
+        return Statistics.CountWrite(RequestAsync((node, requestId) => node.Submit(requestId, command, idempotencyKey, leaderWaitUntilMs)));
     }
 
-    /// <summary>Reads linearizably (ReadIndex) or serializably (local) and waits for the answer.</summary>
-    public Task<KvResult> ReadAsync(RangeRequest request, bool linearizable)
+    /// <summary>
+    /// Reads linearizably (ReadIndex) or serializably (local) and waits for the answer; a linearizable read waits for a
+    /// leader as <see cref="WriteAsync"/> does.
+    /// </summary>
+    public Task<KvResult> ReadAsync(RangeRequest request, bool linearizable, DateTime deadline = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return RequestAsync((node, requestId) => node.Read(requestId, request, linearizable));
+        var leaderWaitUntilMs = LeaderWaitUntilMs(deadline);
+        return RequestAsync((node, requestId) => node.Read(requestId, request, linearizable, leaderWaitUntilMs));
+    }
+
+    /// <summary>
+    /// The node's monotonic time at which a request that finds no leader gives up: <see cref="ServerOptions.LeaderWaitAnswerMarginMs"/>
+    /// before the caller's deadline, so the caller hears "no leader" (a definite refusal) rather than its own timeout.
+    /// </summary>
+    private long LeaderWaitUntilMs(DateTime deadline)
+    {
+        if (deadline == default || deadline == DateTime.MaxValue) return KeelNode.NoCallerDeadline;
+        var remainingMs = (long)(deadline.ToUniversalTime() - _time.GetUtcNow().UtcDateTime).TotalMilliseconds;
+        return MonotonicMs + Math.Max(0, remainingMs - ServerOptions.LeaderWaitAnswerMarginMs);
     }
 
     /// <summary>
