@@ -32,7 +32,10 @@ public delegate void NonceSource(Span<byte> destination);
 /// Seals and opens gossip packets with AES-256-GCM, memberlist's format (<c>security.go</c>: version byte, 12-byte random
 /// nonce, ciphertext, 16-byte tag): <c>magic u8 | version u8 = 2 | nonce[12] | AES-GCM(sender u64 | sequence u64 |
 /// message) | tag[16]</c>, the header (magic, version) as associated data, encrypted under the keyring's primary key.
-/// Nonces come from a <see cref="NonceSource"/> seam (96 random bits each). Each sender numbers its packets; the
+/// Each nonce is a 4-byte prefix drawn once per channel from a <see cref="NonceSource"/> seam followed by the packet's
+/// 8-byte sequence number, so one channel never repeats a nonce (the sequence only grows), and two channels under one
+/// key collide only if their random prefixes match and their sequence ranges overlap (each starts from its start
+/// time in microseconds and grows by the packets sent). Each sender numbers its packets; the
 /// receiver keeps, per authenticated sender, the highest sequence and a 64-packet sliding window (IPsec's anti-replay
 /// window, RFC 4303 section 3.4.3), so a recorded packet replayed later is dropped even when packets are reordered.
 /// Packets that do not decrypt, are replayed, truncated, malformed or plaintext are counted per reason and never reach
@@ -41,8 +44,7 @@ public delegate void NonceSource(Span<byte> destination);
 /// <remarks>
 /// The host must start <c>initialSequence</c> above anything sent before a restart (e.g. wall-clock microseconds at
 /// start), or a restarted member's first packets look like replays. All members share the keyring, so a key holder can
-/// claim another sender id: this defends against outsiders, not against a compromised member. Random 96-bit nonces are
-/// safe for about 2^32 packets per key (NIST SP 800-38D, section 8.3): rotate keys well before that (docs/security.md).
+/// claim another sender id: this defends against outsiders, not against a compromised member.
 /// </remarks>
 public sealed class GossipSecureChannel
 {
@@ -68,7 +70,7 @@ public sealed class GossipSecureChannel
     private const int InnerHeaderBytes = 8 + 8;
 
     private readonly Dictionary<ulong, ReplayState> _replay = [];
-    private readonly NonceSource _nonces;
+    private readonly byte[] _noncePrefix = new byte[4];
     private readonly long[] _dropped = new long[Enum.GetValues<OpenOutcome>().Length];
     private ulong _nextSequence;
 
@@ -76,14 +78,14 @@ public sealed class GossipSecureChannel
     /// <param name="selfId">This member's id, written (encrypted) as the sender.</param>
     /// <param name="keyring">The keys; the channel encrypts with its primary, decrypts with any.</param>
     /// <param name="initialSequence">The first sequence number (above anything sent before a restart).</param>
-    /// <param name="nonces">Source of the 12 random nonce bytes of each packet.</param>
+    /// <param name="nonces">Source of the random 4-byte nonce prefix (read once).</param>
     public GossipSecureChannel(ulong selfId, GossipKeyring keyring, ulong initialSequence, NonceSource nonces)
     {
         ArgumentNullException.ThrowIfNull(keyring);
         ArgumentNullException.ThrowIfNull(nonces);
         SelfId = selfId;
         Keyring = keyring;
-        _nonces = nonces;
+        nonces(_noncePrefix);
         _nextSequence = initialSequence;
     }
 
@@ -132,12 +134,14 @@ public sealed class GossipSecureChannel
         packet[0] = Magic;
         packet[1] = FormatVersion;
         var nonce = packet.AsSpan(HeaderBytes, GossipKeyring.NonceBytes);
-        _nonces(nonce);
+        var sequence = _nextSequence++;
+        _noncePrefix.CopyTo(nonce);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(nonce[4..], sequence);
         var plaintextLength = InnerHeaderBytes + bodyLength;
         var plaintext = new byte[plaintextLength];
         var w = new BinarySpanWriter(plaintext);
         w.U64(SelfId);
-        w.U64(_nextSequence++);
+        w.U64(sequence);
         GossipCodec.Encode(message, plaintext.AsSpan(InnerHeaderBytes));
         var cipherStart = HeaderBytes + GossipKeyring.NonceBytes;
         Keyring.Encrypt(nonce, plaintext, packet.AsSpan(cipherStart, plaintextLength), packet.AsSpan(cipherStart + plaintextLength, GossipKeyring.TagBytes), packet.AsSpan(0, HeaderBytes));
