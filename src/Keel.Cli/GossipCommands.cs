@@ -7,6 +7,7 @@ using Keel.Gossip;
 using Keel.Gossip.Hosting;
 using Keel.Protocol.V1;
 using Keel.Server.Hosting;
+using Keel.Server.Security;
 
 namespace Keel.Cli;
 
@@ -14,6 +15,7 @@ namespace Keel.Cli;
 /// <c>./keel agent --join HOST:PORT</c>: a non-voting gossip member (Consul's client agent) that joins the SWIM pool
 /// through any server's peer address and stays until Ctrl-C (then leaves gracefully); and
 /// <c>./keel members --endpoints HOST:PORT</c>: every member as a server sees it, with its state, zone, incarnation and phi.
+/// <c>./keel keyring list|install KEY|use KEY|remove KEY</c>: the gossip encryption keyring of every server, changed through the Raft log.
 /// </summary>
 internal static class GossipCommands
 {
@@ -21,23 +23,7 @@ internal static class GossipCommands
     {
         yield return Agent();
         yield return Members();
-    }
-
-    /// <summary>Parses <c>--gossip-key</c>: base64 of 16 to 32 bytes.</summary>
-    internal static byte[]? ParseKey(string? text)
-    {
-        if (text is null) return null;
-        byte[] key;
-        try
-        {
-            key = Convert.FromBase64String(text);
-        }
-        catch (FormatException)
-        {
-            throw new ArgumentException("--gossip-key must be base64 (e.g. from `openssl rand -base64 32`)");
-        }
-        if (key.Length is < GossipKeyring.MinKeyBytes or > 32) throw new ArgumentException($"--gossip-key must decode to {GossipKeyring.MinKeyBytes} to 32 bytes, not {key.Length}");
-        return key;
+        yield return Keyring();
     }
 
     private static Command Agent()
@@ -45,17 +31,26 @@ internal static class GossipCommands
         var join = new Option<string[]>("--join") { Description = "A server's peer address (host:port) or another agent's; repeatable.", Required = true, AllowMultipleArgumentsPerToken = true };
         var bind = new Option<string>("--bind") { Description = "UDP address to gossip on.", DefaultValueFactory = _ => "127.0.0.1:0" };
         var zone = new Option<string>("--zone") { Description = "This agent's zone tag.", DefaultValueFactory = _ => "default" };
-        var key = new Option<string?>("--gossip-key") { Description = "Base64 secret shared by the cluster (default: derived from --initial-cluster-token)." };
-        var token = new Option<string>("--initial-cluster-token") { Description = "The cluster's token (for the default key).", DefaultValueFactory = _ => "etcd-cluster" };
-        var command = new Command("agent", "Run a non-voting gossip member that joins a Keel cluster.") { join, bind, zone, key, token };
+        var keyFile = new Option<string>("--gossip-key-file")
+        {
+            Description = "File of the cluster's base64 AES-256 gossip keys, one per line, the first the primary (`keel keyring list > FILE` on a server makes one); re-read when it changes.",
+            Required = true,
+        };
+        var command = new Command("agent", "Run a non-voting gossip member that joins a Keel cluster.") { join, bind, zone, keyFile };
         command.SetAction(async (parse, cancellation) =>
         {
             GossipAgent agent;
+            var dropLog = new DropLogLimiter();
             try
             {
                 var options = new GossipAgentOptions
                 {
-                    Key = ParseKey(parse.GetValue(key)) ?? GossipHost.DefaultKey(parse.GetValue(token)!),
+                    Keys = GossipKeyFile.Read(parse.GetValue(keyFile)!),
+                    OnPacketDropped = (reason, from) =>
+                    {
+                        var count = dropLog.ShouldLog(reason);
+                        if (count > 0) Console.Error.WriteLine($"keel agent: gossip packet from {from} dropped ({DropLogLimiter.NameOf(reason)}; {count} so far)");
+                    },
                     BindEndpoint = Endpoint(parse.GetValue(bind)!),
                     Seeds = parse.GetValue(join)!.Select(Endpoint).ToArray(),
                     Tags = new MemberTags(parse.GetValue(zone)!, "agent", Keel.Server.Api.MaintenanceApiVersion.Text, 0),
@@ -83,7 +78,11 @@ internal static class GossipCommands
             using var onInterrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
             using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
             using var onCancel = cancellation.Register(() => stop.TrySetResult());
+            using var reloading = new CancellationTokenSource();
+            var reloader = ReloadKeysAsync(agent, parse.GetValue(keyFile)!, reloading.Token);
             await stop.Task;
+            reloading.Cancel();
+            await reloader;
             try
             {
                 // Leaving announces the departure (peers mark it left, not dead), then stops the agent.
@@ -98,6 +97,92 @@ internal static class GossipCommands
             return 0;
         });
         return command;
+    }
+
+    // The agent's keys follow its file (a rotation on the servers goes through `keel keyring`; agents get the new file):
+    // checked every second, applied when the contents change and parse; a bad file is reported and ignored.
+    private static async Task ReloadKeysAsync(GossipAgent agent, string path, CancellationToken cancellation)
+    {
+        var last = await File.ReadAllTextAsync(path, cancellation).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : "", TaskScheduler.Default);
+        while (!cancellation.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(1_000, cancellation);
+                var text = await File.ReadAllTextAsync(path, cancellation);
+                if (text == last) continue;
+                last = text;
+                var keys = GossipKeyFile.Parse(text, $"--gossip-key-file {path}");
+                await agent.SetKeysAsync(keys);
+                Console.WriteLine($"keel agent: gossip keys reloaded: {keys.Count} key(s), primary {GossipKeyFile.Fingerprint(keys[0])}");
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception error) when (error is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                Console.Error.WriteLine($"keel agent: keeping the current gossip keys: {error.Message}");
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static Command Keyring()
+    {
+        var endpoints = new Option<string>("--endpoints") { Description = "Comma-separated client endpoints (host:port); the first that answers is used.", DefaultValueFactory = _ => "127.0.0.1:2379" };
+        var command = new Command("keyring", "List or change the gossip encryption keyring of every server (Consul's `consul keyring`): install, use, remove go through the Raft log.");
+        var list = new Command("list", "Print the keyring, primary first (one base64 key per line: the output is a valid --gossip-key-file).") { endpoints };
+        list.SetAction((parse, cancellation) => CallKeyring(parse.GetValue(endpoints)!, KeyringRequest.Types.Action.List, "", cancellation));
+        command.Subcommands.Add(list);
+        foreach (var (name, action, description) in new[]
+        {
+            ("install", KeyringRequest.Types.Action.Install, "Add KEY (base64, 32 bytes) to every server's keyring: accepted on receive, not used to encrypt."),
+            ("use", KeyringRequest.Types.Action.Use, "Make the installed KEY the primary: every server encrypts with it (the others stay accepted)."),
+            ("remove", KeyringRequest.Types.Action.Remove, "Remove KEY from every server's keyring (not the primary)."),
+        })
+        {
+            var key = new Argument<string>("KEY") { Description = "Base64 of a 32-byte key (`openssl rand -base64 32`)." };
+            var sub = new Command(name, description) { key, endpoints };
+            sub.SetAction((parse, cancellation) => CallKeyring(parse.GetValue(endpoints)!, action, parse.GetValue(key)!, cancellation));
+            command.Subcommands.Add(sub);
+        }
+        return command;
+    }
+
+    private static async Task<int> CallKeyring(string endpoints, KeyringRequest.Types.Action action, string key, CancellationToken cancellation)
+    {
+        RpcException? last = null;
+        foreach (var endpoint in endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            using var channel = GrpcChannel.ForAddress(endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint);
+            KeyringResponse response;
+            try
+            {
+                using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+                bound.CancelAfter(TimeSpan.FromSeconds(10));
+                response = await new KeelService.KeelServiceClient(channel).KeyringAsync(new KeyringRequest { Action = action, Key = key }, cancellationToken: bound.Token);
+            }
+            catch (RpcException error) when (error.StatusCode == StatusCode.Unavailable)
+            {
+                last = error;
+                continue;
+            }
+            catch (RpcException error)
+            {
+                Console.Error.WriteLine($"Error: {error.Status.Detail}");
+                return 1;
+            }
+            if (action != KeyringRequest.Types.Action.List)
+                Console.Error.WriteLine($"keel keyring: {action.ToString().ToLowerInvariant()} committed; every server applies it in log order. Agents read --gossip-key-file: update theirs too.");
+            foreach (var k in response.Keys) Console.WriteLine(k.Primary ? $"{k.Key} primary {k.Fingerprint}" : $"{k.Key} {k.Fingerprint}");
+            return 0;
+        }
+        Console.Error.WriteLine($"Error: {last?.Status.Detail ?? "no endpoint given"}");
+        return 1;
     }
 
     private static Command Members()

@@ -32,7 +32,7 @@ internal static class ServeCommand
     private static readonly Option<string?> AutoCompactionMode = new("--auto-compaction-mode") { Description = "periodic (keep --auto-compaction-retention of wall time) or revision (keep that many revisions); default periodic." };
     private static readonly Option<string?> AutoCompactionRetention = new("--auto-compaction-retention") { Description = "History to keep: a duration (1h, 30m, 90s; a plain number is hours, as etcd) or revisions; 0 = never compact (etcd's default). Default 1h." };
     private static readonly Option<long?> MaxResponseBytes = new("--max-response-bytes") { Description = "Largest Range or Txn response sent (default 1073741824); larger ones fail asking the client to page." };
-    private static readonly Option<string?> GossipKey = new("--gossip-key") { Description = "Base64 secret (16-32 bytes) authenticating gossip packets (default: derived from the cluster token)." };
+    private static readonly Option<string?> GossipKeyFile = new("--gossip-key-file") { Description = "File of base64 AES-256 gossip keys, one per line, the first the primary; seeds the replicated keyring (default: the first leader generates one; see `keel keyring`)." };
     private static readonly Option<string?> Zone = new("--zone") { Description = "This member's zone, gossiped in its tags (default: default)." };
     private static readonly Option<string?> AuthToken = new("--auth-token") { Description = "simple (default) or jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256[,ttl=5m]: the tokens Authenticate issues." };
     private static readonly Option<int?> AuthTokenTtl = new("--auth-token-ttl") { Description = "Seconds a simple token lives after its last use (default 300)." };
@@ -58,7 +58,7 @@ internal static class ServeCommand
         var command = new Command("serve", "Run a Keel member (etcd-compatible flags).")
         {
             Name, DataDir, ListenClientUrls, AdvertiseClientUrls, ListenPeerUrls, InitialAdvertisePeerUrls, InitialCluster,
-            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, AutoCompactionMode, AutoCompactionRetention, MaxResponseBytes, GossipKey, Zone, LogFormat, LogLevel,
+            InitialClusterState, InitialClusterToken, HeartbeatInterval, ElectionTimeout, SnapshotCount, ListenMetricsUrls, QuotaBackendBytes, AutoCompactionMode, AutoCompactionRetention, MaxResponseBytes, GossipKeyFile, Zone, LogFormat, LogLevel,
             AuthToken, AuthTokenTtl, BcryptCost,
             CertFile, KeyFile, TrustedCaFile, ClientCertAuth, AutoTls, CipherSuites, PeerCertFile, PeerKeyFile, PeerTrustedCaFile,
             PeerClientCertAuth, PeerCertAllowedCn, PeerAutoTls, PeerSecretFile,
@@ -114,7 +114,7 @@ internal static class ServeCommand
                 AutoCompaction = Get(AutoCompactionMode) is null && Get(AutoCompactionRetention) is null ? ServerOptions.DefaultAutoCompaction
                     : ParseAutoCompaction(Get(AutoCompactionMode) ?? "periodic", Get(AutoCompactionRetention) ?? "1h"),
                 MaxResponseBytes = GetLong(MaxResponseBytes) is > 0 and var maxResponse ? maxResponse : 1L << 30,
-                GossipKey = GossipCommands.ParseKey(Get(GossipKey)),
+                GossipKeyFile = Get(GossipKeyFile),
                 Zone = Get(Zone) ?? "default",
                 AuthToken = Get(AuthToken) ?? "simple",
                 AuthTokenTtlSeconds = GetInt(AuthTokenTtl) is > 0 and var ttl ? ttl : 300,

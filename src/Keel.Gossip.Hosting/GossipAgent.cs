@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using System.Threading.Channels;
 using Keel.Core;
 
@@ -7,7 +8,7 @@ namespace Keel.Gossip.Hosting;
 
 /// <summary>
 /// The network shell of a gossip member: drives one I/O-free <see cref="SwimMember"/> over a UDP socket, every packet
-/// sealed and opened by a <see cref="GossipSecureChannel"/> (HMAC keyring, replay window). One loop owns the core, the
+/// sealed and opened by a <see cref="GossipSecureChannel"/> (AES-256-GCM keyring, replay window). One loop owns the core, the
 /// channel and the outbox, so the core needs no locks: the socket reader and the public methods only post inputs to the
 /// loop's queue. Time comes from a <see cref="TimeProvider"/>. Member ids are derived from addresses
 /// (<see cref="GossipAddress"/>), so joining needs only seed addresses. Disposing without <see cref="LeaveAsync"/>
@@ -48,7 +49,7 @@ public sealed class GossipAgent : IAsyncDisposable
     private long _droppedOverload;
     private volatile Exception? _fault;
 
-    private readonly record struct Input(byte[]? Datagram, Action? Command);
+    private readonly record struct Input(byte[]? Datagram, Action? Command, EndPoint? From = null);
 
     private GossipAgent(GossipAgentOptions options, Socket socket)
     {
@@ -62,7 +63,7 @@ public sealed class GossipAgent : IAsyncDisposable
         var seed = options.RandomSeed != 0 ? options.RandomSeed : Id ^ (ulong)wallMs * 0x9E3779B97F4A7C15UL;
         _member = new SwimMember(Id, options.Gossip, new DeterministicRandom(seed), NowMs(), options.Tags);
         // Wall-clock microseconds: a restarted agent's packets number above everything it sent before (replay window).
-        _channel = new GossipSecureChannel(Id, new GossipKeyring(options.Key), (ulong)Math.Max(1, wallMs) * 1000);
+        _channel = new GossipSecureChannel(Id, new GossipKeyring(options.Keys), (ulong)Math.Max(1, wallMs) * 1000, RandomNumberGenerator.Fill);
     }
 
     /// <summary>This member's id (derived from <see cref="LocalEndpoint"/>).</summary>
@@ -129,6 +130,17 @@ public sealed class GossipAgent : IAsyncDisposable
     /// downtime: install everywhere, use as primary everywhere, remove the old key everywhere.
     /// </summary>
     public Task ChangeKeyringAsync(Action<GossipKeyring> change) => InvokeAsync(() => change(_channel.Keyring));
+
+    /// <summary>Makes the keyring exactly <paramref name="keys"/>, the first the primary (a keyring decided elsewhere: the replicated log, a reloaded file).</summary>
+    public Task SetKeysAsync(IReadOnlyList<byte[]> keys) => InvokeAsync(() => _channel.Keyring.ReplaceAll(keys));
+
+    /// <summary>Copies of the keys in use, the primary first (read on the loop).</summary>
+    public async Task<IReadOnlyList<byte[]>> KeysAsync()
+    {
+        IReadOnlyList<byte[]> keys = [];
+        await InvokeAsync(() => keys = _channel.Keyring.Keys).ConfigureAwait(false);
+        return keys;
+    }
 
     /// <summary>Completes when the published member list satisfies <paramref name="predicate"/>.</summary>
     public async Task<IReadOnlyList<AgentMember>> WaitForMembersAsync(Func<IReadOnlyList<AgentMember>, bool> predicate, CancellationToken cancellationToken = default)
@@ -216,7 +228,7 @@ public sealed class GossipAgent : IAsyncDisposable
             try
             {
                 var result = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, _stop.Token).ConfigureAwait(false);
-                if (!_inputs.Writer.TryWrite(new Input(buffer.AsSpan(0, result.ReceivedBytes).ToArray(), null)))
+                if (!_inputs.Writer.TryWrite(new Input(buffer.AsSpan(0, result.ReceivedBytes).ToArray(), null, result.RemoteEndPoint)))
                     Interlocked.Increment(ref _droppedOverload);
             }
             catch (OperationCanceledException) { return; }
@@ -266,7 +278,7 @@ public sealed class GossipAgent : IAsyncDisposable
             var handled = 0;
             while (handled++ < 256 && reader.TryRead(out var input))
             {
-                if (input.Datagram is { } datagram) changed |= !OnDatagram(datagram);
+                if (input.Datagram is { } datagram) changed |= !OnDatagram(datagram, input.From);
                 else input.Command!();
                 changed |= FlushOutbox();
             }
@@ -284,7 +296,7 @@ public sealed class GossipAgent : IAsyncDisposable
     }
 
     // Returns false when the datagram was rejected (the counters changed: waiters are re-checked).
-    private bool OnDatagram(byte[] datagram)
+    private bool OnDatagram(byte[] datagram, EndPoint? from)
     {
         var outcome = _channel.Open(datagram, out var sender, out var message);
         _counters = _counters with
@@ -294,8 +306,14 @@ public sealed class GossipAgent : IAsyncDisposable
             DroppedForged = _channel.DroppedForged,
             DroppedReplayed = _channel.DroppedReplayed,
             DroppedMalformed = _channel.DroppedMalformed,
+            DroppedTruncated = _channel.DroppedTruncated,
+            DroppedPlaintext = _channel.DroppedPlaintext,
         };
-        if (outcome != OpenOutcome.Accepted) return false;
+        if (outcome != OpenOutcome.Accepted)
+        {
+            _options.OnPacketDropped?.Invoke(outcome, from as IPEndPoint ?? new IPEndPoint(IPAddress.Any, 0));
+            return false;
+        }
         if (!GossipAddress.IsAddressId(sender)) return true; // authentic but not addressable: nothing to answer
         _member.Receive(sender, message!, NowMs(), _outbox);
         if (!_joined.Task.IsCompleted && _member.LiveCount > 1) _joined.TrySetResult(); // a seed answered with its view

@@ -11,8 +11,14 @@ public sealed record GossipAgentOptions
     /// <summary>Addresses of members to join through (memberlist <c>Join</c>); empty starts a new cluster.</summary>
     public IReadOnlyList<IPEndPoint> Seeds { get; init; } = [];
 
-    /// <summary>The cluster key every packet is authenticated with (HMAC-SHA256, at least 16 bytes).</summary>
-    public required byte[] Key { get; init; }
+    /// <summary>
+    /// The keyring every packet is encrypted with (AES-256-GCM, 32-byte keys): the first key encrypts, every key is tried
+    /// to decrypt. Change it at run time with <see cref="GossipAgent.ChangeKeyringAsync"/> or <see cref="GossipAgent.SetKeysAsync"/>.
+    /// </summary>
+    public required IReadOnlyList<byte[]> Keys { get; init; }
+
+    /// <summary>Called on the agent's loop for every datagram dropped (reason, sender address): log it, rate-limited (<see cref="DropLogLimiter"/>).</summary>
+    public Action<OpenOutcome, IPEndPoint>? OnPacketDropped { get; init; }
 
     /// <summary>This member's tags (zone, role, version, load).</summary>
     public MemberTags? Tags { get; init; }
@@ -43,7 +49,10 @@ public sealed record GossipAgentOptions
     public void Validate()
     {
         Gossip.Validate();
-        if (Key is null || Key.Length < GossipKeyring.MinKeyBytes) throw new ArgumentException($"the cluster key must be at least {GossipKeyring.MinKeyBytes} bytes", nameof(Key));
+        if (Keys is null || Keys.Count == 0) throw new ArgumentException("the gossip keyring needs at least one key", nameof(Keys));
+        if (Keys.Count > GossipKeyring.MaxKeys) throw new ArgumentException($"the gossip keyring holds at most {GossipKeyring.MaxKeys} keys", nameof(Keys));
+        foreach (var key in Keys)
+            if (GossipKeyring.Problem(key) is { } problem) throw new ArgumentException(problem, nameof(Keys));
         if (JoinTimeoutMs < 1) throw new ArgumentOutOfRangeException(nameof(JoinTimeoutMs), JoinTimeoutMs, "must be positive");
         if (JoinRetryMs < 1) throw new ArgumentOutOfRangeException(nameof(JoinRetryMs), JoinRetryMs, "must be positive");
         if (LeaveTimeoutMs < 0) throw new ArgumentOutOfRangeException(nameof(LeaveTimeoutMs), LeaveTimeoutMs, "cannot be negative");
@@ -68,7 +77,7 @@ public readonly record struct AgentMember(ulong Id, IPEndPoint Endpoint, MemberS
 /// <summary>Traffic and rejection counters of a <see cref="GossipAgent"/>.</summary>
 /// <param name="PacketsReceived">Datagrams read from the socket.</param>
 /// <param name="Accepted">Datagrams that authenticated, were fresh and decoded: only these reach the core.</param>
-/// <param name="DroppedForged">Datagrams whose HMAC did not verify under any installed key.</param>
+/// <param name="DroppedForged">Datagrams that did not decrypt under any installed key (wrong key, tampered).</param>
 /// <param name="DroppedReplayed">Authentic datagrams seen before (replay window).</param>
 /// <param name="DroppedMalformed">Datagrams with a bad envelope or body.</param>
 /// <param name="PacketsSent">Datagrams sent.</param>
@@ -76,7 +85,53 @@ public readonly record struct AgentMember(ulong Id, IPEndPoint Endpoint, MemberS
 /// <param name="DroppedOversize">Messages larger than one UDP datagram (anti-entropy of very large clusters; see docs).</param>
 /// <param name="SendErrors">Sends the operating system refused.</param>
 /// <param name="DroppedOverload">Datagrams dropped because the loop's input queue (4,096) was full: a flood.</param>
-public sealed record GossipAgentCounters(long PacketsReceived, long Accepted, long DroppedForged, long DroppedReplayed, long DroppedMalformed, long PacketsSent, long BytesSent, long DroppedOversize, long SendErrors, long DroppedOverload = 0);
+/// <param name="DroppedTruncated">Datagrams shorter than the smallest encrypted packet.</param>
+/// <param name="DroppedPlaintext">Datagrams that were not encrypted (a bare message or the old signed-only envelope).</param>
+public sealed record GossipAgentCounters(long PacketsReceived, long Accepted, long DroppedForged, long DroppedReplayed, long DroppedMalformed, long PacketsSent, long BytesSent, long DroppedOversize, long SendErrors, long DroppedOverload = 0, long DroppedTruncated = 0, long DroppedPlaintext = 0)
+{
+    /// <summary>Datagrams dropped, by the reason a metric labels them with (<c>keel_gossip_packets_dropped_total{reason}</c>).</summary>
+    public IEnumerable<(string Reason, long Count)> DroppedByReason()
+    {
+        yield return ("forged", DroppedForged);
+        yield return ("replayed", DroppedReplayed);
+        yield return ("malformed", DroppedMalformed);
+        yield return ("truncated", DroppedTruncated);
+        yield return ("plaintext", DroppedPlaintext);
+        yield return ("overload", DroppedOverload);
+    }
+}
+
+/// <summary>
+/// Decides which drops to log so a process flooding the gossip port cannot flood the log: per reason the first 20,
+/// then the 32nd, 64th, 128th... (the rule of the peer transport's refusals).
+/// </summary>
+public sealed class DropLogLimiter
+{
+    private readonly Dictionary<OpenOutcome, long> _counts = [];
+    private readonly Lock _lock = new();
+
+    /// <summary>Counts one drop of <paramref name="reason"/>; returns its running count when it should be logged, else 0.</summary>
+    public long ShouldLog(OpenOutcome reason)
+    {
+        lock (_lock)
+        {
+            var count = _counts.GetValueOrDefault(reason) + 1;
+            _counts[reason] = count;
+            return count <= 20 || (count & (count - 1)) == 0 ? count : 0;
+        }
+    }
+
+    /// <summary>The name a reason has in logs and metrics.</summary>
+    public static string NameOf(OpenOutcome reason) => reason switch
+    {
+        OpenOutcome.Forged => "forged",
+        OpenOutcome.Replayed => "replayed",
+        OpenOutcome.Malformed => "malformed",
+        OpenOutcome.Truncated => "truncated",
+        OpenOutcome.Plaintext => "plaintext",
+        _ => reason.ToString().ToLowerInvariant(),
+    };
+}
 
 /// <summary>No seed answered within <see cref="GossipAgentOptions.JoinTimeoutMs"/>.</summary>
 public sealed class GossipJoinException : Exception

@@ -66,6 +66,7 @@ public static class CommandCodec
         KvCommandKind.LeaseCheckpoint => 4 + 32L * command.Checkpoints.Count,
         KvCommandKind.Alarm => 1 + 8 + 1,
         KvCommandKind.Auth => AuthSize(command.Auth!),
+        KvCommandKind.GossipKeyring => 1 + 1 + command.Keyring!.Keys.Sum(k => 4L + k.Length),
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "unknown command kind"),
     };
 
@@ -152,6 +153,11 @@ public static class CommandCodec
                 writer.U8((byte)command.Alarm.Alarm);
                 break;
             case KvCommandKind.Auth: WriteAuth(ref writer, command.Auth!); break;
+            case KvCommandKind.GossipKeyring:
+                writer.U8((byte)command.Keyring!.Action);
+                writer.U8((byte)command.Keyring.Keys.Count);
+                foreach (var key in command.Keyring.Keys) WriteBytes(ref writer, key);
+                break;
         }
     }
 
@@ -244,6 +250,7 @@ public static class CommandCodec
             KvCommandKind.LeaseCheckpoint => KvCommand.LeaseCheckpoint(ReadCheckpoints(ref reader)),
             KvCommandKind.Alarm => KvCommand.OfAlarm(new AlarmChange((AlarmAction)reader.U8(), reader.U64(), (AlarmType)reader.U8())),
             KvCommandKind.Auth => KvCommand.OfAuth(ReadAuth(ref reader)),
+            KvCommandKind.GossipKeyring => KvCommand.OfKeyring(ReadKeyring(ref reader)),
             _ => throw new InvalidCommandException($"unknown command kind {(byte)kind} at offset {kindOffset}"),
         };
         if (!reader.IsAtEnd) throw new InvalidCommandException($"{reader.Remaining} bytes after the command at offset {reader.Position}");
@@ -251,6 +258,18 @@ public static class CommandCodec
     }
 
     private static long BytesSize(byte[] value) => 4L + value.Length;
+
+    // Gossip keyring: u8 action | u8 count | keys as byte strings.
+    private static Keyring.KeyringChange ReadKeyring(ref BinarySpanReader reader)
+    {
+        var action = (Keyring.KeyringAction)reader.U8();
+        if (!Enum.IsDefined(action)) throw new InvalidCommandException($"unknown keyring action {(byte)action} before offset {reader.Position}");
+        var count = reader.U8();
+        if (count > Keyring.GossipKeys.MaxKeys) throw new InvalidCommandException($"a keyring change of {count} keys before offset {reader.Position}");
+        var keys = new byte[count][];
+        for (var i = 0; i < count; i++) keys[i] = ReadBytes(ref reader);
+        return new Keyring.KeyringChange(action, keys);
+    }
 
     // Auth: u8 action | name | role | password hash | u8 flags (1: no password, 2: permission present) |
     // [u8 permission type | key | range end].

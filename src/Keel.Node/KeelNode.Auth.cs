@@ -12,6 +12,19 @@ public sealed partial class KeelNode
     /// <summary>The auth store as this replica has applied it (immutable: safe to hand to other threads).</summary>
     public AuthState Auth => _auth;
 
+    private Keyring.GossipKeys _gossipKeys = Keyring.GossipKeys.Empty;
+
+    /// <summary>The gossip keyring as this replica has applied it (immutable: safe to hand to other threads).</summary>
+    public Keyring.GossipKeys GossipKeys => _gossipKeys;
+
+    private KvResult ApplyKeyring(Keyring.KeyringChange change)
+    {
+        var (next, refusal) = _gossipKeys.Apply(change);
+        if (refusal is not null) return KvResult.Failed(0, KeelError.KeyringRefused(refusal));
+        _gossipKeys = next;
+        return new KvResult { RequestId = 0 };
+    }
+
     private KvResult ApplyAuth(AuthChange change)
     {
         var (next, status) = AuthStore.Apply(_auth, change);

@@ -76,6 +76,8 @@ public sealed partial class KeelNode
         _idempotency = state.Idempotency;
         // Users and roles travel with a backup, as they do in etcd's bolt database.
         _auth = state.Auth;
+        // So does the gossip keyring: agents of the old cluster keep talking to the restored one.
+        _gossipKeys = state.GossipKeys;
         _lastAppliedTimestamp = state.LastAppliedTimestamp;
         if (state.LeaseBaseMs > _leaseBaseMs) _leaseBaseMs = state.LeaseBaseMs;
     }

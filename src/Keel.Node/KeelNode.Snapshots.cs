@@ -18,7 +18,8 @@ namespace Keel.Node;
 public sealed partial class KeelNode
 {
     private const uint SnapshotMagic = 0x444F4E4B; // "KNOD"
-    private const byte SnapshotVersion = 3;
+    private const byte SnapshotVersion = 4;
+    private const byte SnapshotVersionWithoutKeyring = 3;
     private const byte SnapshotVersionWithoutAuth = 2;
     private const byte SnapshotVersionWithoutAlarms = 1;
     private ulong _snapshotIndex;
@@ -139,6 +140,7 @@ public sealed partial class KeelNode
         {
             WriteAlarms(writer);
             _auth.WriteTo(writer);
+            _gossipKeys.WriteTo(writer);
         }
         return new NodeImage(appliedIndex, head.ToArray(), _store.CaptureImage(), leases, idempotency, tail.ToArray());
     }
@@ -173,7 +175,7 @@ public sealed partial class KeelNode
             ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
             : new MemoryStream(data.ToArray(), writable: false);
         var reader = new BinaryReader(stream, Encoding.UTF8);
-        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutAuth or SnapshotVersionWithoutAlarms))
+        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutKeyring or SnapshotVersionWithoutAuth or SnapshotVersionWithoutAlarms))
             throw new InvalidCommandException("not a Keel node snapshot (wrong magic or version)");
         return reader;
     }
@@ -210,6 +212,7 @@ public sealed partial class KeelNode
         _alarms.Clear();
         foreach (var alarm in image.Alarms) _alarms.Add(alarm);
         _auth = image.Auth;
+        _gossipKeys = image.GossipKeys;
         _revokeProposedAtMs.Clear();
         AppliedIndex = image.Index;
         _snapshotIndex = image.Index;
@@ -219,7 +222,7 @@ public sealed partial class KeelNode
 
     private sealed record DecodedState(ulong Index, ulong LastAppliedTimestamp, long LeaseBaseMs, List<MemberInfo> Members,
         List<MemberChange> PendingAdds, List<(ulong Index, ulong ProposalId)> AppliedProposals, MvccStore Store, LeaseTable Leases,
-        IdempotencyTable Idempotency, List<AlarmMember> Alarms, Keel.Node.Auth.AuthState Auth);
+        IdempotencyTable Idempotency, List<AlarmMember> Alarms, Keel.Node.Auth.AuthState Auth, Keyring.GossipKeys GossipKeys);
 
     private DecodedState DecodeState(ReadOnlyMemory<byte> data) => DecodeStateWith(data, _options);
 
@@ -271,9 +274,11 @@ public sealed partial class KeelNode
             }
             // Version 2 images end here (the auth store was added in version 3): auth disabled, no users or roles.
             var auth = reader.BaseStream.Position < reader.BaseStream.Length ? Keel.Node.Auth.AuthState.ReadFrom(reader) : Keel.Node.Auth.AuthState.Empty;
+            // Version 3 images end here (the gossip keyring was added in version 4): no keyring, a leader initializes one.
+            var gossipKeys = reader.BaseStream.Position < reader.BaseStream.Length ? Keyring.GossipKeys.ReadFrom(reader) : Keyring.GossipKeys.Empty;
             if (reader.BaseStream.Position != reader.BaseStream.Length)
                 throw new InvalidCommandException($"{reader.BaseStream.Length - reader.BaseStream.Position} trailing bytes after a node snapshot");
-            return new DecodedState(index, lastAppliedTimestamp, leaseBaseMs, members, pendingAdds, applied, store, leases, idempotency, alarms, auth);
+            return new DecodedState(index, lastAppliedTimestamp, leaseBaseMs, members, pendingAdds, applied, store, leases, idempotency, alarms, auth, gossipKeys);
         }
         catch (Exception e) when (e is EndOfStreamException or IOException or FormatException or ArgumentException
             or InvariantViolationException or ConfigurationChangeException && e is not InvalidCommandException)

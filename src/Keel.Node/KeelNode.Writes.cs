@@ -280,6 +280,7 @@ public sealed partial class KeelNode
                 KvCommandKind.LeaseCheckpoint => ApplyLeaseCheckpoint(command, timestamp),
                 KvCommandKind.Alarm => ApplyAlarm(command.Alarm!),
                 KvCommandKind.Auth => ApplyAuth(command.Auth!),
+                KvCommandKind.GossipKeyring => ApplyKeyring(command.Keyring!),
                 _ => KvResult.Failed(0, KeelError.InvalidCommand($"unknown command kind {command.Kind}")),
             };
             if (command.Kind is KvCommandKind.Put or KvCommandKind.DeleteRange or KvCommandKind.Txn) SyncLeaseAttachments(before);

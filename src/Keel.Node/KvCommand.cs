@@ -46,6 +46,9 @@ public enum KvCommandKind : byte
 
     /// <summary>A change of the auth store (etcd's Auth service writes: users, roles, permissions, enable/disable).</summary>
     Auth = 12,
+
+    /// <summary>A change of the gossip keyring (initialize at bootstrap, install, use, remove: <c>keel keyring</c>).</summary>
+    GossipKeyring = 13,
 }
 
 /// <summary>
@@ -108,6 +111,16 @@ public sealed record KvCommand
     {
         ArgumentNullException.ThrowIfNull(change);
         return new() { Kind = KvCommandKind.Auth, Auth = change };
+    }
+
+    /// <summary>The keyring change, when <see cref="Kind"/> is GossipKeyring.</summary>
+    public Keyring.KeyringChange? Keyring { get; private init; }
+
+    /// <summary>A change of the replicated gossip keyring.</summary>
+    public static KvCommand OfKeyring(Keyring.KeyringChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return new() { Kind = KvCommandKind.GossipKeyring, Keyring = change };
     }
 
     internal static KvCommand OfMemberChange(MemberChange change) => new() { Kind = KvCommandKind.MemberChange, MemberChange = change };
@@ -217,6 +230,9 @@ public enum KeelErrorCode
 
     /// <summary>The auth store refused a change or a request was not permitted (etcd's auth errors).</summary>
     Auth,
+
+    /// <summary>The gossip keyring refused a change (removing the primary, using a key not installed, a bad key).</summary>
+    Keyring,
 }
 
 /// <summary>A typed failure with etcd's exact message and gRPC status code.</summary>
@@ -313,6 +329,10 @@ public sealed record KeelError(KeelErrorCode Code, string Message, string GrpcSt
         Node.Auth.AuthStatus.Invalid => new(KeelErrorCode.Auth, "keel: invalid auth change", "InvalidArgument"),
         _ => throw new ArgumentOutOfRangeException(nameof(status), status, "not a failure"),
     };
+
+    /// <summary>The gossip keyring's refusal (FailedPrecondition, or InvalidArgument for a malformed key).</summary>
+    public static KeelError KeyringRefused(string message) =>
+        new(KeelErrorCode.Keyring, message, message.Contains("bytes", StringComparison.Ordinal) || message.Contains("take one key", StringComparison.Ordinal) ? "InvalidArgument" : "FailedPrecondition");
 
     /// <summary>True when the request certainly had no effect (a write that may still commit answers false).</summary>
     public bool IsDefinite => Code is not (KeelErrorCode.LeaderChanged or KeelErrorCode.RequestTimedOut);

@@ -119,8 +119,19 @@ public sealed class KeelServer : IAsyncDisposable
             grpc.Interceptors.Add<GrpcMetricsInterceptor>();
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        // Read before anything starts: an unreadable --gossip-key-file stops the member at once.
+        if (options.GossipKeyFile is { } gossipKeyFile) GossipKeyFile.Read(gossipKeyFile);
         var host = NodeHost.Start(options, TimeProvider.System, loggerFactory.CreateLogger("keel"), new NodeHostStatistics());
-        var gossip = GossipHost.Start(options, host.InitialMembers, loggerFactory.CreateLogger("keel.gossip"));
+        GossipHost gossip;
+        try
+        {
+            gossip = GossipHost.Start(options, host, loggerFactory.CreateLogger("keel.gossip"));
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
         var telemetry = new ServerTelemetry(host, gossip, loggerFactory.CreateLogger("keel.metrics"));
         TelemetrySetup.AddTo(builder.Services, telemetry, options.Name);
         builder.Services.AddSingleton(host);

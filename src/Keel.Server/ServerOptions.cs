@@ -67,10 +67,11 @@ public sealed record ServerOptions
     public int ElectionTimeoutMs { get; init; } = 1000;
 
     /// <summary>
-    /// The secret that authenticates gossip packets (HMAC-SHA256, <c>--gossip-key</c>, 16 to 32 bytes); null derives
-    /// one from <see cref="InitialClusterToken"/>, which separates clusters but is no secret.
+    /// File of AES-256 gossip keys, one base64 key per line, the first the primary (<c>--gossip-key-file</c>). It seeds
+    /// the replicated keyring when a new cluster bootstraps, and is used until this member has applied that keyring;
+    /// null: the first leader generates a key and replicates it (docs/security.md, "Gossip encryption").
     /// </summary>
-    public byte[]? GossipKey { get; init; }
+    public string? GossipKeyFile { get; init; }
 
     /// <summary>This member's zone, gossiped in its tags (<c>--zone</c>).</summary>
     public string Zone { get; init; } = "default";

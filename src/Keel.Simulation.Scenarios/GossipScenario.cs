@@ -387,7 +387,7 @@ internal sealed class GossipProcess : ISimProcess
         {
             Members[v] = new SwimMember((ulong)_id + 1, variants[v].Options, context.Random.Split("swim", v), nowMs, AgentTags, _scenario.Directory);
             // Wall-clock microseconds: a restarted member's sequence numbers start above everything it sent before.
-            _channels[v] = new GossipSecureChannel((ulong)_id + 1, new GossipKeyring(ClusterKey), (ulong)Math.Max(1, context.WallClockMs) * 1000);
+            _channels[v] = new GossipSecureChannel((ulong)_id + 1, new GossipKeyring(ClusterKey), (ulong)Math.Max(1, context.WallClockMs) * 1000, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)((ulong)_id + 1) << 40 ^ (ulong)((ulong)Math.Max(1, context.WallClockMs) * 1000))));
             if (first)
             {
                 Members[v].Bootstrap(Enumerable.Range(1, _scenario.Options.Nodes).Select(i => ((ulong)i, 0L, (MemberTags?)null)), nowMs);

@@ -22,7 +22,7 @@ public sealed class GossipAgentTests
 
     private static GossipAgentOptions Options(IPEndPoint? seed, string zone, ulong randomSeed) => new()
     {
-        Key = Key,
+        Keys = [Key],
         Seeds = seed is null ? [] : [seed],
         Tags = new MemberTags(zone, "agent", "1.0.0", 0),
         Gossip = Fast,
@@ -107,12 +107,12 @@ public sealed class GossipAgentTests
             var target = agents[0];
             var accused = agents[1];
             // Forged: a death claim about a live member, signed with a key the cluster does not have.
-            var forger = new GossipSecureChannel(attackerId, new GossipKeyring("not-the-cluster-key-0123456789ab"u8), 1);
+            var forger = new GossipSecureChannel(attackerId, new GossipKeyring("not-the-cluster-key-0123456789ab"u8), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(attackerId) << 40 ^ (ulong)(1))));
             var lie = new GossipMessage(GossipMessageKind.Gossip);
             lie.Updates.Add(new MemberUpdate(accused.Id, MemberStatus.Dead, 1_000, attackerId));
             attacker.SendTo(forger.Seal(lie), target.LocalEndpoint);
             // Replayed: an authentic packet sent twice; the second copy must be dropped.
-            var insider = new GossipSecureChannel(attackerId, new GossipKeyring(Key), 1);
+            var insider = new GossipSecureChannel(attackerId, new GossipKeyring(Key), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(attackerId) << 40 ^ (ulong)(1))));
             var packet = insider.Seal(new GossipMessage(GossipMessageKind.Gossip));
             attacker.SendTo(packet, target.LocalEndpoint);
             attacker.SendTo(packet, target.LocalEndpoint);

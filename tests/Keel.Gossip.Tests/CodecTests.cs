@@ -71,7 +71,7 @@ public sealed class CodecTests
     {
         var ping = new GossipMessage(GossipMessageKind.Ping) { ProbeSequence = 1, Target = 42 };
         Assert.Equal(15, GossipCodec.SizeOf(ping));
-        Assert.Equal(15 + GossipSecureChannel.OverheadBytes, new GossipSecureChannel(1, new GossipKeyring(TestCluster.Key), 1).Seal(ping).Length);
+        Assert.Equal(15 + GossipSecureChannel.OverheadBytes, new GossipSecureChannel(1, new GossipKeyring(TestCluster.Key), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(1)))).Seal(ping).Length);
     }
 
     [Fact]

@@ -234,7 +234,7 @@ public sealed class MembershipTests
         var fresh = new TestCluster.Node
         {
             Member = new SwimMember(5, cluster.Options, new DeterministicRandom(99), cluster.NowMs),
-            Channel = new GossipSecureChannel(5, new GossipKeyring(TestCluster.Key), 1_000_000),
+            Channel = new GossipSecureChannel(5, new GossipKeyring(TestCluster.Key), 1_000_000, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(5) << 40 ^ (ulong)(1_000_000)))),
         };
         cluster[5].Member = fresh.Member;
         cluster[5].Channel = fresh.Channel;

@@ -12,8 +12,8 @@ public sealed class SecurityTests
     [Fact]
     public void An_authentic_packet_is_accepted_once_and_its_replay_is_dropped()
     {
-        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 100);
-        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1);
+        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 100, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(100))));
+        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(2) << 40 ^ (ulong)(1))));
         var packet = sender.Seal(Ping());
 
         Assert.Equal(OpenOutcome.Accepted, receiver.Open(packet, out var from, out var message));
@@ -28,8 +28,8 @@ public sealed class SecurityTests
     [Fact]
     public void Reordered_packets_within_the_window_are_accepted_but_ones_older_than_the_window_are_not()
     {
-        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 1);
-        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1);
+        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(1))));
+        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(2) << 40 ^ (ulong)(1))));
         var packets = Enumerable.Range(0, 100).Select(_ => sender.Seal(Ping())).ToArray();
 
         Assert.Equal(OpenOutcome.Accepted, receiver.Open(packets[50], out _, out _));
@@ -43,9 +43,9 @@ public sealed class SecurityTests
     [Fact]
     public void A_tampered_or_foreign_key_packet_is_dropped_as_forged_and_never_delivered()
     {
-        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 1);
-        var outsider = new GossipSecureChannel(1, new GossipKeyring(KeyB), 1000);
-        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1);
+        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(1))));
+        var outsider = new GossipSecureChannel(1, new GossipKeyring(KeyB), 1000, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(1000))));
+        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(2) << 40 ^ (ulong)(1))));
         var tampered = sender.Seal(Ping());
         tampered[20] ^= 0x01;
 
@@ -66,8 +66,8 @@ public sealed class SecurityTests
     {
         var ringA = new GossipKeyring(KeyA);
         var ringB = new GossipKeyring(KeyA);
-        var a = new GossipSecureChannel(1, ringA, 1);
-        var b = new GossipSecureChannel(2, ringB, 1);
+        var a = new GossipSecureChannel(1, ringA, 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(1))));
+        var b = new GossipSecureChannel(2, ringB, 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(2) << 40 ^ (ulong)(1))));
 
         ringA.Install(KeyB);
         ringB.Install(KeyB);
@@ -79,7 +79,7 @@ public sealed class SecurityTests
         Assert.Equal(OpenOutcome.Accepted, a.Open(b.Seal(Ping()), out _, out _));
         ringB.UseAsPrimary(KeyB);
 
-        var oldKeyPacket = new GossipSecureChannel(1, new GossipKeyring(KeyA), 10_000).Seal(Ping());
+        var oldKeyPacket = new GossipSecureChannel(1, new GossipKeyring(KeyA), 10_000, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(10_000)))).Seal(Ping());
         ringA.Remove(KeyA);
         ringB.Remove(KeyA);
         Assert.Equal(OpenOutcome.Accepted, b.Open(a.Seal(Ping()), out _, out _));
@@ -102,7 +102,7 @@ public sealed class SecurityTests
     public void A_forged_death_claim_injected_into_a_cluster_is_dropped_and_never_spreads()
     {
         var cluster = TestCluster.Converged(5, seed: 11);
-        var attacker = new GossipSecureChannel(4, new GossipKeyring(KeyB), 1_000_000);
+        var attacker = new GossipSecureChannel(4, new GossipKeyring(KeyB), 1_000_000, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(4) << 40 ^ (ulong)(1_000_000))));
         var lie = new GossipMessage(GossipMessageKind.Gossip);
         lie.Updates.Add(new MemberUpdate(3, MemberStatus.Dead, 50, 4));
         cluster.Inject(4, 1, attacker.Seal(lie));
@@ -118,8 +118,8 @@ public sealed class SecurityTests
     [Fact]
     public void A_replayed_recorded_suspicion_is_dropped_by_every_receiver()
     {
-        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 1);
-        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1);
+        var sender = new GossipSecureChannel(1, new GossipKeyring(KeyA), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(1) << 40 ^ (ulong)(1))));
+        var receiver = new GossipSecureChannel(2, new GossipKeyring(KeyA), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(2) << 40 ^ (ulong)(1))));
         var suspicion = new GossipMessage(GossipMessageKind.Gossip);
         suspicion.Updates.Add(new MemberUpdate(3, MemberStatus.Suspect, 0, 1));
         var recorded = sender.Seal(suspicion);

@@ -44,7 +44,7 @@ internal sealed class TestCluster
     public Node Add(ulong id, ulong? seedId = null, MemberTags? tags = null)
     {
         var member = new SwimMember(id, Options, _random.Split("member", (long)id), NowMs, tags);
-        var node = new Node { Member = member, Channel = new GossipSecureChannel(id, new GossipKeyring(Key), 1) };
+        var node = new Node { Member = member, Channel = new GossipSecureChannel(id, new GossipKeyring(Key), 1, GossipSecureChannel.DeterministicNonces(new Keel.Core.DeterministicRandom((ulong)(id) << 40 ^ (ulong)(1)))) };
         _nodes.Add(id, node);
         if (seedId is { } s)
         {

@@ -198,9 +198,9 @@ public sealed class AuthStoreTests
         var leader = cluster.ElectLeader();
         cluster.Submit(leader, 1, KvCommand.Of(new PutRequest { Key = B("k"), Value = B("v") }));
         var image = KeelNode.VerifyBackup(leader.EncodeBackup()).ToArray();
-        Assert.Equal(3, image[4]);
-        // An empty auth state is 17 bytes at the end of a version 3 image: enabled flag, revision, two counts.
-        var version2 = image[..^17];
+        Assert.Equal(4, image[4]);
+        // An empty auth state is 17 bytes before the empty gossip keyring (one count byte) that ends a version 4 image.
+        var version2 = image[..^18];
         version2[4] = 2;
         Assert.Equal(leader.Store.CurrentRevision, KeelNode.DescribeBackup(version2).Revision);
         var damaged = (byte[])image.Clone();

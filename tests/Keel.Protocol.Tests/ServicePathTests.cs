@@ -62,7 +62,7 @@ public sealed class ServicePathTests
         Assert.Equal(17, binder.Paths.Count(p => p.StartsWith("/etcdserverpb.Auth/", StringComparison.Ordinal)));
         Assert.Contains("/etcdserverpb.Auth/Authenticate", binder.Paths);
         Assert.Equal(
-            ["/keel.v1.KeelService/ChangesBetween", "/keel.v1.KeelService/Health", "/keel.v1.KeelService/Members", "/keel.v1.KeelService/ReadAt", "/keel.v1.KeelService/RevisionAt"],
+            ["/keel.v1.KeelService/ChangesBetween", "/keel.v1.KeelService/Health", "/keel.v1.KeelService/Keyring", "/keel.v1.KeelService/Members", "/keel.v1.KeelService/ReadAt", "/keel.v1.KeelService/RevisionAt"],
             binder.Paths.Where(p => p.StartsWith("/keel.v1.", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
     }
 

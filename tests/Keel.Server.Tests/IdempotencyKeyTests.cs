@@ -53,4 +53,59 @@ public class IdempotencyKeyTests
             await kv.PutAsync(new PutRequest { Key = B("k"), Value = B("v1") }, Key(new string('x', KeelMetadata.MaxIdempotencyKeyBytes + 1))));
         Assert.Equal(StatusCode.InvalidArgument, empty.StatusCode);
     }
+
+    [Fact]
+    public async Task With_auth_an_idempotency_key_belongs_to_its_user_for_writes_and_fenced_lease_grants()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync(1, configure: o => o with { BcryptCost = 4 });
+        var auth = new Keel.Protocol.Etcd.Etcdserverpb.Auth.AuthClient(cluster.Channel(0));
+        await auth.UserAddAsync(new AuthUserAddRequest { Name = "root", Password = "rootpw" });
+        await auth.UserGrantRoleAsync(new AuthUserGrantRoleRequest { User = "root", Role = "root" });
+        await auth.RoleAddAsync(new AuthRoleAddRequest { Name = "app" });
+        await auth.RoleGrantPermissionAsync(new AuthRoleGrantPermissionRequest
+        {
+            Name = "app",
+            Perm = new Keel.Protocol.Etcd.Authpb.Permission { PermType = Keel.Protocol.Etcd.Authpb.Permission.Types.Type.Readwrite, Key = B("app/"), RangeEnd = B("app0") },
+        });
+        foreach (var user in new[] { "alice", "bob" })
+        {
+            await auth.UserAddAsync(new AuthUserAddRequest { Name = user, Password = user + "pw" });
+            await auth.UserGrantRoleAsync(new AuthUserGrantRoleRequest { User = user, Role = "app" });
+        }
+        await auth.AuthEnableAsync(new AuthEnableRequest());
+        async Task<Metadata> As(string user, string key) => new()
+        {
+            { "token", (await auth.AuthenticateAsync(new AuthenticateRequest { Name = user, Password = user + "pw" })).Token },
+            { KeelMetadata.IdempotencyKey, key },
+        };
+        var alice = await As("alice", "job-1");
+        var bob = await As("bob", "job-1");
+
+        // Writes: bob's request under alice's key is his own request (neither a replay of hers nor a mismatch).
+        var kv = new KV.KVClient(cluster.Channel(0));
+        var alicePut = await kv.PutAsync(new PutRequest { Key = B("app/x"), Value = B("alice") }, alice);
+        var bobPut = await kv.PutAsync(new PutRequest { Key = B("app/x"), Value = B("bob") }, bob);
+        Assert.True(bobPut.Header.Revision > alicePut.Header.Revision);
+        Assert.Equal(alicePut.Header.Revision, (await kv.PutAsync(new PutRequest { Key = B("app/x"), Value = B("alice") }, alice)).Header.Revision);
+        var read = await kv.RangeAsync(new RangeRequest { Key = B("app/x") }, alice);
+        Assert.Equal("bob", read.Kvs[0].Value.ToStringUtf8());
+
+        // Fencing tokens: each user's grant under the same key is a grant of its own, with its own (greater) token;
+        // each user's retry returns that user's lease and token.
+        var leases = new Lease.LeaseClient(cluster.Channel(0));
+        async Task<(long Lease, long Token)> Grant(Metadata who)
+        {
+            using var call = leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 }, who);
+            var response = await call;
+            return (response.ID, long.Parse(call.GetTrailers().GetValue(KeelMetadata.FencingToken)!, System.Globalization.CultureInfo.InvariantCulture));
+        }
+        var aliceLeaseKey = await As("alice", "lease-1");
+        var bobLeaseKey = await As("bob", "lease-1");
+        var aliceGrant = await Grant(aliceLeaseKey);
+        var bobGrant = await Grant(bobLeaseKey);
+        Assert.NotEqual(aliceGrant.Lease, bobGrant.Lease);
+        Assert.True(bobGrant.Token > aliceGrant.Token);
+        Assert.Equal(aliceGrant, await Grant(aliceLeaseKey));
+        Assert.Equal(bobGrant, await Grant(bobLeaseKey));
+    }
 }

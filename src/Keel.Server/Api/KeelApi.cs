@@ -120,6 +120,54 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip, Auth.AuthGate ga
         if (seen.Tags is { } tags && !view.IsRaftMember) view.Role = tags.Role;
     }
 
+    public override async Task<KeyringResponse> Keyring(KeyringRequest request, ServerCallContext context)
+    {
+        // The answer holds the keys: administration, as etcd's other cluster-wide calls.
+        gate.CheckAdmin(context);
+        if (request.Action != KeyringRequest.Types.Action.List)
+        {
+            byte[] key;
+            try
+            {
+                key = Security.GossipKeyFile.ParseKey(request.Key, "keel: key");
+            }
+            catch (ArgumentException invalid)
+            {
+                throw Errors.InvalidArgument(invalid.Message);
+            }
+            var action = request.Action switch
+            {
+                KeyringRequest.Types.Action.Install => Keel.Node.Keyring.KeyringAction.Install,
+                KeyringRequest.Types.Action.Use => Keel.Node.Keyring.KeyringAction.Use,
+                KeyringRequest.Types.Action.Remove => Keel.Node.Keyring.KeyringAction.Remove,
+                _ => throw Errors.InvalidArgument($"keel: unknown keyring action {(int)request.Action}"),
+            };
+            var change = new Keel.Node.Keyring.KeyringChange(action, [key]);
+            // Checked here for a clear answer without a proposal; checked again at apply, where the log order decides.
+            if (host.GossipKeys.Refusal(change) is { } refusal) throw Errors.ToRpc(Keel.Node.KeelError.KeyringRefused(refusal));
+            Errors.ThrowIfFailed(await host.WriteAsync(Keel.Node.KvCommand.OfKeyring(change)));
+        }
+        var replicated = host.GossipKeys;
+        var response = new KeyringResponse { Header = host.Header(host.Status.Revision), Local = new KeyringMemberView { MemberId = host.MemberId, Name = host.Options.Name } };
+        var first = true;
+        foreach (var key in replicated.Keys)
+        {
+            response.Keys.Add(new KeyringKey { Key = Convert.ToBase64String(key), Primary = first, Fingerprint = Security.GossipKeyFile.Fingerprint(key) });
+            first = false;
+        }
+        if (gossip.Agent is { } agent)
+        {
+            try
+            {
+                foreach (var key in await agent.KeysAsync()) response.Local.Fingerprints.Add(Security.GossipKeyFile.Fingerprint(key));
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+        return response;
+    }
+
     public override Task<HealthResponse> Health(HealthRequest request, ServerCallContext context)
     {
         var status = host.Status;
@@ -144,6 +192,7 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip, Auth.AuthGate ga
             var counters = agent.Counters;
             response.GossipForgedDropped = (ulong)counters.DroppedForged;
             response.GossipReplayedDropped = (ulong)counters.DroppedReplayed;
+            response.GossipPlaintextDropped = (ulong)counters.DroppedPlaintext;
         }
         else
         {

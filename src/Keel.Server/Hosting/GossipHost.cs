@@ -1,9 +1,10 @@
 using System.Net;
 using System.Security.Cryptography;
-using System.Text;
 using Keel.Gossip;
 using Keel.Gossip.Hosting;
 using Keel.Node;
+using Keel.Node.Keyring;
+using Keel.Server.Security;
 using Microsoft.Extensions.Logging;
 
 namespace Keel.Server.Hosting;
@@ -15,41 +16,53 @@ namespace Keel.Server.Hosting;
 /// tells every server who among possibly thousands of agents is alive, with phi-accrual health, without a
 /// coordinator. Joining retries in the background, because servers of a new cluster start in any order.
 /// </summary>
+/// <remarks>
+/// Keys: the gossip keyring is replicated state (<see cref="GossipKeys"/>, changed through the Raft log by
+/// <c>keel keyring</c>). Until this member has applied it, the agent uses <c>--gossip-key-file</c>; with no file it
+/// waits for the replicated keyring. While the replicated keyring is empty, the leader proposes its initialization:
+/// the file's keys, or a key generated here from the operating system's RNG. Every change applied later is handed to
+/// the agent at once.
+/// </remarks>
 public sealed class GossipHost : IAsyncDisposable
 {
+    private const int SyncEveryMs = 100;
+
     private readonly CancellationTokenSource _stopping = new();
     private readonly ILogger _logger;
+    private readonly NodeHost _node;
+    private readonly IReadOnlyList<byte[]>? _fileKeys;
+    private readonly DropLogLimiter _dropLog = new();
     private readonly Task _runner;
     private volatile GossipAgent? _agent;
+    private GossipKeys? _applied;
 
-    private GossipHost(GossipAgentOptions options, ILogger logger)
+    private GossipHost(GossipAgentOptions options, NodeHost node, IReadOnlyList<byte[]>? fileKeys, ILogger logger)
     {
         _logger = logger;
+        _node = node;
+        _fileKeys = fileKeys;
+        options = options with { OnPacketDropped = LogDrop };
         _runner = Task.Run(() => RunAsync(options));
     }
 
     /// <summary>The running agent, once it has joined (null before).</summary>
     public GossipAgent? Agent => _agent;
 
-    /// <summary>The key servers use when <c>--gossip-key</c> is not given: derived from the cluster token.</summary>
-    /// <remarks>
-    /// It keeps clusters with different tokens apart and rejects stray packets, but anyone who knows the token can
-    /// forge packets: give every member a secret <c>--gossip-key</c> for real authentication.
-    /// </remarks>
-    public static byte[] DefaultKey(string clusterToken) => SHA256.HashData(Encoding.UTF8.GetBytes("keel-gossip/" + clusterToken));
-
     /// <summary>The UDP endpoint of a peer URL (gossip shares the peer port number, over UDP).</summary>
     public static IPEndPoint EndpointOf(Uri peerUrl) => new(Peers.PeerTransport.ResolveListenAddress(peerUrl), peerUrl.Port);
 
     /// <summary>Starts gossiping for a server.</summary>
-    public static GossipHost Start(ServerOptions options, IReadOnlyList<InitialMember> members, ILogger logger)
+    /// <exception cref="ArgumentException"><c>--gossip-key-file</c> cannot be read or holds a bad key.</exception>
+    public static GossipHost Start(ServerOptions options, NodeHost node, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(node);
+        var fileKeys = options.GossipKeyFile is { } path ? GossipKeyFile.Read(path) : null;
         var self = EndpointOf(options.ListenPeerUrls[0]);
-        var seeds = members.SelectMany(m => m.PeerUrls).Select(u => EndpointOf(new Uri(u))).Where(e => !e.Equals(self)).Distinct().ToArray();
+        var seeds = node.InitialMembers.SelectMany(m => m.PeerUrls).Select(u => EndpointOf(new Uri(u))).Where(e => !e.Equals(self)).Distinct().ToArray();
         var agentOptions = new GossipAgentOptions
         {
-            Key = options.GossipKey ?? DefaultKey(options.InitialClusterToken),
+            Keys = fileKeys ?? [new byte[GossipKeyring.KeyBytes]], // replaced before the agent starts when there is no file
             BindEndpoint = self,
             Seeds = seeds,
             Tags = new MemberTags(options.Zone, "server", Api.MaintenanceApi.ApiVersion, 0),
@@ -58,42 +71,118 @@ public sealed class GossipHost : IAsyncDisposable
             // Shutting down announces the leave, but waits at most a second for it (a stop should be quick).
             LeaveTimeoutMs = 1_000,
         };
-        return new GossipHost(agentOptions, logger);
+        return new GossipHost(agentOptions, node, fileKeys, logger);
+    }
+
+    private void LogDrop(OpenOutcome reason, IPEndPoint from)
+    {
+        var count = _dropLog.ShouldLog(reason);
+        if (count == 0) return;
+        _logger.LogWarning("gossip packet from {From} dropped ({Reason}; {Count} so far for this reason){Hint}", from, DropLogLimiter.NameOf(reason), count,
+            reason switch
+            {
+                OpenOutcome.Forged => ": it does not decrypt under any installed key (another cluster's key, a removed key, or tampered)",
+                OpenOutcome.Plaintext => ": it is not encrypted (an old Keel, or not a member)",
+                _ => "",
+            });
     }
 
     private async Task RunAsync(GossipAgentOptions options)
     {
+        // A generated key is made once per process: if this member leads several times before the keyring is committed,
+        // it proposes the same key.
+        var generated = RandomNumberGenerator.GetBytes(GossipKeyring.KeyBytes);
+        var proposing = false;
+        var waitingLogged = false;
         var attempt = 0;
+        long nextStartMs = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         while (!_stopping.IsCancellationRequested)
         {
+            var replicated = _node.GossipKeys;
+            if (replicated.IsEmpty && !proposing && _node.Status.Leader == _node.MemberId)
+            {
+                proposing = true;
+                _ = InitializeKeyringAsync(_fileKeys ?? [generated]).ContinueWith(_ => proposing = false, TaskScheduler.Default);
+            }
+            if (_agent is null && clock.ElapsedMilliseconds >= nextStartMs)
+            {
+                var keys = !replicated.IsEmpty ? replicated.Keys : _fileKeys;
+                if (keys is null)
+                {
+                    if (!waitingLogged) _logger.LogInformation("gossip: no --gossip-key-file; waiting for the cluster's keyring from the replicated log");
+                    waitingLogged = true;
+                }
+                else if (await TryStartAsync(options with { Keys = keys }, attempt++))
+                {
+                    _applied = replicated.IsEmpty ? null : replicated;
+                }
+                else
+                {
+                    nextStartMs = clock.ElapsedMilliseconds + 1_000;
+                }
+            }
+            if (_agent is { } agent && !replicated.IsEmpty && (_applied is null || !_applied.SameAs(replicated)))
+            {
+                try
+                {
+                    await agent.SetKeysAsync(replicated.Keys);
+                    _applied = replicated;
+                    _logger.LogInformation("gossip keyring now {Count} key(s), primary {Primary} (fingerprints: {All})", replicated.Keys.Count,
+                        GossipKeyFile.Fingerprint(replicated.Primary!), string.Join(", ", replicated.Keys.Select(k => GossipKeyFile.Fingerprint(k))));
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+            }
             try
             {
-                _agent = await GossipAgent.StartAsync(options, _stopping.Token);
-                _logger.LogInformation("gossip member {Id:x16} on udp {Endpoint} joined ({Members} members known)",
-                    _agent.Id, _agent.LocalEndpoint, _agent.Members.Count);
-                return;
-            }
-            catch (GossipJoinException) when (!_stopping.IsCancellationRequested)
-            {
-                if (attempt++ % 6 == 0) _logger.LogInformation("gossip: no seed answered yet; retrying");
-            }
-            catch (Exception exception) when (exception is OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception exception)
-            {
-                _logger.LogWarning(exception, "gossip: could not start; retrying");
-            }
-            try
-            {
-                await Task.Delay(1_000, _stopping.Token);
+                await Task.Delay(SyncEveryMs, _stopping.Token);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
         }
+    }
+
+    private async Task InitializeKeyringAsync(IReadOnlyList<byte[]> keys)
+    {
+        try
+        {
+            var result = await _node.WriteAsync(KvCommand.OfKeyring(new KeyringChange(KeyringAction.Initialize, keys)));
+            if (result.Error is { } error) _logger.LogInformation("gossip: proposing the cluster keyring failed ({Error}); retrying", error.Message);
+            else _logger.LogInformation("gossip: initialized the cluster keyring with {Source} (primary {Primary})",
+                _fileKeys is null ? "a generated key" : "the keys of --gossip-key-file", GossipKeyFile.Fingerprint(keys[0]));
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            _logger.LogInformation("gossip: proposing the cluster keyring failed ({Error}); retrying", exception.Message);
+        }
+    }
+
+    private async Task<bool> TryStartAsync(GossipAgentOptions options, int attempt)
+    {
+        try
+        {
+            _agent = await GossipAgent.StartAsync(options, _stopping.Token);
+            _logger.LogInformation("gossip member {Id:x16} on udp {Endpoint} joined ({Members} members known)",
+                _agent.Id, _agent.LocalEndpoint, _agent.Members.Count);
+            return true;
+        }
+        catch (GossipJoinException) when (!_stopping.IsCancellationRequested)
+        {
+            if (attempt % 6 == 0) _logger.LogInformation("gossip: no seed answered yet; retrying");
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception exception)
+        {
+            _logger.LogWarning(exception, "gossip: could not start; retrying");
+        }
+        return false;
     }
 
     /// <summary>Leaves the pool gracefully (peers mark this server left, not dead) and stops.</summary>
@@ -122,4 +211,3 @@ public sealed class GossipHost : IAsyncDisposable
         _stopping.Dispose();
     }
 }
-

@@ -48,6 +48,7 @@ public sealed class NodeHost : IAsyncDisposable
     private long _lastProgressNotifyMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
     private volatile Keel.Node.Auth.AuthState _auth;
+    private volatile Keel.Node.Keyring.GossipKeys _gossipKeys;
     private const int MaxQueuedTicks = 250;
     private int _queuedTicks;
     private long _queuedItems;
@@ -67,6 +68,7 @@ public sealed class NodeHost : IAsyncDisposable
         Node = node;
         // Known before the first request: a restarted member with auth enabled never serves one unchecked.
         _auth = node.Auth;
+        _gossipKeys = node.GossipKeys;
         Directory = directory;
         _directoryLock = directoryLock;
         InitialMembers = members;
@@ -121,6 +123,9 @@ public sealed class NodeHost : IAsyncDisposable
     /// batch are released, so a client that saw its auth change succeed is checked against it on its next request.
     /// </summary>
     public Keel.Node.Auth.AuthState Auth => _auth;
+
+    /// <summary>The replicated gossip keyring as this member has applied it (empty until a leader initialized it).</summary>
+    public Keel.Node.Keyring.GossipKeys GossipKeys => _gossipKeys;
 
     /// <summary>Counters for metrics and the dashboard (this host's own: servers in one process never mix).</summary>
     public NodeHostStatistics Statistics { get; }
@@ -788,6 +793,7 @@ public sealed class NodeHost : IAsyncDisposable
     {
         Node.Outbox.DrainTo(_messages, _responses);
         _auth = Node.Auth;
+        _gossipKeys = Node.GossipKeys;
         foreach (var message in _messages) Transport.Send(message);
         _messages.Clear();
         foreach (var response in _responses)

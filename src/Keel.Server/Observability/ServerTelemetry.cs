@@ -133,7 +133,7 @@ public sealed class ServerTelemetry : IAsyncDisposable
         // Keel only: gossip.
         m.CreateObservableGauge("keel_gossip_members", GossipMembers, description: "Gossip members this server sees, by SWIM state and phi-accrual health.");
         m.CreateObservableGauge("keel_gossip_phi", GossipPhi, description: "Phi-accrual suspicion of each gossip peer (higher: more likely down; above 8 counts as failed).");
-        m.CreateObservableCounter("keel_gossip_packets_dropped_total", GossipDropped, description: "Gossip datagrams dropped: forged (bad HMAC), replayed, malformed.");
+        m.CreateObservableCounter("keel_gossip_packets_dropped_total", GossipDropped, description: "Gossip datagrams dropped, by reason: forged (does not decrypt under any installed key: wrong key, tampered), replayed, malformed, truncated, plaintext (not encrypted), overload (input queue full).");
 
         _sampler = Task.Run(RunSamplerAsync);
     }
@@ -186,10 +186,8 @@ public sealed class ServerTelemetry : IAsyncDisposable
     private IEnumerable<Measurement<long>> GossipDropped()
     {
         if (_gossip.Agent is not { } agent) yield break;
-        var counters = agent.Counters;
-        yield return new Measurement<long>(counters.DroppedForged, new KeyValuePair<string, object?>("reason", "forged"));
-        yield return new Measurement<long>(counters.DroppedReplayed, new KeyValuePair<string, object?>("reason", "replayed"));
-        yield return new Measurement<long>(counters.DroppedMalformed, new KeyValuePair<string, object?>("reason", "malformed"));
+        foreach (var (reason, count) in agent.Counters.DroppedByReason())
+            yield return new Measurement<long>(count, new KeyValuePair<string, object?>("reason", reason));
     }
 
     private async Task RunSamplerAsync()
