@@ -127,6 +127,9 @@ public sealed class KeelDistributedLockHandle : IDistributedSynchronizationHandl
     /// <summary>The key that holds the lock.</summary>
     public string Key => _held.Key;
 
+    /// <summary>The id of the lease the lock lives on.</summary>
+    public long LeaseId => _held.Lease.Id;
+
     /// <summary>Cancelled when the lock's lease is lost (the lock may already be someone else's); never by disposing.</summary>
     public CancellationToken HandleLostToken => _held.Lost;
 
