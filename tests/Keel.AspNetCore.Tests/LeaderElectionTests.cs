@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Keel.AspNetCore.LeaderElection;
+using Keel.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -84,5 +85,63 @@ public sealed class LeaderElectionTests(ClusterFixture fixture)
         await Poll.UntilAsync(() => journal.Ended.Contains(("a", first)), "the work's token cancelled");
         await Poll.UntilAsync(() => Election(a).IsLeader && Election(a).FencingToken > first, "a leads again with a new token");
         Assert.Equal(2, Election(a).Terms);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_partitioned_leader_stops_its_work_before_its_lease_can_expire_and_leads_again_after_healing()
+    {
+        // The instance reaches the cluster only through proxies the test can cut.
+        var proxies = fixture.Cluster.ClientUrls.Select(url => new LoopbackProxy(url)).ToArray();
+        await using var apps = new Apps();
+        try
+        {
+            long? ttlLeftAtStop = null;
+            var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var leases = new ConcurrentQueue<long>();
+            var app = apps.Add(await fixture.StartAsync(builder =>
+            {
+                for (var i = 0; i < proxies.Length; i++) builder.Configuration[$"Keel:Endpoints:{i}"] = proxies[i].Url;
+                builder.Configuration["Keel:CommandTimeout"] = "00:00:01";
+                builder.Services.AddKeelClient(builder.Configuration.GetSection("Keel"));
+                builder.Services.AddKeelLeaderElection(
+                    new KeelLeaderElectionOptions { Name = "elect-partition", CandidateId = "p", LeaseTtl = TimeSpan.FromSeconds(6), RecampaignDelay = TimeSpan.FromMilliseconds(200) },
+                    async leader =>
+                    {
+                        var leaseId = long.Parse(leader.LeaderKey[(leader.LeaderKey.LastIndexOf('/') + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                        leases.Enqueue(leaseId);
+                        try
+                        {
+                            await Task.Delay(Timeout.Infinite, leader.CancellationToken);
+                        }
+                        finally
+                        {
+                            if (leases.Count == 1)
+                            {
+                                // Asked from the test's own (unpartitioned) client the moment the work is told to stop.
+                                var left = await fixture.Client.LeaseTimeToLiveAsync(leaseId);
+                                ttlLeftAtStop = (long?)left?.TotalSeconds ?? -1;
+                                stopped.TrySetResult();
+                            }
+                        }
+                    });
+                return builder.Build();
+            }));
+            var election = Election(app);
+            await Poll.UntilAsync(() => election.IsLeader, "the instance leads");
+            foreach (var proxy in proxies) proxy.Cut();
+            await stopped.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.False(election.IsLeader);
+            // The server still held the lease when the work stopped: nobody else could have been elected yet.
+            Assert.True(ttlLeftAtStop > 0, $"lease TTL left when the work stopped: {ttlLeftAtStop} s");
+
+            foreach (var proxy in proxies) proxy.Heal();
+            await Poll.UntilAsync(() => election.IsLeader && leases.Count == 2, "the instance leads again after healing", TimeSpan.FromSeconds(60));
+            Assert.NotEqual(leases.First(), leases.Last());
+        }
+        finally
+        {
+            await apps.DisposeAsync();
+            foreach (var proxy in proxies) await proxy.DisposeAsync();
+        }
     }
 }
