@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
 using Keel.AspNetCore.Idempotency;
+using Keel.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
@@ -45,11 +47,14 @@ public sealed class IdempotencyTests(ClusterFixture fixture)
                     }).RequireIdempotencyKey();
                     app.MapPost("/free", () => Results.Ok(Interlocked.Increment(ref backend.Executions)));
                 }));
+            Instances.Add(app);
             return app.GetTestClient();
         }
 
         return (await One("a"), await One("b"));
     }
+
+    private List<WebApplication> Instances { get; } = [];
 
     private static Task<HttpResponseMessage> PostAsync(HttpClient http, string path, string? key, string body)
     {
@@ -206,5 +211,34 @@ public sealed class IdempotencyTests(ClusterFixture fixture)
         Assert.Equal(HttpStatusCode.InternalServerError, (await PostAsync(b, "/payments/acct-8", "k-500", "500")).StatusCode);
         Assert.Equal(3, backend.Executions);
         Assert.Null(await fixture.Client.GetAsync("idem-fail/k-500"));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_claim_of_an_instance_that_dies_mid_request_expires_and_a_retry_runs()
+    {
+        await using var apps = new Apps();
+        var backend = new Backend { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        var (a, b) = await StartTwoAsync(apps, backend, "idem-crash/", o => o.InFlightTtl = TimeSpan.FromSeconds(2));
+        var firstTask = PostAsync(a, "/payments/acct-9", "k-crash", "amount=1");
+        await backend.Entered.Task.WaitAsync(Poll.Bound);
+        Assert.Equal(HttpStatusCode.Conflict, (await PostAsync(b, "/payments/acct-9", "k-crash", "amount=1")).StatusCode);
+
+        // Instance a loses its connection to Keel for good, as if it had died: its marker's lease is no longer renewed.
+        await Instances[0].Services.GetRequiredService<KeelClient>().DisposeAsync();
+        var gate = backend.Gate;
+        backend.Gate = null;
+        HttpResponseMessage? retried = null;
+        await Poll.UntilAsync(async () => (retried = await PostAsync(b, "/payments/acct-9", "k-crash", "amount=1")).StatusCode == HttpStatusCode.Created,
+            "the retry ran once the dead instance's claim expired");
+        Assert.Contains("\"by\":\"b\"", await retried!.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(2, backend.Executions);
+
+        // The dead instance's request still answers its caller, but cannot store over b's record: b's response is kept.
+        gate.SetResult();
+        Assert.Equal(HttpStatusCode.Created, (await firstTask.WaitAsync(Poll.Bound)).StatusCode);
+        var replay = await PostAsync(b, "/payments/acct-9", "k-crash", "amount=1");
+        Assert.Equal(["true"], replay.Headers.GetValues("Idempotent-Replayed"));
+        Assert.Contains("\"by\":\"b\"", await replay.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(2, backend.Executions);
     }
 }

@@ -88,20 +88,56 @@ public sealed class KeelIdempotencyMiddleware
 
         var scope = _options.Scope?.Invoke(context);
         var recordKey = _options.KeyPrefix + (string.IsNullOrEmpty(scope) ? "" : Uri.EscapeDataString(scope) + "/") + Uri.EscapeDataString(key);
-        await using var inFlight = await _client.GrantLeaseAsync(_options.InFlightTtl, keepAlive: true, context.RequestAborted).ConfigureAwait(false);
-        var marker = JsonSerializer.SerializeToUtf8Bytes(new IdempotencyRecord { State = IdempotencyRecord.InFlight, Fingerprint = fingerprint }, IdempotencyJson.Default.IdempotencyRecord);
-        var claim = await _client.Txn()
-            .If(TxnCompare.Missing(recordKey))
-            .Then(TxnOp.Put(recordKey, marker, inFlight.Id))
-            .Else(TxnOp.Get(recordKey))
-            .CommitAsync(context.RequestAborted).ConfigureAwait(false);
-        if (!claim.Succeeded)
+        KeelLease inFlight;
+        TxnResult claim;
+        try
         {
-            await AnswerFromRecordAsync(context, claim.Responses[0].SingleOrDefault(), fingerprint).ConfigureAwait(false);
+            // A retry (the common case for a used key) is answered from one read, without granting a lease.
+            if (await _client.GetAsync(recordKey, cancellationToken: context.RequestAborted).ConfigureAwait(false) is { } known)
+            {
+                await AnswerFromRecordAsync(context, known, fingerprint).ConfigureAwait(false);
+                return;
+            }
+            inFlight = await _client.GrantLeaseAsync(_options.InFlightTtl, keepAlive: true, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (KeelClientException e)
+        {
+            await UnavailableAsync(context, recordKey, e).ConfigureAwait(false);
             return;
         }
-        await RunAndStoreAsync(context, recordKey, claim.Revision, fingerprint).ConfigureAwait(false);
-        // Leaving the scope revokes the in-flight lease: the marker goes with it unless the record replaced it.
+        await using (inFlight.ConfigureAwait(false))
+        {
+            var marker = JsonSerializer.SerializeToUtf8Bytes(new IdempotencyRecord { State = IdempotencyRecord.InFlight, Fingerprint = fingerprint }, IdempotencyJson.Default.IdempotencyRecord);
+            try
+            {
+                claim = await _client.Txn()
+                    .If(TxnCompare.Missing(recordKey))
+                    .Then(TxnOp.Put(recordKey, marker, inFlight.Id))
+                    .Else(TxnOp.Get(recordKey))
+                    .CommitAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (KeelClientException e)
+            {
+                await UnavailableAsync(context, recordKey, e).ConfigureAwait(false);
+                return;
+            }
+            if (!claim.Succeeded)
+            {
+                await AnswerFromRecordAsync(context, claim.Responses[0].SingleOrDefault(), fingerprint).ConfigureAwait(false);
+                return;
+            }
+            await RunAndStoreAsync(context, recordKey, claim.Revision, fingerprint).ConfigureAwait(false);
+            // Leaving the scope revokes the in-flight lease: the marker goes with it unless the record replaced it.
+        }
+    }
+
+    /// <summary>Keel could not be reached to check or claim the key: the request is not run (running it unguarded could run it twice).</summary>
+    private Task UnavailableAsync(HttpContext context, string recordKey, KeelClientException e)
+    {
+        _logger.LogWarning(e, "keel: idempotency record {Key} could not be checked or claimed", recordKey);
+        context.Response.Headers.RetryAfter = "1";
+        return ProblemAsync(context, StatusCodes.Status503ServiceUnavailable, "Idempotency store unavailable",
+            "The request was not processed because its idempotency key could not be checked; retry with the same key.");
     }
 
     private async Task RunAndStoreAsync(HttpContext context, string recordKey, long markerRevision, string fingerprint)
@@ -141,7 +177,7 @@ public sealed class KeelIdempotencyMiddleware
             if (!stored.Succeeded)
                 _logger.LogWarning("keel: idempotency record {Key} changed while its request ran (its in-flight lease expired?); response not stored", recordKey);
         }
-        catch (Exception e) when (e is KeelClientException or OperationCanceledException)
+        catch (Exception e) when (e is KeelClientException or OperationCanceledException or ObjectDisposedException)
         {
             _logger.LogWarning(e, "keel: storing idempotency record {Key} failed; a retry will run the request again", recordKey);
         }

@@ -99,8 +99,10 @@ public sealed class KeelLeaderElectionService : BackgroundService
             {
                 return;
             }
-            catch (Exception e) when (e is KeelClientException or OperationCanceledException)
+            catch (Exception e)
             {
+                // Whatever went wrong (cluster unreachable past the retries, a resignation that failed), the service
+                // keeps campaigning rather than stopping the host.
                 _logger.LogWarning(e, "keel: election {Election}: campaign failed; campaigning again", _options.Name);
             }
             try
