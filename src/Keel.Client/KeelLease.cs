@@ -26,8 +26,9 @@ public sealed class KeelLease : IAsyncDisposable
         Id = id;
         Ttl = ttl;
         FencingToken = fencingToken;
+        ValidUntil = grantSentAt + Ticks(ttl);
         _stop = CancellationTokenSource.CreateLinkedTokenSource(client.DisposedToken);
-        _keepAlive = keepAlive ? Task.Run(() => KeepAliveLoopAsync(grantSentAt)) : Task.CompletedTask;
+        _keepAlive = keepAlive ? Task.Run(KeepAliveLoopAsync) : Task.CompletedTask;
     }
 
     /// <summary>The lease id to attach keys to (<c>PutAsync(key, value, lease.Id)</c>).</summary>
@@ -50,6 +51,15 @@ public sealed class KeelLease : IAsyncDisposable
 
     /// <summary>When the last successful renewal (or the grant) guarantees the lease lives until, by the local monotonic clock.</summary>
     internal long ValidUntil { get; private set; }
+
+    /// <summary>
+    /// How much longer the last successful renewal (or the grant) guarantees the lease lives, by the local monotonic
+    /// clock and measured from when that renewal was sent; zero once that moment has passed. While renewals get
+    /// through it stays above two thirds of the TTL; work that must stop before the lease can expire on the server
+    /// (a leader's job) stops when it falls below its safety margin.
+    /// </summary>
+    public TimeSpan GuaranteedRemaining =>
+        TimeSpan.FromSeconds(Math.Max(0, (ValidUntil - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency));
 
     /// <summary>Stops the keep-alive and revokes the lease (its keys are deleted at once).</summary>
     public async Task RevokeAsync(CancellationToken cancellationToken = default)
@@ -91,11 +101,10 @@ public sealed class KeelLease : IAsyncDisposable
         }
     }
 
-    private async Task KeepAliveLoopAsync(long grantSentAt)
+    private async Task KeepAliveLoopAsync()
     {
         var token = _stop.Token;
         var interval = Ttl / 3;
-        ValidUntil = grantSentAt + Ticks(Ttl);
         while (!token.IsCancellationRequested)
         {
             var wait = TimeSpan.FromSeconds(Math.Max(0, (ValidUntil - Ticks(Ttl - interval) - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency));

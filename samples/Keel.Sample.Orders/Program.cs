@@ -1,0 +1,1 @@
+await Keel.Sample.Orders.OrdersApp.Build(args).RunAsync();
