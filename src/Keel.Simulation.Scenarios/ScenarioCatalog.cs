@@ -32,7 +32,7 @@ public static class ScenarioCatalog
         {
             Nodes = settings.Nodes,
             SnapshotEveryEntries = settings.SnapshotEveryEntries,
-            SnapshotTrailingEntries = settings.SnapshotEveryEntries is null ? 1_024 : 10,
+            SnapshotTrailingEntries = settings.SnapshotEveryEntries is null ? 1_024UL : 10UL,
             BackgroundSnapshots = settings.BackgroundSnapshots,
         }),
         "gossip" => new GossipScenario(new GossipScenarioOptions { Nodes = settings.Nodes ?? 100 }),
