@@ -51,7 +51,9 @@ public class MetricsTests
             for (var member = 0; member < 3; member++) scrapes.Add(await ScrapeAsync(member));
         }
         while (clock.Elapsed < TimeSpan.FromSeconds(15) &&
-               !scrapes.All(s => s.Value("etcd_server_has_leader") == 1 && s.Value("etcd_debugging_mvcc_keys_total") == 5));
+               !scrapes.All(s => s.Value("etcd_server_has_leader") == 1 && s.Value("etcd_debugging_mvcc_keys_total") == 5
+                   // Gossip starts once the member has applied the replicated gossip keyring (generated at bootstrap).
+                   && s.Has("keel_gossip_members")));
         var after = scrapes[0];
         foreach (var scrape in scrapes)
         {
