@@ -91,8 +91,9 @@ public sealed class RollingRestartTests : IAsyncLifetime
         foreach (var channel in channels)
         {
             var kv = new KV.KVClient(channel);
+            // Wait for ready: the member restarted last may still be opening its client port (the check is the data).
             var stored = await kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("roll/"), RangeEnd = ByteString.CopyFromUtf8("roll0"), KeysOnly = true },
-                deadline: DateTime.UtcNow.AddSeconds(30));
+                new CallOptions(deadline: DateTime.UtcNow.AddSeconds(30)).WithWaitForReady());
             var keys = stored.Kvs.Select(kv => kv.Key.ToStringUtf8()).ToHashSet();
             var lost = acknowledged.Keys.Where(k => !keys.Contains(k)).ToArray();
             Assert.True(lost.Length == 0, $"{lost.Length} acknowledged writes missing (first {lost.FirstOrDefault()})");
