@@ -67,6 +67,24 @@ public static class KeelAspNetCoreServiceCollectionExtensions
         return services;
     }
 
+    /// <summary>
+    /// Runs a gossip agent in this application (<see cref="KeelGossipAgent"/>): it joins the Keel servers' SWIM pool so
+    /// the cluster follows this instance's health, and a service registration added beside it records the agent's id,
+    /// so discovery leaves the instance out as soon as the servers find it dead (the agent starts with the host, before
+    /// registrations are written, whatever the order of the calls).
+    /// </summary>
+    public static IServiceCollection AddKeelGossipAgent(this IServiceCollection services, Action<KeelGossipAgentOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        var options = new KeelGossipAgentOptions();
+        configure(options);
+        if (options.Problems().FirstOrDefault() is { } problem) throw new ArgumentException(problem, nameof(configure));
+        services.TryAddSingleton(provider => new KeelGossipAgent(options, provider.GetRequiredService<ILogger<KeelGossipAgent>>()));
+        services.Add(ServiceDescriptor.Singleton<IHostedService>(provider => provider.GetRequiredService<KeelGossipAgent>()));
+        return services;
+    }
+
     /// <summary>Registers <see cref="IKeelServiceDiscovery"/>.</summary>
     public static IServiceCollection AddKeelServiceDiscovery(this IServiceCollection services, Action<KeelServiceDiscoveryOptions>? configure = null)
     {

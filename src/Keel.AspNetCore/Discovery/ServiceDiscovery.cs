@@ -11,19 +11,55 @@ namespace Keel.AspNetCore.Discovery;
 /// <param name="InstanceId">The instance's id, unique within the service.</param>
 /// <param name="Address">Where to reach it, e.g. <c>http://10.0.0.7:8080</c>.</param>
 /// <param name="Metadata">Free-form labels (version, zone, ...).</param>
-public sealed record ServiceInstance(string ServiceName, string InstanceId, string Address, IReadOnlyDictionary<string, string> Metadata);
+public sealed record ServiceInstance(string ServiceName, string InstanceId, string Address, IReadOnlyDictionary<string, string> Metadata)
+{
+    /// <summary>The gossip member id of the instance's agent (<c>AddKeelGossipAgent</c>), or null when it runs none.</summary>
+    public ulong? GossipMemberId { get; init; }
+
+    /// <summary>
+    /// What the cluster's failure detector says of the instance (<see cref="ServiceHealth.Unknown"/> without a gossip
+    /// agent, or from <see cref="IKeelServiceDiscovery.WatchAsync"/>, which follows registrations only).
+    /// </summary>
+    public ServiceHealth Health { get; init; }
+}
+
+/// <summary>An instance's health as the Keel servers' gossip (SWIM) and phi-accrual detector see its agent.</summary>
+public enum ServiceHealth
+{
+    /// <summary>No gossip view: the instance runs no agent, the servers have not heard of it yet, or the server is etcd.</summary>
+    Unknown,
+
+    /// <summary>Alive and answering probes.</summary>
+    Healthy,
+
+    /// <summary>Suspected: probes are failing, not yet declared dead.</summary>
+    Suspect,
+
+    /// <summary>Dead, left, or failed by the phi-accrual detector: left out of <see cref="IKeelServiceDiscovery.ResolveAsync"/> unless <see cref="KeelServiceDiscoveryOptions.IncludeDown"/>.</summary>
+    Down,
+}
 
 /// <summary>Settings shared by registration and discovery.</summary>
 public sealed class KeelServiceDiscoveryOptions
 {
     /// <summary>Key prefix of the registry (default <c>services/</c>): an instance is <c>{prefix}{service}/{instance}</c>.</summary>
     public string KeyPrefix { get; set; } = "services/";
+
+    /// <summary>
+    /// Whether <see cref="IKeelServiceDiscovery.ResolveAsync"/> also returns instances whose gossip agent the cluster
+    /// finds down (default false: a registration whose lease is still alive but whose process no longer answers
+    /// gossip is left out as soon as the servers declare it dead).
+    /// </summary>
+    public bool IncludeDown { get; set; }
 }
 
 /// <summary>Finds the live instances of a service registered in Keel, once or as a stream of changes.</summary>
 public interface IKeelServiceDiscovery
 {
-    /// <summary>The instances of <paramref name="serviceName"/> registered now, ordered by instance id.</summary>
+    /// <summary>
+    /// The instances of <paramref name="serviceName"/> registered now, ordered by instance id, each with its gossip
+    /// health when it runs an agent (those found down are left out unless <see cref="KeelServiceDiscoveryOptions.IncludeDown"/>).
+    /// </summary>
     Task<IReadOnlyList<ServiceInstance>> ResolveAsync(string serviceName, CancellationToken cancellationToken = default);
 
     /// <summary>
@@ -40,7 +76,27 @@ public sealed class KeelServiceDiscovery(KeelClient client, KeelServiceDiscovery
     public async Task<IReadOnlyList<ServiceInstance>> ResolveAsync(string serviceName, CancellationToken cancellationToken = default)
     {
         var range = await client.GetPrefixAsync(ServicePrefix(options, serviceName), cancellationToken: cancellationToken).ConfigureAwait(false);
-        return range.Kvs.Select(kv => Parse(serviceName, kv)).OfType<ServiceInstance>().OrderBy(i => i.InstanceId, StringComparer.Ordinal).ToArray();
+        var instances = range.Kvs.Select(kv => Parse(serviceName, kv)).OfType<ServiceInstance>().OrderBy(i => i.InstanceId, StringComparer.Ordinal).ToArray();
+        if (!instances.Any(i => i.GossipMemberId is not null)) return instances;
+        IReadOnlyList<ClusterMember> members;
+        try
+        {
+            members = await client.MembersAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (KeelClientException error) when (error.StatusCode == Grpc.Core.StatusCode.Unimplemented)
+        {
+            return instances; // etcd has no gossip view: registrations alone
+        }
+        var byId = members.ToDictionary(m => m.Id);
+        return instances.Select(i => i with { Health = HealthOf(i, byId) })
+            .Where(i => options.IncludeDown || i.Health != ServiceHealth.Down).ToArray();
+    }
+
+    private static ServiceHealth HealthOf(ServiceInstance instance, Dictionary<ulong, ClusterMember> members)
+    {
+        if (instance.GossipMemberId is not { } id || !members.TryGetValue(id, out var member) || member.GossipState.Length == 0) return ServiceHealth.Unknown;
+        if (member.IsDown) return ServiceHealth.Down;
+        return member.GossipState == "suspect" || member.Health == "suspect" ? ServiceHealth.Suspect : ServiceHealth.Healthy;
     }
 
     /// <inheritdoc />
@@ -76,7 +132,8 @@ public sealed class KeelServiceDiscovery(KeelClient client, KeelServiceDiscovery
             var record = JsonSerializer.Deserialize(kv.ValueBytes.Span, DiscoveryJson.Default.RegistrationRecord);
             if (record is null || string.IsNullOrEmpty(record.Address)) return null;
             var id = kv.Key[(kv.Key.LastIndexOf('/') + 1)..];
-            return new ServiceInstance(serviceName, id, record.Address, record.Metadata ?? new Dictionary<string, string>());
+            ulong? member = ulong.TryParse(record.GossipMember, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out var parsed) ? parsed : null;
+            return new ServiceInstance(serviceName, id, record.Address, record.Metadata ?? new Dictionary<string, string>()) { GossipMemberId = member };
         }
         catch (JsonException)
         {
@@ -86,7 +143,10 @@ public sealed class KeelServiceDiscovery(KeelClient client, KeelServiceDiscovery
 }
 
 /// <summary>The stored form of a registration.</summary>
-internal sealed record RegistrationRecord(string Address, Dictionary<string, string>? Metadata);
+/// <param name="Address">Where to reach the instance.</param>
+/// <param name="Metadata">Its labels.</param>
+/// <param name="GossipMember">Its gossip agent's member id in hex, when it runs one.</param>
+internal sealed record RegistrationRecord(string Address, Dictionary<string, string>? Metadata, string? GossipMember = null);
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(RegistrationRecord))]
 internal sealed partial class DiscoveryJson : System.Text.Json.Serialization.JsonSerializerContext;
@@ -144,7 +204,8 @@ public sealed class KeelServiceRegistration(KeelClient client, KeelServiceRegist
         var lease = await client.GrantLeaseAsync(registration.LeaseTtl, keepAlive: true, cancellationToken).ConfigureAwait(false);
         try
         {
-            var record = new RegistrationRecord(address, new Dictionary<string, string>(registration.Metadata));
+            var gossip = (services.GetService(typeof(KeelGossipAgent)) as KeelGossipAgent)?.Agent?.Id;
+            var record = new RegistrationRecord(address, new Dictionary<string, string>(registration.Metadata), gossip?.ToString("x16", System.Globalization.CultureInfo.InvariantCulture));
             await client.PutAsync(Key, JsonSerializer.SerializeToUtf8Bytes(record, DiscoveryJson.Default.RegistrationRecord), lease.Id, cancellationToken).ConfigureAwait(false);
         }
         catch

@@ -33,14 +33,16 @@ public sealed class GossipHost : IAsyncDisposable
     private readonly IReadOnlyList<byte[]>? _fileKeys;
     private readonly DropLogLimiter _dropLog = new();
     private readonly Task _runner;
+    private readonly IReadOnlyList<Uri> _seedUrls;
     private volatile GossipAgent? _agent;
     private GossipKeys? _applied;
 
-    private GossipHost(GossipAgentOptions options, NodeHost node, IReadOnlyList<byte[]>? fileKeys, ILogger logger)
+    private GossipHost(GossipAgentOptions options, IReadOnlyList<Uri> seedUrls, NodeHost node, IReadOnlyList<byte[]>? fileKeys, ILogger logger)
     {
         _logger = logger;
         _node = node;
         _fileKeys = fileKeys;
+        _seedUrls = seedUrls;
         options = options with { OnPacketDropped = LogDrop };
         _runner = Task.Run(() => RunAsync(options));
     }
@@ -49,7 +51,60 @@ public sealed class GossipHost : IAsyncDisposable
     public GossipAgent? Agent => _agent;
 
     /// <summary>The UDP endpoint of a peer URL (gossip shares the peer port number, over UDP).</summary>
+    /// <exception cref="System.Net.Sockets.SocketException">The URL's host name does not resolve (yet).</exception>
     public static IPEndPoint EndpointOf(Uri peerUrl) => new(Peers.PeerTransport.ResolveListenAddress(peerUrl), peerUrl.Port);
+
+    /// <summary>
+    /// <see cref="EndpointOf"/>, or null while the URL's host name does not resolve: a member of a Kubernetes
+    /// StatefulSet has a DNS name only once its pod exists, and reports about it must not fail meanwhile.
+    /// </summary>
+    public static IPEndPoint? TryEndpointOf(Uri peerUrl)
+    {
+        try
+        {
+            return EndpointOf(peerUrl);
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Resolves the seeds' peer URLs to gossip endpoints, leaving out this member itself. A name that does not resolve
+    /// is returned in <c>Unresolved</c> instead of failing the start: servers of a StatefulSet start before the names of
+    /// the pods after them are published, so the caller retries those later.
+    /// </summary>
+    public static async Task<(IPEndPoint[] Resolved, string[] Unresolved)> ResolveSeedsAsync(
+        IReadOnlyList<Uri> seedUrls, IPEndPoint self, Func<string, CancellationToken, Task<IPAddress[]>> resolve, CancellationToken cancellationToken)
+    {
+        var resolved = new List<IPEndPoint>();
+        var unresolved = new List<string>();
+        foreach (var url in seedUrls)
+        {
+            IPAddress? address = null;
+            if (Peers.PeerTransport.TryLiteralAddress(url.Host, out var literal)) address = literal;
+            else
+            {
+                try
+                {
+                    var addresses = await resolve(url.Host, cancellationToken).ConfigureAwait(false);
+                    address = addresses.FirstOrDefault();
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                }
+            }
+            if (address is null)
+            {
+                unresolved.Add(url.Host);
+                continue;
+            }
+            var endpoint = new IPEndPoint(address, url.Port);
+            if (!endpoint.Equals(self) && !resolved.Contains(endpoint)) resolved.Add(endpoint);
+        }
+        return (resolved.ToArray(), unresolved.Distinct(StringComparer.OrdinalIgnoreCase).ToArray());
+    }
 
     /// <summary>Starts gossiping for a server.</summary>
     /// <exception cref="ArgumentException"><c>--gossip-key-file</c> cannot be read or holds a bad key.</exception>
@@ -59,19 +114,21 @@ public sealed class GossipHost : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(node);
         var fileKeys = options.GossipKeyFile is { } path ? GossipKeyFile.Read(path) : null;
         var self = EndpointOf(options.ListenPeerUrls[0]);
-        var seeds = node.InitialMembers.SelectMany(m => m.PeerUrls).Select(u => EndpointOf(new Uri(u))).Where(e => !e.Equals(self)).Distinct().ToArray();
+        // Resolved when the agent starts, and again on every retry: see ResolveSeedsAsync.
+        var advertised = options.InitialAdvertisePeerUrls.Select(u => u.OriginalString).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var seedUrls = node.InitialMembers.SelectMany(m => m.PeerUrls).Where(u => !advertised.Contains(u))
+            .Distinct(StringComparer.OrdinalIgnoreCase).Select(u => new Uri(u)).ToArray();
         var agentOptions = new GossipAgentOptions
         {
             Keys = fileKeys ?? [new byte[GossipKeyring.KeyBytes]], // replaced before the agent starts when there is no file
             BindEndpoint = self,
-            Seeds = seeds,
             Tags = new MemberTags(options.Zone, "server", Api.MaintenanceApi.ApiVersion, 0),
             RandomSeed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)),
             JoinTimeoutMs = 5_000,
             // Shutting down announces the leave, but waits at most a second for it (a stop should be quick).
             LeaveTimeoutMs = 1_000,
         };
-        return new GossipHost(agentOptions, node, fileKeys, logger);
+        return new GossipHost(agentOptions, seedUrls, node, fileKeys, logger);
     }
 
     private void LogDrop(OpenOutcome reason, IPEndPoint from)
@@ -166,7 +223,13 @@ public sealed class GossipHost : IAsyncDisposable
     {
         try
         {
-            _agent = await GossipAgent.StartAsync(options, _stopping.Token);
+            var (seeds, unresolved) = await ResolveSeedsAsync(_seedUrls, options.BindEndpoint, Dns.GetHostAddressesAsync, _stopping.Token);
+            if (unresolved.Length > 0 && attempt % 6 == 0)
+                _logger.LogInformation("gossip: seed names not resolvable yet ({Hosts}); retrying (a StatefulSet publishes its pods' names as they start)",
+                    string.Join(", ", unresolved));
+            // Every other server is a seed: with none reachable by name yet, joining would only make a pool of one.
+            if (seeds.Length == 0 && unresolved.Length > 0) return false;
+            _agent = await GossipAgent.StartAsync(options with { Seeds = seeds }, _stopping.Token);
             _logger.LogInformation("gossip member {Id:x16} on udp {Endpoint} joined ({Members} members known)",
                 _agent.Id, _agent.LocalEndpoint, _agent.Members.Count);
             return true;

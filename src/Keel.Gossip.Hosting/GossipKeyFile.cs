@@ -1,6 +1,6 @@
 using Keel.Gossip;
 
-namespace Keel.Server.Security;
+namespace Keel.Gossip.Hosting;
 
 /// <summary>
 /// Reads <c>--gossip-key-file</c>: one base64 AES-256 key (32 bytes) per line, the first the primary; blank lines and
@@ -65,4 +65,58 @@ public static class GossipKeyFile
 
     /// <summary>A short, non-secret name of a key for logs and listings: the first 8 hex digits of its SHA-256.</summary>
     public static string Fingerprint(ReadOnlySpan<byte> key) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(key))[..8];
+
+    /// <summary>
+    /// Keeps <paramref name="agent"/>'s keys following the file at <paramref name="path"/> until cancelled: the file is
+    /// checked every <paramref name="every"/> and its keys applied when its contents change and parse. A rotation on the
+    /// servers goes through the replicated keyring; agents get the new file (written by hand, a config map, a secret
+    /// store), so they must pick it up without a restart. A file that cannot be read or parsed keeps the current keys
+    /// and is reported through <paramref name="kept"/> (the message never contains a key).
+    /// </summary>
+    /// <returns>A task that ends when <paramref name="cancellation"/> is cancelled or the agent is disposed.</returns>
+    public static async Task FollowAsync(GossipAgent agent, string path, TimeSpan every, Action<IReadOnlyList<byte[]>> reloaded, Action<Exception> kept,
+        CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(agent);
+        ArgumentNullException.ThrowIfNull(reloaded);
+        ArgumentNullException.ThrowIfNull(kept);
+        string last;
+        try
+        {
+            last = await File.ReadAllTextAsync(path, cancellation).ConfigureAwait(false);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            last = "";
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        while (!cancellation.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(every, cancellation).ConfigureAwait(false);
+                var text = await File.ReadAllTextAsync(path, cancellation).ConfigureAwait(false);
+                if (text == last) continue;
+                last = text;
+                var keys = Parse(text, $"gossip key file {path}");
+                await agent.SetKeysAsync(keys).ConfigureAwait(false);
+                reloaded(keys);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception error) when (error is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                kept(error);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
 }
