@@ -24,6 +24,8 @@ internal static class ClientCommands
         DefaultValueFactory = _ => "127.0.0.1:2379",
     };
 
+    private static readonly CliConnection Security = new();
+
     private static readonly Option<string> WriteOut = new("--write-out", "-w")
     {
         Description = "Output format: simple (default), json (etcdctl's JSON: header fields, base64 keys and values) or table.",
@@ -54,7 +56,7 @@ internal static class ClientCommands
         var key = new Argument<string>("key");
         var value = new Argument<string>("value");
         var idempotencyKey = new Option<string?>("--idempotency-key") { Description = "A client-chosen key: a retry with it returns the first response instead of writing again." };
-        var command = new Command("put", "Put a key (etcdctl put, plus --idempotency-key).") { key, value, idempotencyKey, Endpoints, WriteOut, DialTimeout, CommandTimeout };
+        var command = Security.AddTo(new Command("put", "Put a key (etcdctl put, plus --idempotency-key).") { key, value, idempotencyKey, Endpoints, WriteOut, DialTimeout, CommandTimeout });
         command.SetAction(async (parse, cancellation) => await Call(parse, cancellation, async (channel, cancellation) =>
         {
             var format = Format(parse);
@@ -87,7 +89,7 @@ internal static class ClientCommands
         var key = new Argument<string>("key");
         var prefix = new Option<bool>("--prefix") { Description = "Get every key with this prefix." };
         var atTime = new Option<string?>("--at-time") { Description = "Read as of this wall-clock time (ISO 8601, e.g. 2026-11-26T14:00:00Z, or Unix milliseconds)." };
-        var command = new Command("get", "Get keys (etcdctl get, plus --at-time).") { key, prefix, atTime, Endpoints, WriteOut, DialTimeout, CommandTimeout };
+        var command = Security.AddTo(new Command("get", "Get keys (etcdctl get, plus --at-time).") { key, prefix, atTime, Endpoints, WriteOut, DialTimeout, CommandTimeout });
         command.SetAction(async (parse, cancellation) => await Call(parse, cancellation, async (channel, cancellation) =>
         {
             var format = Format(parse);
@@ -114,7 +116,7 @@ internal static class ClientCommands
         var prefix = new Option<bool>("--prefix") { Description = "Every key with this prefix." };
         var from = new Option<string>("--from") { Required = true, Description = "Start of the window (ISO 8601 or Unix ms)." };
         var to = new Option<string>("--to") { Required = true, Description = "End of the window (ISO 8601 or Unix ms)." };
-        var command = new Command("changes", "List every change between two wall-clock times, with the time of each.") { key, prefix, from, to, Endpoints, DialTimeout, CommandTimeout };
+        var command = Security.AddTo(new Command("changes", "List every change between two wall-clock times, with the time of each.") { key, prefix, from, to, Endpoints, DialTimeout, CommandTimeout });
         command.SetAction(async (parse, cancellation) => await Call(parse, cancellation, async (channel, cancellation) =>
         {
             var name = parse.GetValue(key);
@@ -211,9 +213,18 @@ internal static class ClientCommands
         RpcException? last = null;
         foreach (var endpoint in parse.GetValue(Endpoints)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            var address = endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint;
             // etcdctl's meanings: the dial timeout bounds connecting, the command timeout the call after it.
-            using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { ConnectTimeout = dial } });
+            GrpcChannel channel;
+            try
+            {
+                channel = Security.Open(parse, endpoint, dial);
+            }
+            catch (ArgumentException error)
+            {
+                Console.Error.WriteLine($"Error: {error.Message}");
+                return 2;
+            }
+            using var _ = channel;
             using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
             bound.CancelAfter(dial + command);
             try

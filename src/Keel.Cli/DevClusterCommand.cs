@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.CommandLine;
 using System.Diagnostics;
 
@@ -57,9 +58,17 @@ internal static class DevClusterCommand
             Console.WriteLine($"keel dev-cluster: {count} members; endpoints {endpoints}");
             Console.WriteLine($"  try: ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table");
             Console.WriteLine("  Ctrl-C stops every member.");
+            // SIGTERM (kill, a service manager, a CI job's timeout) must stop the members too, not only Ctrl-C: take it
+            // ourselves so the process lives until the finally below has killed them.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            });
             var exited = Task.WhenAny(processes.Select(p => p.WaitForExitAsync()));
-            await Task.WhenAny(exited, Task.Delay(Timeout.Infinite, cancellation)).ContinueWith(_ => { }, TaskScheduler.Default);
-            if (!cancellation.IsCancellationRequested)
+            await Task.WhenAny(exited, Task.Delay(Timeout.Infinite, stop.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (!stop.IsCancellationRequested)
             {
                 var dead = processes.First(p => p.HasExited);
                 Console.Error.WriteLine($"keel dev-cluster: a member exited with code {dead.ExitCode}; stopping the others");
@@ -85,11 +94,12 @@ internal static class DevClusterCommand
         }
     }
 
-    /// <summary>How to start this program again: the apphost, or <c>dotnet keel.dll</c>.</summary>
+    /// <summary>How to start this program again: the apphost (or the single-file build), or <c>dotnet keel.dll</c>.</summary>
     private static (string Program, string[] Prefix) Self()
     {
         var path = Environment.ProcessPath ?? "dotnet";
-        var entry = typeof(DevClusterCommand).Assembly.Location;
+        // Started as `dotnet keel.dll`: the dll sits beside the app's other files (a single-file build never runs this way).
+        var entry = Path.Combine(AppContext.BaseDirectory, "keel.dll");
         return Path.GetFileNameWithoutExtension(path) == "dotnet" ? (path, [entry]) : (path, []);
     }
 }

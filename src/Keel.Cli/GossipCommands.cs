@@ -79,7 +79,9 @@ internal static class GossipCommands
             using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
             using var onCancel = cancellation.Register(() => stop.TrySetResult());
             using var reloading = new CancellationTokenSource();
-            var reloader = ReloadKeysAsync(agent, parse.GetValue(keyFile)!, reloading.Token);
+            var reloader = GossipKeyFile.FollowAsync(agent, parse.GetValue(keyFile)!, TimeSpan.FromSeconds(1),
+                keys => Console.WriteLine($"keel agent: gossip keys reloaded: {keys.Count} key(s), primary {GossipKeyFile.Fingerprint(keys[0])}"),
+                error => Console.Error.WriteLine($"keel agent: keeping the current gossip keys: {error.Message}"), reloading.Token);
             await stop.Task;
             reloading.Cancel();
             await reloader;
@@ -99,44 +101,13 @@ internal static class GossipCommands
         return command;
     }
 
-    // The agent's keys follow its file (a rotation on the servers goes through `keel keyring`; agents get the new file):
-    // checked every second, applied when the contents change and parse; a bad file is reported and ignored.
-    private static async Task ReloadKeysAsync(GossipAgent agent, string path, CancellationToken cancellation)
-    {
-        var last = await File.ReadAllTextAsync(path, cancellation).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : "", TaskScheduler.Default);
-        while (!cancellation.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(1_000, cancellation);
-                var text = await File.ReadAllTextAsync(path, cancellation);
-                if (text == last) continue;
-                last = text;
-                var keys = GossipKeyFile.Parse(text, $"--gossip-key-file {path}");
-                await agent.SetKeysAsync(keys);
-                Console.WriteLine($"keel agent: gossip keys reloaded: {keys.Count} key(s), primary {GossipKeyFile.Fingerprint(keys[0])}");
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception error) when (error is IOException or UnauthorizedAccessException or ArgumentException)
-            {
-                Console.Error.WriteLine($"keel agent: keeping the current gossip keys: {error.Message}");
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-        }
-    }
-
     private static Command Keyring()
     {
         var endpoints = new Option<string>("--endpoints") { Description = "Comma-separated client endpoints (host:port); the first that answers is used.", DefaultValueFactory = _ => "127.0.0.1:2379" };
+        var security = new CliConnection();
         var command = new Command("keyring", "List or change the gossip encryption keyring of every server (Consul's `consul keyring`): install, use, remove go through the Raft log.");
-        var list = new Command("list", "Print the keyring, primary first (one base64 key per line: the output is a valid --gossip-key-file).") { endpoints };
-        list.SetAction((parse, cancellation) => CallKeyring(parse.GetValue(endpoints)!, KeyringRequest.Types.Action.List, "", cancellation));
+        var list = security.AddTo(new Command("list", "Print the keyring, primary first (one base64 key per line: the output is a valid --gossip-key-file).") { endpoints });
+        list.SetAction((parse, cancellation) => CallKeyring(parse, security, parse.GetValue(endpoints)!, KeyringRequest.Types.Action.List, "", cancellation));
         command.Subcommands.Add(list);
         foreach (var (name, action, description) in new[]
         {
@@ -146,22 +117,23 @@ internal static class GossipCommands
         })
         {
             var key = new Argument<string>("KEY") { Description = "Base64 of a 32-byte key (`openssl rand -base64 32`)." };
-            var sub = new Command(name, description) { key, endpoints };
-            sub.SetAction((parse, cancellation) => CallKeyring(parse.GetValue(endpoints)!, action, parse.GetValue(key)!, cancellation));
+            var sub = security.AddTo(new Command(name, description) { key, endpoints });
+            sub.SetAction((parse, cancellation) => CallKeyring(parse, security, parse.GetValue(endpoints)!, action, parse.GetValue(key)!, cancellation));
             command.Subcommands.Add(sub);
         }
         return command;
     }
 
-    private static async Task<int> CallKeyring(string endpoints, KeyringRequest.Types.Action action, string key, CancellationToken cancellation)
+    private static async Task<int> CallKeyring(ParseResult parse, CliConnection security, string endpoints, KeyringRequest.Types.Action action, string key,
+        CancellationToken cancellation)
     {
         RpcException? last = null;
         foreach (var endpoint in endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            using var channel = GrpcChannel.ForAddress(endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint);
             KeyringResponse response;
             try
             {
+                using var channel = security.Open(parse, endpoint, TimeSpan.FromSeconds(2));
                 using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 bound.CancelAfter(TimeSpan.FromSeconds(10));
                 response = await new KeelService.KeelServiceClient(channel).KeyringAsync(new KeyringRequest { Action = action, Key = key }, cancellationToken: bound.Token);
@@ -176,6 +148,11 @@ internal static class GossipCommands
                 Console.Error.WriteLine($"Error: {error.Status.Detail}");
                 return 1;
             }
+            catch (ArgumentException error)
+            {
+                Console.Error.WriteLine($"Error: {error.Message}");
+                return 2;
+            }
             if (action != KeyringRequest.Types.Action.List)
                 Console.Error.WriteLine($"keel keyring: {action.ToString().ToLowerInvariant()} committed; every server applies it in log order. Agents read --gossip-key-file: update theirs too.");
             foreach (var k in response.Keys) Console.WriteLine(k.Primary ? $"{k.Key} primary {k.Fingerprint}" : $"{k.Key} {k.Fingerprint}");
@@ -188,20 +165,26 @@ internal static class GossipCommands
     private static Command Members()
     {
         var endpoints = new Option<string>("--endpoints") { Description = "A server's client endpoint (host:port).", DefaultValueFactory = _ => "127.0.0.1:2379" };
-        var command = new Command("members", "List every member (servers and agents) with state, zone, incarnation and phi.") { endpoints };
+        var security = new CliConnection();
+        var command = security.AddTo(new Command("members", "List every member (servers and agents) with state, zone, incarnation and phi.") { endpoints });
         command.SetAction(async (parse, cancellation) =>
         {
             var endpoint = parse.GetValue(endpoints)!.Split(',')[0].Trim();
-            using var channel = GrpcChannel.ForAddress(endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint);
             MembersResponse response;
             try
             {
+                using var channel = security.Open(parse, endpoint, TimeSpan.FromSeconds(2));
                 response = await new KeelService.KeelServiceClient(channel).MembersAsync(new MembersRequest(), cancellationToken: cancellation);
             }
             catch (RpcException error)
             {
                 Console.Error.WriteLine($"Error: {error.Status.Detail}");
                 return 1;
+            }
+            catch (ArgumentException error)
+            {
+                Console.Error.WriteLine($"Error: {error.Message}");
+                return 2;
             }
             Console.WriteLine($"{"ID",-16}  {"NAME",-22} {"ROLE",-6} {"RAFT",-8} {"STATE",-7} {"HEALTH",-8} {"ZONE",-10} {"INC",5} {"PHI",7}  ADDRESS");
             foreach (var member in response.Members)

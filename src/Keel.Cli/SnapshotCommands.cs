@@ -31,18 +31,18 @@ internal static class SnapshotCommands
         var file = new Argument<string>("file") { Description = "Where to write the backup." };
         var endpoints = new Option<string>("--endpoints") { Description = "The member to back up (host:port or URL; the first is used).", DefaultValueFactory = _ => "127.0.0.1:2379" };
         var timeout = new Option<int>("--command-timeout") { Description = "Seconds the whole transfer may take (default 300).", DefaultValueFactory = _ => 300 };
-        var command = new Command("save", "Stream a member's whole state into FILE (checked against its SHA-256).") { file, endpoints, timeout };
+        var security = new CliConnection();
+        var command = security.AddTo(new Command("save", "Stream a member's whole state into FILE (checked against its SHA-256).") { file, endpoints, timeout });
         command.SetAction(async (parse, cancellation) =>
         {
             var path = parse.GetValue(file)!;
             var endpoint = parse.GetValue(endpoints)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[0];
-            var address = endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint;
             using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
             bound.CancelAfter(TimeSpan.FromSeconds(parse.GetValue(timeout)));
             var partial = path + ".part";
             try
             {
-                using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { MaxReceiveMessageSize = null });
+                using var channel = security.Open(parse, endpoint, TimeSpan.FromSeconds(2));
                 using var call = new Maintenance.MaintenanceClient(channel).Snapshot(new SnapshotRequest(), cancellationToken: bound.Token);
                 long revision = 0;
                 await using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write))
@@ -59,7 +59,7 @@ internal static class SnapshotCommands
                 Console.WriteLine($"Snapshot saved at {path} (revision {info.Revision}, {info.Keys} keys, {info.TotalBytes} bytes, hash {info.HashKv})");
                 return 0;
             }
-            catch (Exception e) when (e is RpcException or IOException or InvalidCommandException or OperationCanceledException or HttpRequestException)
+            catch (Exception e) when (e is RpcException or IOException or InvalidCommandException or OperationCanceledException or HttpRequestException or ArgumentException)
             {
                 File.Delete(partial);
                 Console.Error.WriteLine($"Error: {e.Message}");

@@ -145,6 +145,21 @@ public sealed partial class KeelClient : IAsyncDisposable
         return response.Revision;
     }
 
+    // ---- keel.v1: membership -----------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Every member the answering server knows, servers and gossip agents, with its gossip state and phi-accrual health
+    /// as that server sees them (<c>keel.v1.Members</c>). Keel only.
+    /// </summary>
+    public async Task<IReadOnlyList<ClusterMember>> MembersAsync(CancellationToken cancellationToken = default)
+    {
+        var request = new MembersRequest();
+        var (response, _) = await CallAsync("Members", (invoker, call) => new KeelService.KeelServiceClient(invoker).MembersAsync(request, call),
+            safeToRepeat: true, idempotencyKey: null, cancellationToken).ConfigureAwait(false);
+        return response.Members.Select(m => new ClusterMember(m.Id, m.Name, m.Role, m.IsRaftMember, m.IsLeader, m.GossipAddress, m.GossipState,
+            m.Health, m.Zone, m.Phi)).ToArray();
+    }
+
     /// <summary>
     /// The change feed: every change under <paramref name="prefix"/> committed in [<paramref name="from"/>,
     /// <paramref name="to"/>) wall-clock time, with each revision's time, paged through to the end. Keel only.
@@ -214,7 +229,8 @@ public sealed partial class KeelClient : IAsyncDisposable
                 var retry = Failures.Classify(failure, safeToRepeat);
                 if (retry == Retry.Never || attempt > Options.RetryLimit)
                     throw new KeelClientException(operation, failure, _endpoints.Url(member), attempt);
-                _endpoints.Failed(member);
+                if (failure.Status.Detail == Failures.InvalidAuthToken) _endpoints.InvalidateToken(member);
+                else _endpoints.Failed(member);
                 Interlocked.Increment(ref _retries);
                 if (idempotencyKey is not null && !Failures.CertainlyNotApplied(failure)) Interlocked.Increment(ref _ambiguousRetries);
                 await Task.Delay(Backoff(attempt), cancellationToken).ConfigureAwait(false);

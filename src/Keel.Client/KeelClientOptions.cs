@@ -30,6 +30,26 @@ public sealed class KeelClientOptions
     /// (etcd) ignore the key; turn it off only to measure what it prevents.
     /// </summary>
     public bool IdempotentWrites { get; set; } = true;
+
+    /// <summary>
+    /// The user to authenticate as when the cluster has auth enabled (etcd's <c>--user</c>): the client calls
+    /// Authenticate on each member it talks to and sends the token with every call, authenticating again when a member
+    /// answers "invalid auth token" (simple tokens are per member; an expired one is replaced). Null: no token, so with
+    /// <c>--client-cert-auth</c> the server takes the user from the client certificate's common name.
+    /// </summary>
+    public string? Username { get; set; }
+
+    /// <summary>The password of <see cref="Username"/>.</summary>
+    public string? Password { get; set; }
+
+    /// <summary>PEM file of the CA that signed the members' certificates (etcdctl's <c>--cacert</c>); null: the system's trust store.</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>PEM client certificate for mutual TLS (etcdctl's <c>--cert</c>); with <see cref="KeyFile"/>.</summary>
+    public string? CertFile { get; set; }
+
+    /// <summary>PEM private key of <see cref="CertFile"/> (etcdctl's <c>--key</c>).</summary>
+    public string? KeyFile { get; set; }
 }
 
 /// <summary>Checks <see cref="KeelClientOptions"/>: at least one absolute http(s) endpoint, positive bounded timeouts, a sane retry limit.</summary>
@@ -58,6 +78,15 @@ public sealed class KeelClientOptionsValidator : IValidateOptions<KeelClientOpti
             foreach (var endpoint in options.Endpoints)
                 if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
                     yield return $"Keel:Endpoints: '{endpoint}' is not an absolute http:// or https:// URL";
+        if (options.Password is not null && string.IsNullOrEmpty(options.Username))
+            yield return "Keel:Password is set without Keel:Username";
+        if (options.Username is { } user && (user.Length == 0 || options.Password is null))
+            yield return "Keel:Username needs a non-empty name and Keel:Password (a certificate user sends no username: its certificate's CN is the user)";
+        if ((options.CertFile is null) != (options.KeyFile is null))
+            yield return "Keel:CertFile and Keel:KeyFile go together (a client certificate and its private key)";
+        foreach (var (setting, path) in new[] { ("CaFile", options.CaFile), ("CertFile", options.CertFile), ("KeyFile", options.KeyFile) })
+            if (path is not null && !File.Exists(path))
+                yield return $"Keel:{setting}: file '{path}' does not exist";
         if (options.DialTimeout <= TimeSpan.Zero || options.DialTimeout > MaxTimeout)
             yield return $"Keel:DialTimeout: {options.DialTimeout} must be more than zero and at most {MaxTimeout}";
         if (options.CommandTimeout <= TimeSpan.Zero || options.CommandTimeout > MaxTimeout)

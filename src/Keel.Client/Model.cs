@@ -118,3 +118,24 @@ internal static class Keys
         return ByteString.CopyFrom(0);
     }
 }
+
+/// <summary>
+/// One member of a Keel cluster as a server sees it (<c>keel.v1.Members</c>): the Raft members (servers) and the
+/// gossip-only agents, with the answering server's gossip view and phi-accrual verdict. Keel only.
+/// </summary>
+/// <param name="Id">The member id (a server's Raft id, or an agent's gossip id).</param>
+/// <param name="Name">The member's name (empty for an agent).</param>
+/// <param name="Role"><c>server</c> or <c>agent</c> (empty when gossip has not heard of it).</param>
+/// <param name="IsRaftMember">Whether it is a voter or learner of the Raft group.</param>
+/// <param name="IsLeader">Whether it is the Raft leader.</param>
+/// <param name="GossipAddress">Its gossip (UDP) address, or empty.</param>
+/// <param name="GossipState"><c>alive</c>, <c>suspect</c>, <c>dead</c> or <c>left</c> (SWIM), or empty.</param>
+/// <param name="Health"><c>healthy</c>, <c>suspect</c> or <c>failed</c> (phi-accrual), or empty.</param>
+/// <param name="Zone">Its zone tag.</param>
+/// <param name="Phi">The current suspicion level.</param>
+public sealed record ClusterMember(ulong Id, string Name, string Role, bool IsRaftMember, bool IsLeader, string GossipAddress, string GossipState,
+    string Health, string Zone, double Phi)
+{
+    /// <summary>Gossip or the failure detector says it is gone: dead, left, or failed.</summary>
+    public bool IsDown => GossipState is "dead" or "left" || Health == "failed";
+}

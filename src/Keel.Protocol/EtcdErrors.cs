@@ -135,6 +135,13 @@ public static class EtcdErrors
     /// <summary>Authenticate with a wrong user or password.</summary>
     public static readonly EtcdError AuthFailed = new(StatusCode.InvalidArgument, "etcdserver: authentication failed, invalid user ID or password");
 
+    /// <summary>
+    /// Authenticate with a password for a user added with <c>--no-password</c> (a certificate user). etcd 3.4 has no
+    /// gRPC mapping for this error, so it reaches clients as code Unknown with the auth store's own text (no
+    /// "etcdserver: " prefix, hence not in <see cref="All"/>).
+    /// </summary>
+    public static readonly EtcdError NoPasswordUser = new(StatusCode.Unknown, "auth: authentication failed, password was given for no password user");
+
     /// <summary>An auth call while authentication is disabled.</summary>
     public static readonly EtcdError AuthNotEnabled = new(StatusCode.FailedPrecondition, "etcdserver: authentication is not enabled");
 

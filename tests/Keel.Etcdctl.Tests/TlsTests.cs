@@ -16,13 +16,11 @@ namespace Keel.Etcdctl.Tests;
 [Collection(SerialCollection.Name)]
 public sealed class TlsTests : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("keel-tls-").FullName;
+    private readonly TempDirectory _temp = new("keel-tls-");
 
-    public void Dispose()
-    {
-        try { Directory.Delete(_directory, recursive: true); }
-        catch (IOException) { /* best effort: a temp directory */ }
-    }
+    private string TempPath => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
 
     private static string[] ClientTlsFlags(IssuedCertificate server, string caFile) =>
         ["--cert-file", server.CertFile, "--key-file", server.KeyFile, "--trusted-ca-file", caFile, "--client-cert-auth"];
@@ -34,8 +32,8 @@ public sealed class TlsTests : IDisposable
     [Fact(Timeout = 180_000)]
     public async Task Three_members_with_client_and_peer_mutual_tls_serve_etcdctl_and_refuse_the_rest()
     {
-        using var ca = TestCertificateAuthority.Create("keel-test-ca", _directory);
-        using var otherCa = TestCertificateAuthority.Create("other-ca", _directory);
+        using var ca = TestCertificateAuthority.Create("keel-test-ca", TempPath);
+        using var otherCa = TestCertificateAuthority.Create("other-ca", TempPath);
         var member = ca.Issue("member", "member");
         var client = ca.Issue("client", "client");
         var foreign = otherCa.Issue("member", "foreign");
@@ -101,7 +99,7 @@ public sealed class TlsTests : IDisposable
     [Fact(Timeout = 120_000)]
     public async Task A_certificate_rotated_on_disk_is_served_to_new_connections_without_a_restart()
     {
-        using var ca = TestCertificateAuthority.Create("keel-test-ca", _directory);
+        using var ca = TestCertificateAuthority.Create("keel-test-ca", TempPath);
         var first = ca.Issue("member", "server", validDays: 1);
         var client = ca.Issue("client", "client");
         var tls = new EtcdctlTls(ca.CaFile, client.CertFile, client.KeyFile);
@@ -159,7 +157,7 @@ public sealed class TlsTests : IDisposable
     {
         if (ServerSelection.FromEnvironment() != ServerKind.Keel) return; // etcd's message differs; the flag's meaning is the same
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { TestCluster.TestCluster.KeelDll, "serve", "--data-dir", Path.Combine(_directory, "d"), "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NOT_A_SUITE" })
+        foreach (var arg in new[] { TestCluster.TestCluster.KeelDll, "serve", "--data-dir", Path.Combine(TempPath, "d"), "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NOT_A_SUITE" })
             start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));

@@ -163,6 +163,19 @@ public sealed class TestCluster : IAsyncDisposable
         await WaitUntilHealthyAsync([member], timeout ?? _startTimeout).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Starts a killed member again on its data directory (<c>--initial-cluster-state existing</c>) without waiting for
+    /// it to serve: for members expected not to (refused by their peers, a bad flag).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The member is still running.</exception>
+    public void Relaunch(int memberIndex)
+    {
+        var member = Members[memberIndex];
+        if (member.IsRunning) throw new InvalidOperationException($"{member} is still running; kill it first");
+        member.Process?.Dispose();
+        Launch(member, existing: true);
+    }
+
     /// <summary>Waits until each of <paramref name="members"/> answers <c>etcdctl endpoint health</c>.</summary>
     /// <exception cref="TimeoutException">One did not in time, or its process exited; the message holds the output.</exception>
     public async Task WaitUntilHealthyAsync(IEnumerable<TestClusterMember> members, TimeSpan timeout)

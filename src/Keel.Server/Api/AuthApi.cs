@@ -45,7 +45,9 @@ internal sealed class AuthApi(NodeHost host, AuthGate gate) : Keel.Protocol.Etcd
         await host.BarrierAsync();
         var state = gate.State;
         if (!state.Enabled) throw EtcdErrors.AuthNotEnabled.ToRpcException();
-        if (!state.Users.TryGetValue(request.Name, out var user) || user.NoPassword || user.PasswordHash.Length == 0
+        if (state.Users.TryGetValue(request.Name, out var certificateUser) && certificateUser.NoPassword)
+            throw EtcdErrors.NoPasswordUser.ToRpcException();
+        if (!state.Users.TryGetValue(request.Name, out var user) || user.PasswordHash.Length == 0
             || !await Task.Run(() => PasswordHasher.Verify(request.Password, user.PasswordHash)))
             throw EtcdErrors.AuthFailed.ToRpcException();
         var token = gate.Tokens.Assign(user.Name, state.Revision)
