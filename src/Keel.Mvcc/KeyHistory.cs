@@ -10,8 +10,9 @@ namespace Keel.Mvcc;
 /// </summary>
 /// <remarks>
 /// <para>A version slot, once written, is never written again: <see cref="Add"/> writes past the end (a new array when
-/// it grows) and <see cref="RemoveOldest"/> moves the kept versions to a new array. A <see cref="StoreImage"/> relies on
-/// it: it captures (first, rest array, count) and reads those slots on another thread while the store goes on.</para>
+/// it grows) and <see cref="RemoveOldest"/> moves the kept versions to a new array. Snapshots rely on it: a history a
+/// capture froze (an older <see cref="Generation"/>) is never changed; the store changes a copy (<see cref="CopyAt"/>)
+/// that shares the version array, and the copy only writes past the frozen count.</para>
 /// <para>Allocation-light on purpose: most keys of a large store have one retained version, so the first version lives in
 /// a field and only the later ones in a struct array (exact growth from 1), instead of a <see cref="List{T}"/> object
 /// plus its four-slot array per key (about 100 bytes less per single-version key).</para>
@@ -23,6 +24,15 @@ internal sealed class KeyHistory(byte[] key)
     private int _count;
 
     public byte[] Key { get; } = key;
+
+    /// <summary>
+    /// The <see cref="KeyIndex"/> generation it was created in: once the index is frozen past it (a snapshot captured
+    /// it), the history is never changed again and the store changes a copy instead (<see cref="CopyAt"/>).
+    /// </summary>
+    public int Generation { get; init; }
+
+    /// <summary>A copy to change in place of this frozen one; it shares the version array, whose written slots never change.</summary>
+    public KeyHistory CopyAt(int generation) => new(Key) { Generation = generation, _first = _first, _rest = _rest, _count = _count };
 
     /// <summary>Number of retained versions (tombstones included).</summary>
     public int Count => _count;
@@ -83,6 +93,7 @@ internal readonly struct CapturedHistory(byte[] key, KeyRevision first, KeyRevis
 {
     public byte[] Key { get; } = key;
 
+
     public int Count { get; } = count;
 
     public KeyRevision this[int index] => index == 0 ? first : rest![index - 1];
@@ -113,11 +124,4 @@ internal readonly record struct KeyRevision(long Revision, KeyValue? Kv);
 internal readonly record struct Change(EventType Type, KeyValue Kv, KeyValue? PrevKv)
 {
     public WatchEvent ToEvent() => new(Type, Kv, PrevKv);
-}
-
-internal sealed class KeyHistoryComparer : IComparer<KeyHistory>
-{
-    public static KeyHistoryComparer Instance { get; } = new();
-
-    public int Compare(KeyHistory? x, KeyHistory? y) => ByteKeyComparer.Instance.Compare(x?.Key, y?.Key);
 }

@@ -42,8 +42,10 @@ public sealed partial class MvccStore
         }
         if (_log.Count > 0) Invariant.Check(_log.TimestampOf(_log.Count - 1) == _lastHybridTimestamp, "the last timestamp is the last record's");
 
+        _index.AssertInvariants();
         foreach (var history in _index)
         {
+            Invariant.Check(history.Generation <= _index.Generation, "no key history is newer than its index");
             var entries = history;
             Invariant.Check(entries.Count > 0, "an indexed key has a retained version");
             Invariant.Check(entries[0].Kv is not null, "a key's history starts with a put");
@@ -75,7 +77,7 @@ public sealed partial class MvccStore
             foreach (var change in _log.ChangesOf(r))
             {
                 Invariant.Check(change.Kv.ModRevision == revision, "an event carries its revision");
-                Invariant.Check(_index.TryGetValue(new KeyHistory(change.Kv.Key), out var history), "a logged change's key is indexed");
+                Invariant.Check(_index.TryGetValue(change.Kv.Key, out var history), "a logged change's key is indexed");
                 var index = LastAtOrBelow(history!, revision);
                 Invariant.Check(index >= 0 && history![index].Revision == revision &&
                     (history[index].Kv is null) == (change.Type == EventType.Delete), "a logged change is in the index");

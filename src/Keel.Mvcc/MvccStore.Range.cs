@@ -89,7 +89,7 @@ public sealed partial class MvccStore
     private void CheckPutAgainstState(PutRequest request)
     {
         if (!request.IgnoreValue && !request.IgnoreLease) return;
-        if (!_index.TryGetValue(new KeyHistory(request.Key), out var history) || LiveAt(history, _currentRevision) is null)
+        if (!_index.TryGetValue(request.Key, out var history) || LiveAt(history, _currentRevision) is null)
             throw new MvccException(MvccError.KeyNotFound);
     }
 }

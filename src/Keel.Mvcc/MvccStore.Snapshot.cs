@@ -125,7 +125,7 @@ public sealed partial class MvccStore
         if (type is not (EventType.Put or EventType.Delete))
             throw new EncodingFormatException(reader.Position, $"unknown event type {(int)type} in the snapshot");
         var keyBytes = reader.ReadBytes(reader.ReadCount(1));
-        var history = _index.TryGetValue(new KeyHistory(keyBytes.ToArray()), out var found) ? found : null;
+        var history = _index.TryGetValue(keyBytes, out var found) ? found : null;
         var key = history?.Key ?? keyBytes.ToArray();
         var kv = type == EventType.Put
             ? ReadVersionRef(ref reader, history, key) ?? throw new EncodingFormatException(reader.Position, "a put event without its version")
@@ -193,7 +193,7 @@ public sealed partial class MvccStore
     /// <summary>The index's object for the same version, when it is still retained, so log and index share memory again.</summary>
     private KeyValue Intern(KeyValue kv)
     {
-        if (!_index.TryGetValue(new KeyHistory(kv.Key), out var history)) return kv;
+        if (!_index.TryGetValue(kv.Key, out var history)) return kv;
         var index = LastAtOrBelow(history, kv.ModRevision);
         return index >= 0 && history[index].Kv is { } stored && stored.Equals(kv) ? stored : kv;
     }

@@ -9,7 +9,7 @@ namespace Keel.Mvcc;
 /// every key it changes with that mod revision. Old versions stay readable until <see cref="Compact"/>.
 /// </summary>
 /// <remarks>
-/// <para>Structure: a sorted index (a red-black tree, <see cref="SortedSet{T}"/>, in unsigned byte order) from key to
+/// <para>Structure: a sorted index (a copy-on-write B+tree, <see cref="KeyIndex"/>, in unsigned byte order) from key to
 /// the key's revision history (puts and tombstones, oldest first; a tombstone ends a generation, as etcd's keyIndex
 /// generations), plus a revision-ordered log of changes with their prev_kv (the watch history) and the hybrid
 /// timestamp of each revision. Both share the same immutable <see cref="KeyValue"/> objects.</para>
@@ -23,7 +23,7 @@ namespace Keel.Mvcc;
 /// </remarks>
 public sealed partial class MvccStore
 {
-    private readonly SortedSet<KeyHistory> _index = new(KeyHistoryComparer.Instance);
+    private readonly KeyIndex _index = new();
     private readonly RevisionLog _log = new();
     private readonly List<Change> _pendingEvents = [];
     private long _currentRevision = 1;
@@ -113,23 +113,25 @@ public sealed partial class MvccStore
     {
         if (revision <= _compactRevision) throw new MvccException(MvccError.Compacted);
         if (revision > _currentRevision) throw new MvccException(MvccError.FutureRevision);
-        List<KeyHistory>? emptied = null;
-        foreach (var history in _index)
+        List<byte[]>? emptied = null;
+        foreach (var found in _index)
         {
-            var last = LastAtOrBelow(history, revision);
+            var last = LastAtOrBelow(found, revision);
             if (last < 0) continue;
             // Keep the version current at the compaction revision unless it is a tombstone (key_index.go compact).
-            var keepFrom = history[last].Kv is null ? last + 1 : last;
-            for (var i = 0; i < keepFrom; i++) _sizeBytes -= SizeOfEntry(history[i]);
+            var keepFrom = found[last].Kv is null ? last + 1 : last;
+            if (keepFrom == 0) continue;
+            for (var i = 0; i < keepFrom; i++) _sizeBytes -= SizeOfEntry(found[i]);
+            var history = Writable(found);
             history.RemoveOldest(keepFrom);
             if (history.Count == 0)
             {
-                (emptied ??= []).Add(history);
+                (emptied ??= []).Add(history.Key);
                 _sizeBytes -= KeyOverheadBytes + history.Key.Length;
             }
         }
         if (emptied is not null)
-            foreach (var history in emptied) _index.Remove(history);
+            foreach (var key in emptied) _index.Remove(key);
         var (records, events) = _log.DropBelow(revision);
         _sizeBytes -= SizeOfRecords(records, events);
         _compactRevision = revision;
@@ -223,15 +225,26 @@ public sealed partial class MvccStore
         Invariant.Check(history.Count == 0 || history.Last.Revision < revision,
             "a key changes at most once per revision");
         var entry = new KeyRevision(revision, kv);
-        history.Add(entry);
+        Writable(history).Add(entry);
         _sizeBytes += SizeOfEntry(entry);
+    }
+
+    /// <summary>
+    /// The history to change for a key: itself, or, when a capture froze it (an older generation of the index), a copy
+    /// that takes its place in the index, so the capture's view never changes (O(1) snapshots, see <see cref="KeyIndex"/>).
+    /// </summary>
+    private KeyHistory Writable(KeyHistory history)
+    {
+        if (history.Generation == _index.Generation) return history;
+        var copy = history.CopyAt(_index.Generation);
+        _index.Replace(copy);
+        return copy;
     }
 
     private KeyHistory FindOrAdd(byte[] key)
     {
-        var probe = new KeyHistory(key);
-        if (_index.TryGetValue(probe, out var found)) return found;
-        var created = new KeyHistory(key.ToArray());
+        if (_index.TryGetValue(key, out var found)) return found;
+        var created = new KeyHistory(key.ToArray()) { Generation = _index.Generation };
         _index.Add(created);
         _sizeBytes += KeyOverheadBytes + created.Key.Length;
         return created;
@@ -274,15 +287,13 @@ public sealed partial class MvccStore
     {
         if (rangeEnd.Length == 0)
         {
-            if (_index.TryGetValue(new KeyHistory(key), out var single)) yield return single;
+            if (_index.TryGetValue(key, out var single)) yield return single;
             yield break;
         }
         if (_index.Count == 0) yield break;
         var fromKey = IsFromKey(rangeEnd);
         if (!fromKey && ByteKeyComparer.Instance.Compare(key, rangeEnd) >= 0) yield break;
-        var max = _index.Max!;
-        if (ByteKeyComparer.Instance.Compare(key, max.Key) > 0) yield break;
-        foreach (var history in _index.GetViewBetween(new KeyHistory(key), max))
+        foreach (var history in _index.From(key))
         {
             if (!fromKey && ByteKeyComparer.Instance.Compare(history.Key, rangeEnd) >= 0) yield break;
             yield return history;

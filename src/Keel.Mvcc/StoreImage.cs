@@ -7,13 +7,14 @@ namespace Keel.Mvcc;
 
 /// <summary>
 /// The store captured at one revision for a snapshot, to be encoded later and on any thread while the store goes on
-/// (issue 11: a snapshot never stalls the node loop). Capturing copies references, not values: the key histories'
-/// current (first, rest, count) triples, whose slots are never written again (see <see cref="KeyHistory"/>), and the
-/// watch history's flat arrays. The shared <see cref="KeyValue"/> objects are immutable.
+/// (issue 11: a snapshot never stalls the node loop). Capturing freezes the key index in O(1) (<see cref="KeyIndex.Freeze"/>:
+/// the store copies any node or key history of the frozen generation before it changes it) and copies the watch
+/// history's flat arrays. The shared <see cref="KeyValue"/> objects are immutable.
 /// </summary>
 /// <remarks>
-/// Capture is O(keys + retained revisions) of reference copies on the store's thread (tens of milliseconds for a
-/// million keys) instead of the encoding of every value (seconds for hundreds of megabytes); <see cref="WriteTo"/> then
+/// Capture is O(retained revisions) of array copies on the store's thread (the index is a root pointer; walking a
+/// sorted set of a million keys took 130–180 ms) instead of the encoding of every value (seconds for hundreds of
+/// megabytes); <see cref="WriteTo"/> then
 /// produces exactly the bytes <see cref="MvccStore.Snapshot"/> would have produced at the moment of capture.
 /// </remarks>
 public sealed class StoreImage
@@ -23,11 +24,11 @@ public sealed class StoreImage
     private readonly long _currentRevision;
     private readonly long _compactRevision;
     private readonly long _lastHybridTimestamp;
-    private readonly CapturedHistory[] _index;
+    private readonly KeyIndex.Frozen _index;
     private readonly CapturedRevisionLog _log;
     private long _sizeBytes = -1;
 
-    internal StoreImage(long currentRevision, long compactRevision, long lastHybridTimestamp, CapturedHistory[] index, CapturedRevisionLog log)
+    internal StoreImage(long currentRevision, long compactRevision, long lastHybridTimestamp, KeyIndex.Frozen index, CapturedRevisionLog log)
     {
         _currentRevision = currentRevision;
         _compactRevision = compactRevision;
@@ -36,13 +37,8 @@ public sealed class StoreImage
         _log = log;
     }
 
-    internal static StoreImage Capture(long currentRevision, long compactRevision, long lastHybridTimestamp, SortedSet<KeyHistory> index, RevisionLog log)
-    {
-        var histories = new CapturedHistory[index.Count];
-        var i = 0;
-        foreach (var history in index) histories[i++] = history.Capture();
-        return new StoreImage(currentRevision, compactRevision, lastHybridTimestamp, histories, log.Capture());
-    }
+    internal static StoreImage Capture(long currentRevision, long compactRevision, long lastHybridTimestamp, KeyIndex index, RevisionLog log) =>
+        new(currentRevision, compactRevision, lastHybridTimestamp, index.Freeze(), log.Capture());
 
     /// <summary>The store revision the image reflects.</summary>
     public long Revision => _currentRevision;
@@ -57,8 +53,9 @@ public sealed class StoreImage
             BinaryPrimitives.WriteInt64LittleEndian(scratch, value);
             hash.Append(scratch);
         }
-        foreach (var history in _index)
+        foreach (var frozen in _index)
         {
+            var history = frozen.Capture();
             for (var i = 0; i < history.Count; i++)
             {
                 var entry = history[i];
@@ -104,9 +101,10 @@ public sealed class StoreImage
         writer.I64(_currentRevision);
         writer.I64(_compactRevision);
         writer.I64(_lastHybridTimestamp);
-        writer.I32(_index.Length);
-        foreach (var history in _index)
+        writer.I32(_index.Count);
+        foreach (var frozen in _index)
         {
+            var history = frozen.Capture();
             writer.I32(history.Key.Length);
             writer.Bytes(history.Key);
             writer.I32(history.Count);
@@ -149,8 +147,9 @@ public sealed class StoreImage
     internal long PayloadBytes()
     {
         long payload = 8 * 3 + 4;
-        foreach (var history in _index)
+        foreach (var frozen in _index)
         {
+            var history = frozen.Capture();
             payload += 4 + history.Key.Length + 4;
             for (var i = 0; i < history.Count; i++) payload += VersionBytes(history[i]);
         }
@@ -183,20 +182,8 @@ public sealed class StoreImage
         return index >= 0 && ReferenceEquals(history[index].Kv, kv);
     }
 
-    /// <summary>The captured history of <paramref name="key"/> (binary search: the index was captured in key order).</summary>
-    private CapturedHistory? Find(byte[] key)
-    {
-        int low = 0, high = _index.Length - 1;
-        while (low <= high)
-        {
-            var mid = low + (high - low) / 2;
-            var order = ByteKeyComparer.Instance.Compare(_index[mid].Key, key);
-            if (order == 0) return _index[mid];
-            if (order < 0) low = mid + 1;
-            else high = mid - 1;
-        }
-        return null;
-    }
+    /// <summary>The captured history of <paramref name="key"/> (a lookup in the frozen index).</summary>
+    private CapturedHistory? Find(byte[] key) => _index.TryGetValue(key, out var history) ? history.Capture() : null;
 
     private static void WriteVersionRef(ref BinarySpanWriter writer, CapturedHistory? history, KeyValue kv)
     {

@@ -69,7 +69,7 @@ public class StoreAtScaleTests
     {
         // 3,000 versions of 1 MiB sharing one array: about 3 GiB of image, 1 MiB of memory.
         var value = new byte[1 << 20];
-        var index = new SortedSet<KeyHistory>(KeyHistoryComparer.Instance);
+        var index = new KeyIndex();
         var log = new RevisionLog();
         const int keys = 3000;
         for (var i = 0; i < keys; i++)
