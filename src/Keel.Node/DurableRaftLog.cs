@@ -37,8 +37,25 @@ public sealed class DurableRaftLog
         RecoveredSnapshot = recovered;
     }
 
-    /// <summary>The snapshot the log was opened from (null when it starts from the bootstrap configuration).</summary>
-    public StoredSnapshot? RecoveredSnapshot { get; }
+    /// <summary>
+    /// The snapshot the log was opened from (null when it starts from the bootstrap configuration), until the
+    /// application restored its state from it and called <see cref="ReleaseRecoveredSnapshot"/>.
+    /// </summary>
+    public StoredSnapshot? RecoveredSnapshot { get; private set; }
+
+    /// <summary>
+    /// Lets go of <see cref="RecoveredSnapshot"/>'s image once the state is restored from it: Raft reads the image from
+    /// its file when a follower needs it, so memory need not hold it (hundreds of MB at a million keys).
+    /// </summary>
+    public void ReleaseRecoveredSnapshot() => RecoveredSnapshot = null;
+
+    /// <summary>The durable snapshot file at (<paramref name="index"/>, <paramref name="term"/>), for Raft to read when a follower needs it.</summary>
+    /// <exception cref="SnapshotFileException">The file is missing or its header is damaged.</exception>
+    public IStoredSnapshotData OpenStoredSnapshot(ulong index, ulong term)
+    {
+        Invariant.Check(_snapshots is not null, "the log was opened without snapshot support");
+        return new StoredSnapshotFile(_snapshots!.OpenFile(index, term));
+    }
 
     /// <summary>The storage Raft reads; kept equal to what the WAL holds.</summary>
     public MemoryRaftStorage Storage { get; }
@@ -78,7 +95,11 @@ public sealed class DurableRaftLog
             snapshots = new SnapshotStore(directory);
             recovered = snapshots.LoadNewest([]);
             if (recovered is not null && recovered.Index >= BootstrapIndex && recovered.Data.Length > 0 && recovered.Index > storage.Snapshot.Metadata.Index)
-                storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(recovered.Index, recovered.Term, membershipOf(recovered.Data)), recovered.Data));
+            {
+                // Raft keeps the file, not the image: the application restores from RecoveredSnapshot and lets it go.
+                var metadata = new SnapshotMetadata(recovered.Index, recovered.Term, membershipOf(recovered.Data));
+                storage.ApplySnapshot(new Snapshot(metadata, new StoredSnapshotFile(snapshots.OpenFile(recovered.Index, recovered.Term))));
+            }
             else recovered = null;
         }
         var wal = WriteAheadLog.Open(directory, new WalOptions { SegmentSizeBytes = segmentSizeBytes }, out var recovery);
@@ -116,7 +137,8 @@ public sealed class DurableRaftLog
         _snapshots!.Save(index, snapshot.Metadata.Term, data.Span);
         _wal.SaveSnapshotMarker(new WalSnapshotMarker(index, snapshot.Metadata.Term));
         _wal.Sync();
-        return snapshot;
+        Storage.MoveSnapshotToStorage(index, OpenStoredSnapshot(index, snapshot.Metadata.Term));
+        return Storage.Snapshot;
     }
 
     /// <summary>
@@ -126,6 +148,10 @@ public sealed class DurableRaftLog
     /// </summary>
     public Snapshot CreateSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data) =>
         Storage.CreateSnapshot(index, membership, data);
+
+    /// <summary>As <see cref="CreateSnapshot(ulong, Membership, ReadOnlyMemory{byte})"/> for an image the driver already wrote to its file.</summary>
+    public Snapshot CreateSnapshot(ulong index, Membership membership, IStoredSnapshotData stored) =>
+        Storage.CreateSnapshot(index, membership, stored);
 
     /// <summary>
     /// The second half: the snapshot file at (<paramref name="index"/>, <paramref name="term"/>) is durable (written by
@@ -154,7 +180,8 @@ public sealed class DurableRaftLog
             Invariant.Check(_snapshots is not null, "a snapshot arrived at a log opened without snapshot support");
             _snapshots!.Save(received.Metadata.Index, received.Metadata.Term, received.Data.Span);
             _wal.SaveSnapshotMarker(new WalSnapshotMarker(received.Metadata.Index, received.Metadata.Term));
-            Storage.ApplySnapshot(received);
+            // The application restores from the received image; Raft keeps only the file (for its own followers later).
+            Storage.ApplySnapshot(new Snapshot(received.Metadata, OpenStoredSnapshot(received.Metadata.Index, received.Metadata.Term)));
         }
         if (ready.Entries.Count > 0)
         {

@@ -23,6 +23,7 @@ public sealed partial class KeelNode
     private const byte SnapshotVersionWithoutAuth = 2;
     private const byte SnapshotVersionWithoutAlarms = 1;
     private ulong _snapshotIndex;
+    private long _bytesAppliedSinceSnapshot;
     private ulong _snapshotInFlight;
     private (NodeImage Image, Membership Membership)? _snapshotInFlightImage;
 
@@ -31,6 +32,12 @@ public sealed partial class KeelNode
 
     /// <summary>How many snapshots this node installed from a leader since it opened.</summary>
     public int SnapshotsInstalled { get; private set; }
+
+    /// <summary>
+    /// Bytes of Raft's snapshot image held in memory: 0 once a snapshot is durable, since Raft then reads the image from
+    /// its file when a follower needs it (only the small bootstrap image, or one not yet written, is held).
+    /// </summary>
+    public long SnapshotImageBytesInMemory => _log.Storage.Snapshot is { Stored: null } inMemory ? inMemory.Data.Length : 0;
 
     /// <summary>The first index still in Raft's stored log (entries before it were compacted into a snapshot).</summary>
     public ulong FirstLogIndex => _log.Storage.FirstIndex;
@@ -47,12 +54,14 @@ public sealed partial class KeelNode
             var rank = (ulong)Math.Max(0, voters.Count(v => v < Id));
             var offset = voters.Count > 1 ? rank * every / (ulong)voters.Count : 0;
             if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex + offset) + every) return;
+            if (!LogLargeEnoughToSnapshot()) return;
 
             // One write at a time; the next snapshot is taken once this one is durable.
             if (_snapshotInFlight != 0) return;
             // Only the capture runs here (reference copies); the driver encodes and writes the image off the loop,
             // and Raft's snapshot is recorded when it comes back durable (OnSnapshotPersisted).
             var captured = CaptureState(_raft.Membership, AppliedIndex);
+            _bytesAppliedSinceSnapshot = 0;
             Invariant.Check(_log.Storage.TryGetTerm(AppliedIndex, out var term) == StorageStatus.Ok, "the applied entry is still in the log");
             _snapshotInFlight = AppliedIndex;
             _snapshotInFlightImage = (captured, _raft.Membership);
@@ -60,11 +69,17 @@ public sealed partial class KeelNode
             return;
         }
         if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex) + every) return;
+        if (!LogLargeEnoughToSnapshot()) return;
+        _bytesAppliedSinceSnapshot = 0;
         _log.SaveSnapshot(AppliedIndex, _raft.Membership, EncodeState(_raft.Membership, AppliedIndex));
         _snapshotIndex = AppliedIndex;
         var compactedTo = _raft.Compact(AppliedIndex);
         if (compactedTo > 0) _log.Compact(compactedTo);
     }
+
+    /// <summary>The entries applied since the last snapshot are a large enough share of the store (<see cref="KeelNodeOptions.SnapshotMinLogBytesPerStoreByte"/>).</summary>
+    private bool LogLargeEnoughToSnapshot() =>
+        _bytesAppliedSinceSnapshot >= (long)(_store.SizeBytes * _options.SnapshotMinLogBytesPerStoreByte);
 
     /// <summary>
     /// The driver wrote the snapshot it took from <see cref="Outbox.SnapshotToPersist"/> durably (or failed to, when
@@ -77,11 +92,12 @@ public sealed partial class KeelNode
         var inFlight = _snapshotInFlightImage;
         _snapshotInFlight = 0;
         _snapshotInFlightImage = null;
-        if (!durable || inFlight is not { Image.Encoded: { } data } captured) return;
+        if (!durable || inFlight is not { } captured) return;
         // Raft's snapshot (what a lagging follower is sent) moves up only now; an InstallSnapshot from a leader may
-        // have moved it past this one meanwhile, and then this image is moot.
+        // have moved it past this one meanwhile, and then this image is moot. Raft reads it from the file the driver
+        // wrote (issue 11: not an image of hundreds of MB held in memory for followers that rarely need it).
         if (index <= _log.Storage.Snapshot.Metadata.Index) return;
-        _log.CreateSnapshot(index, captured.Membership, data);
+        _log.CreateSnapshot(index, captured.Membership, _log.OpenStoredSnapshot(index, term));
         if (!_log.MarkSnapshotDurable(index, term)) return;
         _snapshotIndex = Math.Max(_snapshotIndex, index);
         var compactedTo = _raft.Compact(index);
@@ -216,6 +232,7 @@ public sealed partial class KeelNode
         _revokeProposedAtMs.Clear();
         AppliedIndex = image.Index;
         _snapshotIndex = image.Index;
+        _bytesAppliedSinceSnapshot = 0;
         // A restored table is not primary; a leader (which never installs a snapshot from others) promotes it again.
         if (wasPrimary) UpdateLeaseRole();
     }

@@ -64,6 +64,7 @@ public sealed partial class KeelNode
         {
             RestoreState(recovered.Data);
             bootstrapIndex = recovered.Index;
+            _log.ReleaseRecoveredSnapshot();
         }
         var raftOptions = new RaftOptions
         {
@@ -94,6 +95,8 @@ public sealed partial class KeelNode
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.TickMs);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.AppliedProposalWindowEntries);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.SnapshotEveryEntries);
+        if (!double.IsFinite(options.SnapshotMinLogBytesPerStoreByte) || options.SnapshotMinLogBytesPerStoreByte < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.SnapshotMinLogBytesPerStoreByte, "SnapshotMinLogBytesPerStoreByte must be a finite number of at least 0");
         return new KeelNode(options, directory);
     }
 
@@ -143,12 +146,16 @@ public sealed partial class KeelNode
     public void Tick(long monotonicMs, long wallMs)
     {
         Invariant.Check(monotonicMs >= _nowMs || _nowMs == long.MinValue, "the monotonic clock never goes backwards");
-        if (_nowMs == long.MinValue) _lastTickMs = monotonicMs;
+        var firstTick = _nowMs == long.MinValue;
+        if (firstTick) _lastTickMs = monotonicMs;
         _nowMs = monotonicMs;
         _wallMs = wallMs;
         _clock.Now(wallMs);
         // Before anything is applied, the lease time line starts at this node's hybrid time.
         if (_leaseBaseMs == 0) ObserveCommittedTimeForLeases(_clock.LastIssued.Raw);
+        // A single-member cluster has nobody to hear from: it elects itself at once instead of after 1-2 election
+        // timeouts (a restart of a one-member cluster then serves as soon as its log is open).
+        if (firstTick && _raft.IsSoleVoter) _raft.Campaign();
         // After a long pause the node catches up on every tick it missed, as a real timer backlog would.
         while (_nowMs - _lastTickMs >= _options.TickMs)
         {
@@ -253,7 +260,11 @@ public sealed partial class KeelNode
         if (ready.SoftState is { } soft) OnSoftState(soft);
         UpdateLeaseRole();
         foreach (var outcome in ready.ProposalOutcomes) OnProposalOutcome(outcome);
-        foreach (var entry in ready.CommittedEntries) Apply(entry);
+        foreach (var entry in ready.CommittedEntries)
+        {
+            _bytesAppliedSinceSnapshot += entry.Data.Length;
+            Apply(entry);
+        }
         foreach (var state in ready.ReadStates) OnReadState(state);
         ServeAppliedReads();
         _raft.Advance(ready);

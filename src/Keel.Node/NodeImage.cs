@@ -36,36 +36,50 @@ public sealed class NodeImage
     /// <summary>The encoded image once <see cref="Encode"/> ran, else null.</summary>
     public ReadOnlyMemory<byte>? Encoded => _encoded is { } encoded ? encoded : (ReadOnlyMemory<byte>?)null;
 
+    /// <summary>The exact size of the encoded image, in 64-bit arithmetic.</summary>
+    public long SizeBytes => KeelNode.NodeImageBytes(_head.Length, _store.SizeBytes, _leases.Length, _idempotency.Length, _tail.Length);
+
     /// <summary>
-    /// Encodes the image (once; later calls return the same bytes). Call it from one thread at a time: the driver
-    /// encodes on a background thread and hands the node the result through its loop.
+    /// Encodes the image into a new array (once; later calls return the same bytes). Call it from one thread at a
+    /// time: the driver encodes on a background thread and hands the node the result through its loop.
     /// </summary>
     /// <exception cref="ImageTooLargeException">The image would not fit in one array (about 2 GiB).</exception>
     public ReadOnlyMemory<byte> Encode()
     {
         if (_encoded is { } done) return done;
+        var image = new byte[ImageSize.CheckFitsOneArray(SizeBytes, "the node's snapshot image")];
+        EncodeTo(image);
+        return _encoded = image;
+    }
+
+    /// <summary>
+    /// Encodes the image into <paramref name="image"/>, exactly <see cref="SizeBytes"/> long (memory the caller owns,
+    /// e.g. native memory freed once the image is written to its file).
+    /// </summary>
+    /// <exception cref="ImageTooLargeException">The store's image would not fit in one span (about 2 GiB).</exception>
+    /// <exception cref="ArgumentException">The destination is not exactly the image's size.</exception>
+    public void EncodeTo(Span<byte> image)
+    {
         // Layout (unchanged since version 2): head, then the store, lease and idempotency images as length-prefixed
         // blobs, then the alarms and auth. Sizes are summed in 64 bits and checked against the array limit.
+        if (image.Length != SizeBytes) throw new ArgumentException($"the destination is {image.Length} bytes; the image is {SizeBytes}", nameof(image));
         var storeBytes = _store.SizeBytes;
-        var total = KeelNode.NodeImageBytes(_head.Length, storeBytes, _leases.Length, _idempotency.Length, _tail.Length);
-        var image = new byte[ImageSize.CheckFitsOneArray(total, "the node's snapshot image")];
         var position = 0;
-        _head.CopyTo(image, 0);
+        _head.CopyTo(image);
         position += _head.Length;
-        BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(position), ImageSize.CheckFitsOneArray(storeBytes, "the MVCC store's snapshot image"));
+        BinaryPrimitives.WriteInt32LittleEndian(image[position..], ImageSize.CheckFitsOneArray(storeBytes, "the MVCC store's snapshot image"));
         position += 4;
-        _store.WriteTo(image.AsSpan(position, (int)storeBytes));
+        _store.WriteTo(image.Slice(position, (int)storeBytes));
         position += (int)storeBytes;
         foreach (var blob in new[] { _leases, _idempotency })
         {
-            BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(position), blob.Length);
+            BinaryPrimitives.WriteInt32LittleEndian(image[position..], blob.Length);
             position += 4;
-            blob.CopyTo(image, position);
+            blob.CopyTo(image[position..]);
             position += blob.Length;
         }
-        _tail.CopyTo(image, position);
+        _tail.CopyTo(image[position..]);
         position += _tail.Length;
         Invariant.Check(position == image.Length, "the node image was sized exactly");
-        return _encoded = image;
     }
 }

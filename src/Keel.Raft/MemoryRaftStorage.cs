@@ -6,7 +6,7 @@ namespace Keel.Raft;
 /// <summary>
 /// An in-memory <see cref="IRaftStorage"/> (etcd <c>MemoryStorage</c>), for tests and the simulator. The driver calls
 /// <see cref="SetHardState"/>, <see cref="Append"/> and <see cref="ApplySnapshot"/> while it handles a <see cref="Ready"/>,
-/// and <see cref="CreateSnapshot"/> when the application has a state image.
+/// and <see cref="CreateSnapshot(ulong, Membership, ReadOnlyMemory{byte})"/> when the application has a state image.
 /// </summary>
 public sealed class MemoryRaftStorage : IRaftStorage
 {
@@ -109,7 +109,32 @@ public sealed class MemoryRaftStorage : IRaftStorage
     /// entries stay until <see cref="Compact"/>.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The index is older than the current snapshot or beyond the log.</exception>
-    public Snapshot CreateSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data)
+    public Snapshot CreateSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data) =>
+        _snapshot = new Snapshot(NewSnapshotMetadata(index, membership), data);
+
+    /// <summary>As <see cref="CreateSnapshot(ulong, Membership, ReadOnlyMemory{byte})"/>, for an image kept in a file.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The index is older than the current snapshot or beyond the log.</exception>
+    public Snapshot CreateSnapshot(ulong index, Membership membership, IStoredSnapshotData stored)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        return _snapshot = new Snapshot(NewSnapshotMetadata(index, membership), stored);
+    }
+
+    /// <summary>
+    /// Swaps the image of the snapshot held at <paramref name="index"/> for the same image kept in a file (once the
+    /// application has stored it), so memory no longer holds it. Returns false when the snapshot held is another one.
+    /// </summary>
+    public bool MoveSnapshotToStorage(ulong index, IStoredSnapshotData stored)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        if (_snapshot.Metadata.Index != index || _snapshot.Stored is not null) return false;
+        Invariant.Check(stored.LengthBytes == _snapshot.Data.Length, "the stored image has the size of the one in memory");
+        _snapshot = new Snapshot(_snapshot.Metadata, stored);
+        return true;
+    }
+
+    /// <summary>The metadata of a new snapshot at <paramref name="index"/>, which must be above the current one and stored.</summary>
+    private SnapshotMetadata NewSnapshotMetadata(ulong index, Membership membership)
     {
         ArgumentNullException.ThrowIfNull(membership);
         if (index <= _snapshot.Metadata.Index)
@@ -117,8 +142,7 @@ public sealed class MemoryRaftStorage : IRaftStorage
         if (index > LastIndex)
             throw new ArgumentOutOfRangeException(nameof(index), index, $"snapshot index is beyond the last stored entry {LastIndex}");
         TryGetTerm(index, out var term);
-        _snapshot = new Snapshot(new SnapshotMetadata(index, term, membership), data);
-        return _snapshot;
+        return new SnapshotMetadata(index, term, membership);
     }
 
     /// <inheritdoc/>

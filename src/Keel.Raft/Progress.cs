@@ -180,6 +180,9 @@ internal sealed class SnapshotTransfer(Snapshot snapshot)
 {
     public Snapshot Snapshot { get; } = snapshot;
 
+    /// <summary>This transfer's reader of the image (its own position and checksum state).</summary>
+    public ISnapshotReader Reader { get; } = snapshot.OpenReader();
+
     /// <summary>Bytes the follower confirmed.</summary>
     public ulong AckedOffset { get; set; }
 

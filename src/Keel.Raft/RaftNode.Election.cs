@@ -12,6 +12,13 @@ public sealed partial class RaftNode
     /// <summary>Starts an election now (etcd MsgHup), through pre-vote when it is on. Ignored by a leader or a non-voter.</summary>
     public void Campaign() => Hup(transfer: false);
 
+    /// <summary>
+    /// True when this node is the only voter of its configuration: it elects itself without asking anyone, so a driver
+    /// may <see cref="Campaign"/> at start instead of waiting out an election timeout (etcd advances a single-member
+    /// cluster's election ticks on boot for the same reason).
+    /// </summary>
+    public bool IsSoleVoter => _tracker.IsSingleVoter(Id);
+
     /// <summary>True when this node may campaign: it is a voter of its configuration.</summary>
     public bool IsPromotable => _tracker.IsVoter(Id);
 

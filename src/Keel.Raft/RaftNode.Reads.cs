@@ -8,7 +8,11 @@ public sealed partial class RaftNode
 
     private readonly List<PendingRead> _pendingReads = [];
     private readonly List<PendingRead> _readsAwaitingCommit = [];
-    private readonly SortedDictionary<ulong, long> _forwardedReads = [];
+    // Reads a follower forwarded, by the context of the ReadIndex message that carries them: all the reads of one turn
+    // (between two Readys) share one message, and the leader's answer serves them all. Safe: every read in a batch was
+    // issued before the message left, so the index the leader confirms after receiving it covers each of them.
+    private readonly SortedDictionary<ulong, (long StartTick, List<ulong> RequestIds)> _forwardedReads = [];
+    private List<ulong>? _openReadBatch;
     private readonly List<(ulong Round, long SentTick)> _roundSentTicks = [];
     private ulong _readRound;
     private ulong _leaseRound;
@@ -28,8 +32,15 @@ public sealed partial class RaftNode
         }
         else if (Role == RaftRole.Follower && Leader != 0)
         {
+            if (_openReadBatch is { } batch && _messages.Count > 0 && _messages[^1] is { Type: MessageType.ReadIndex } last && last.To == Leader
+                && _forwardedReads.TryGetValue(last.Context, out var open) && ReferenceEquals(open.RequestIds, batch))
+            {
+                batch.Add(requestId);
+                return;
+            }
+            _openReadBatch = [requestId];
             Send(new Message { Type = MessageType.ReadIndex, From = Id, To = Leader, Context = requestId });
-            _forwardedReads[requestId] = _tickCount;
+            _forwardedReads[requestId] = (_tickCount, _openReadBatch);
         }
         else
         {
@@ -133,17 +144,21 @@ public sealed partial class RaftNode
 
     private void HandleReadIndexResponse(Message m)
     {
-        if (_forwardedReads.Remove(m.Context)) _readStates.Add(new ReadState(m.Context, m.Index, ReadOutcome.Ready));
+        if (!_forwardedReads.Remove(m.Context, out var batch)) return;
+        if (ReferenceEquals(batch.RequestIds, _openReadBatch)) _openReadBatch = null;
+        foreach (var requestId in batch.RequestIds) _readStates.Add(new ReadState(requestId, m.Index, ReadOutcome.Ready));
     }
 
     private void FailPendingReads(ReadOutcome outcome)
     {
         foreach (var read in _pendingReads) FailRead(read, outcome);
         foreach (var read in _readsAwaitingCommit) FailRead(read, outcome);
-        foreach (var requestId in _forwardedReads.Keys) _readStates.Add(new ReadState(requestId, 0, outcome));
+        foreach (var (_, batch) in _forwardedReads)
+            foreach (var requestId in batch.RequestIds) _readStates.Add(new ReadState(requestId, 0, outcome));
         _pendingReads.Clear();
         _readsAwaitingCommit.Clear();
         _forwardedReads.Clear();
+        _openReadBatch = null;
     }
 
     // Remote readers learn of the failure by their own leader change or timeout; only local ones are answered here.
@@ -167,11 +182,12 @@ public sealed partial class RaftNode
         ExpireFrom(_pendingReads, cutoff);
         ExpireFrom(_readsAwaitingCommit, cutoff);
         if (_forwardedReads.Count == 0) return;
-        foreach (var (requestId, startTick) in _forwardedReads.ToArray())
+        foreach (var (context, batch) in _forwardedReads.ToArray())
         {
-            if (startTick > cutoff) continue;
-            _forwardedReads.Remove(requestId);
-            _readStates.Add(new ReadState(requestId, 0, ReadOutcome.TimedOut));
+            if (batch.StartTick > cutoff) continue;
+            _forwardedReads.Remove(context);
+            if (ReferenceEquals(batch.RequestIds, _openReadBatch)) _openReadBatch = null;
+            foreach (var requestId in batch.RequestIds) _readStates.Add(new ReadState(requestId, 0, ReadOutcome.TimedOut));
         }
     }
 

@@ -47,11 +47,10 @@ public sealed partial class RaftNode
 
     private void SendSnapshotChunk(ulong to, SnapshotTransfer transfer)
     {
-        var data = transfer.Snapshot.Data;
-        var total = (ulong)data.Length;
+        var total = (ulong)transfer.Snapshot.LengthBytes;
         var offset = Math.Min(transfer.AckedOffset, total);
         var length = (int)Math.Min((ulong)_options.SnapshotChunkBytes, total - offset);
-        var chunk = new SnapshotChunk(transfer.Snapshot.Metadata, offset, total, data.Slice((int)offset, length));
+        var chunk = new SnapshotChunk(transfer.Snapshot.Metadata, offset, total, transfer.Reader.Read((long)offset, length));
         Send(NewMessage(MessageType.Snapshot, to) with { Snapshot = chunk });
         transfer.ChunkSentAtTick = _tickCount;
     }
@@ -61,7 +60,7 @@ public sealed partial class RaftNode
         MarkActive(pr);
         var transfer = pr.Transfer;
         if (pr.State != ProgressState.Snapshot || transfer is null || m.Index != transfer.Snapshot.Metadata.Index) return;
-        var total = (ulong)transfer.Snapshot.Data.Length;
+        var total = (ulong)transfer.Snapshot.LengthBytes;
         var next = m.Context;
         if (next == 0 && transfer.AckedOffset > 0) transfer.AckedOffset = 0; // the follower lost its partial copy
         else if (next > transfer.AckedOffset) transfer.AckedOffset = Math.Min(next, total);

@@ -305,6 +305,8 @@ public sealed partial class RaftNode
             ReduceUncommittedBytes(committed);
         }
         _messages = [];
+        _forwarding = null;
+        _openReadBatch = null;
         _messagesAfterPersist = [];
         _readStates = [];
         _proposalOutcomes = [];

@@ -7,6 +7,7 @@ using Keel.Server.Peers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using System.Net.Security;
+using Keel.Gossip.Hosting;
 using Keel.Server.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;

@@ -161,7 +161,18 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}");
+        $"{NodeCount} nodes; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}");
+
+    private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
+
+    /// <summary>Loop turns run by every process over the run (<see cref="NodeDriver.RunTurn"/>).</summary>
+    public long Turns => AllProcesses().Sum(p => p.Turns);
+
+    /// <summary>Turns that ran more than one work item as one batch (group commit).</summary>
+    public long BatchedTurns => AllProcesses().Sum(p => p.BatchedTurns);
+
+    /// <summary>Snapshots written by the background writer and reported back through the loop.</summary>
+    public int BackgroundSnapshotsWritten => AllProcesses().Sum(p => p.BackgroundSnapshotsWritten);
 
     internal IEnumerable<KeelProcess> Processes()
     {
@@ -369,14 +380,27 @@ public sealed class KvScenario : ISimulationScenario
     internal bool UnsafeLocalReadsOnLeader => _options.UnsafeLocalReadsOnLeader;
 }
 
-/// <summary>One simulated machine running a <see cref="KeelNode"/>: routes its outbox to the network and the clients.</summary>
-internal sealed class KeelProcess : ISimProcess
+/// <summary>
+/// One simulated machine running a <see cref="KeelNode"/> through the server's own loop logic (<see cref="NodeDriver"/>,
+/// issue 11 item 6): requests, peer messages and finished snapshot writes are queued as work items and run in turns,
+/// as group-committed batches, with appends sent before the node's own WAL write, ticks when due, and every peer
+/// message through the wire codec (<see cref="RaftMessageCodec"/>) both ways.
+/// </summary>
+internal sealed class KeelProcess : ISimProcess, INodeDriverHost
 {
+    private const int TurnTag = 5;
+    private const int TickTag = 6;
+    private const int SnapshotWrittenTag = 7;
+    // The loop wakes up to this long after work is queued: work arriving meanwhile joins the same turn (a batch).
+    private const long MaxTurnWakeUpUs = 300;
+
     private readonly KvScenario _scenario;
     private readonly ulong[] _voters;
-    private readonly List<Message> _messages = [];
-    private readonly List<KvResult> _responses = [];
+    private readonly Queue<Action> _work = new();
     private NodeContext _context = null!;
+    private NodeDriver _driver = null!;
+    private bool _turnScheduled;
+    private SnapshotToPersist? _pendingSnapshot;
 
     public KeelProcess(KvScenario scenario, int simId, ulong[] voters)
     {
@@ -388,6 +412,15 @@ internal sealed class KeelProcess : ISimProcess
     public ulong RaftId { get; }
     public KeelNode Node { get; private set; } = null!;
     public bool Started { get; private set; }
+
+    /// <summary>Turns this process ran.</summary>
+    public long Turns { get; private set; }
+
+    /// <summary>Turns that ran more than one work item.</summary>
+    public long BatchedTurns { get; private set; }
+
+    /// <summary>Background snapshots this process encoded and wrote durably.</summary>
+    public int BackgroundSnapshotsWritten { get; private set; }
 
     public void Start(NodeContext context)
     {
@@ -405,84 +438,110 @@ internal sealed class KeelProcess : ISimProcess
             SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
             PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
         }, new SimStorageDirectory(context.Disk, "wal/"));
+        _work.Clear();
+        _turnScheduled = false;
         _pendingSnapshot = null;
+        _driver = new NodeDriver(Node, this, (int)_scenario.TickMs);
         Started = true;
-        Node.Tick(context.MonotonicMs, context.WallClockMs);
-        Drain();
-        context.SetTimer(_scenario.TickMs);
+        _driver.Start();
+        context.SetTimer(_scenario.TickMs, TickTag);
     }
 
     public void OnMessage(NodeContext context, int from, object message)
     {
-        Node.Step((Message)message);
-        Drain();
+        // Every message crosses the wire codec, as between real members.
+        var decoded = RaftMessageCodec.Decode((byte[])message);
+        Enqueue(() => Node.Step(decoded));
     }
 
     public void OnTimer(NodeContext context, long timerId, int tag)
     {
-        if (tag == SnapshotWrittenTag)
+        switch (tag)
         {
-            CompleteSnapshot(context);
-            return;
+            case SnapshotWrittenTag:
+                WriteSnapshot(context);
+                return;
+            case TurnTag:
+                _turnScheduled = false;
+                RunTurn();
+                return;
+            default:
+                // The loop's own clock: a turn, with no work if none is queued, ticks the node once a tick is due.
+                RunTurn();
+                context.SetTimer(Math.Max(1, _driver.NextTickMs - context.MonotonicMs), TickTag);
+                return;
         }
-        Node.Tick(context.MonotonicMs, context.WallClockMs);
-        Drain();
-        context.SetTimer(_scenario.TickMs);
     }
 
-    public void Submit(ulong requestId, KvCommand command, string? idempotencyKey)
+    public void Submit(ulong requestId, KvCommand command, string? idempotencyKey) =>
+        Enqueue(() => Node.Submit(requestId, command, idempotencyKey));
+
+    public void Read(ulong requestId, RangeRequest request, bool linearizable) =>
+        Enqueue(() => Node.Read(requestId, request, linearizable));
+
+    private void Enqueue(Action work)
     {
-        Node.Submit(requestId, command, idempotencyKey);
-        Drain();
+        _work.Enqueue(work);
+        if (_turnScheduled) return;
+        _turnScheduled = true;
+        _context.SetTimerUs(_context.Random.NextInt64(0, MaxTurnWakeUpUs + 1), TurnTag);
     }
 
-    public void Read(ulong requestId, RangeRequest request, bool linearizable)
+    private void RunTurn()
     {
-        Node.Read(requestId, request, linearizable);
-        Drain();
+        var ran = _driver.RunTurn((out Action work) => _work.TryDequeue(out work!));
+        Turns++;
+        if (ran > 1) BatchedTurns++;
+        // More than one turn's worth was queued: the rest runs in the next turn, as the server's loop does.
+        if (_work.Count > 0 && !_turnScheduled)
+        {
+            _turnScheduled = true;
+            _context.SetTimerUs(0, TurnTag);
+        }
     }
 
-    private const int SnapshotWrittenTag = 7;
-    private SnapshotToPersist? _pendingSnapshot;
-
-    /// <summary>The background write finished: encode the captured image now (late, after the node went on), write it, report it.</summary>
-    private void CompleteSnapshot(NodeContext context)
+    /// <summary>The background write finished: encode the captured image now (late, after the node went on), write it, report it through the loop.</summary>
+    private void WriteSnapshot(NodeContext context)
     {
         if (_pendingSnapshot is not { } snapshot) return;
         _pendingSnapshot = null;
         var durable = false;
         try
         {
-            new SnapshotStore(new SimStorageDirectory(context.Disk, "wal/")).Save(snapshot.Index, snapshot.Term, snapshot.Data.Span);
+            new SnapshotStore(new SimStorageDirectory(context.Disk, "wal/")).Save(snapshot.Index, snapshot.Term, snapshot.Image.SizeBytes, snapshot.Image.EncodeTo);
             durable = true;
         }
         catch (IOException)
         {
             // A disk fault: the node keeps its log and takes another snapshot later.
         }
-        Node.OnSnapshotPersisted(snapshot.Index, snapshot.Term, durable);
         BackgroundSnapshotsWritten += durable ? 1 : 0;
-        Drain();
+        Enqueue(() => _driver.SnapshotWritten(snapshot.Index, snapshot.Term, durable));
     }
 
-    /// <summary>Background snapshots this process encoded and wrote durably.</summary>
-    public int BackgroundSnapshotsWritten { get; private set; }
+    long INodeDriverHost.MonotonicMs => _context.MonotonicMs;
 
-    private void Drain()
+    long INodeDriverHost.WallClockMs => _context.WallClockMs;
+
+    void INodeDriverHost.Send(Message message)
     {
-        _messages.Clear();
-        _responses.Clear();
-        Node.Outbox.DrainTo(_messages, _responses);
-        if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot)
-        {
-            _pendingSnapshot = snapshot;
-            _context.SetTimer(_context.Random.NextInt64(1, _scenario.Options.BackgroundSnapshotMaxDelayMs + 1), SnapshotWrittenTag);
-        }
-        foreach (var message in _messages)
-            _context.Send((int)message.To - 1, message, sizeBytes: 64 + (int)Math.Min(message.PayloadBytes, int.MaxValue - 64));
-        // Copied: answering a client may make it issue its next request to this very node.
-        foreach (var response in _responses.ToArray()) _scenario.OnResponse(response);
+        var bytes = RaftMessageCodec.Encode(message);
+        _context.Send((int)message.To - 1, bytes, sizeBytes: bytes.Length);
     }
+
+    void INodeDriverHost.Answer(KvResult result) => _scenario.OnResponse(result);
+
+    void INodeDriverHost.WriteSnapshotInBackground(SnapshotToPersist snapshot)
+    {
+        _pendingSnapshot = snapshot;
+        _context.SetTimer(_context.Random.NextInt64(1, _scenario.Options.BackgroundSnapshotMaxDelayMs + 1), SnapshotWrittenTag);
+    }
+
+    void INodeDriverHost.OnTicked(long monotonicMs) { }
+
+    void INodeDriverHost.BeforeAnswers() { }
+
+    void INodeDriverHost.AfterTurn() { }
 }
 
 /// <summary>

@@ -68,6 +68,36 @@ public sealed class KeelNodeTests
     }
 
     [Fact]
+    public void A_single_member_elects_itself_on_its_first_tick_at_start_and_at_restart()
+    {
+        var directory = NewDirectory(3);
+        var node = Open(directory, [1]);
+        _nowMs += 10;
+        node.Tick(_nowMs, 1_767_225_600_000 + _nowMs);
+        Assert.True(node.IsLeader, "a sole voter waited for an election timeout it has no reason to wait for");
+        var put = SubmitAndWait(node, 1, KvCommand.Of(new PutRequest { Key = B("k"), Value = B("v") }));
+        Assert.False(put.IsError, put.Error?.Message);
+
+        // Restarted on the same log: leader again at once, with the write.
+        var restarted = Open(directory, [1]);
+        _nowMs += 10;
+        restarted.Tick(_nowMs, 1_767_225_600_000 + _nowMs);
+        Assert.True(restarted.IsLeader);
+        restarted.Read(2, new RangeRequest { Key = B("k") }, linearizable: true);
+        var read = Await(restarted, 2);
+        Assert.Equal("v", Encoding.UTF8.GetString(Assert.Single(read.Range!.Kvs).Value));
+
+        // A member of three does not campaign at start: it waits to hear a leader first.
+        var ofThree = Open(NewDirectory(4), [1, 2, 3]);
+        _nowMs += 10;
+        ofThree.Tick(_nowMs, 1_767_225_600_000 + _nowMs);
+        Assert.False(ofThree.IsLeader);
+        var sent = new List<Message>();
+        ofThree.Outbox.DrainTo(sent, []);
+        Assert.DoesNotContain(sent, m => m.Type is MessageType.PreVote or MessageType.Vote);
+    }
+
+    [Fact]
     public void A_single_node_applies_a_put_and_serves_both_read_paths()
     {
         var node = LeaderOfOne(NewDirectory(1));

@@ -10,15 +10,20 @@ public sealed class KvSimulationTests
     {
         var failures = new List<string>();
         var completed = 0;
+        long turns = 0, batched = 0;
         for (ulong seed = 1; seed <= 200; seed++)
         {
             var scenario = new KvScenario();
             var result = SimulationRunner.Run(scenario, seed);
             if (!result.Passed) failures.Add($"seed {seed}: {result.Failure!.Violation}\n  {result.Summary}");
             completed += scenario.History.Operations.Count(o => !o.IsPending);
+            turns += scenario.Turns;
+            batched += scenario.BatchedTurns;
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         Assert.True(completed > 200 * 20, $"only {completed} operations completed over 200 seeds");
+        // The processes run the server's loop driver: work queued close together must have run as one batch.
+        Assert.True(batched > turns / 100, $"only {batched} of {turns} loop turns ran more than one work item");
     }
 }
 
@@ -64,16 +69,18 @@ public sealed class KvBackgroundSnapshotSimulationTests
     public void Every_seed_is_linearizable_with_background_snapshots_encoded_late()
     {
         var failures = new List<string>();
-        int snapshotted = 0, installed = 0;
+        int snapshotted = 0, installed = 0, written = 0;
         for (ulong seed = 1; seed <= 40; seed++)
         {
             var scenario = new KvScenario(new KvScenarioOptions { SnapshotEveryEntries = 25, SnapshotTrailingEntries = 10, IdempotentWriteChance = 0.6, BackgroundSnapshots = true });
             var result = SimulationRunner.Run(scenario, seed);
             if (!result.Passed) failures.Add($"seed {seed}: {result.Failure!.Violation}\n  {result.Summary}");
             installed += scenario.SnapshotsInstalled;
+            written += scenario.BackgroundSnapshotsWritten;
             if (scenario.HighestSnapshotIndex > 1) snapshotted++;
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
+        Assert.True(written >= 40, $"only {written} background snapshots were written and reported through the loop");
         Assert.True(snapshotted >= 30, $"only {snapshotted} of 40 runs completed a background snapshot");
         Assert.True(installed > 0, "no follower was ever sent a snapshot");
     }

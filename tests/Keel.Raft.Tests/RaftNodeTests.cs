@@ -38,6 +38,35 @@ public sealed class RaftNodeTests
     }
 
     [Fact]
+    public void AFollowerForwardsTheProposalsOfOneTurnAsOneMessageWithinTheSizeBound()
+    {
+        var cluster = ElectedCluster(configure: o => o with { MaxSizePerMessageBytes = 10 });
+        var follower = cluster[2].Node;
+        cluster[2].Storage.Append(follower.GetReady().Entries); // nothing pending before the proposals
+        for (var i = 0; i < 4; i++) Assert.Equal(ProposeStatus.Forwarded, follower.Propose(Encoding.UTF8.GetBytes($"abc{i}")).Status);
+        var ready = follower.GetReady();
+        var proposes = ready.Messages.Where(m => m.Type == MessageType.Propose).ToList();
+        // 4 bytes each under a 10-byte bound: two per message, in order.
+        Assert.Equal(2, proposes.Count);
+        Assert.All(proposes, m => Assert.Equal(1ul, m.To));
+        Assert.Equal(["abc0", "abc1", "abc2", "abc3"], proposes.SelectMany(m => m.Entries).Select(e => Encoding.UTF8.GetString(e.Data.Span)));
+        follower.Advance(ready);
+        // A message handed out is never appended to again: the next proposal starts a new one.
+        Assert.Equal(ProposeStatus.Forwarded, follower.Propose("late"u8.ToArray()).Status);
+        Assert.Equal(2, proposes[1].Entries.Count);
+        var next = follower.GetReady().Messages.Single(m => m.Type == MessageType.Propose);
+        Assert.Equal("late", Encoding.UTF8.GetString(Assert.Single(next.Entries).Data.Span));
+
+        // The leader appends every forwarded entry, in order.
+        var leader = cluster[1].Node;
+        var before = leader.Log.LastIndex;
+        foreach (var m in proposes.Append(next)) leader.Step(m);
+        var appended = leader.GetReady().Entries.Select(e => Encoding.UTF8.GetString(e.Data.Span)).ToList();
+        Assert.Equal(["abc0", "abc1", "abc2", "abc3", "late"], appended);
+        Assert.Equal(before + 5, leader.Log.LastIndex);
+    }
+
+    [Fact]
     public void LeaderAppendsGoOutBeforePersistenceAndFollowerAcksAfter()
     {
         var cluster = ElectedCluster();
@@ -146,6 +175,54 @@ public sealed class RaftNodeTests
         cluster.Partition([1]);
         cluster[1].Node.Propose("abcd"u8.ToArray()).ThrowIfDropped();
         Assert.Throws<RaftOverloadedException>(() => cluster[1].Node.Propose("e"u8.ToArray()).ThrowIfDropped());
+    }
+
+    [Fact]
+    public void AFollowersReadsOfOneTurnShareOneForwardedReadIndexAndItsAnswer()
+    {
+        var cluster = ElectedCluster();
+        var leader = cluster[1].Node;
+        leader.Propose("x"u8.ToArray());
+        cluster.Stabilize();
+        var committed = leader.Log.Committed;
+        var follower = cluster[2].Node;
+        for (ulong id = 101; id <= 103; id++) follower.ReadIndex(id);
+        var ready = follower.GetReady();
+        var forwarded = Assert.Single(ready.Messages, m => m.Type == MessageType.ReadIndex);
+        Assert.Equal(101ul, forwarded.Context);
+        follower.Advance(ready);
+        // A read after the message left goes in a message of its own.
+        follower.ReadIndex(104);
+        var second = Assert.Single(follower.GetReady().Messages, m => m.Type == MessageType.ReadIndex);
+        Assert.Equal(104ul, second.Context);
+
+        // The leader confirms each message with a heartbeat round and answers it; each answer serves its whole batch.
+        leader.Step(forwarded);
+        leader.Step(second);
+        cluster.Stabilize();
+        var states = cluster[2].ReadStates.Where(r => r.RequestId is >= 101 and <= 104).OrderBy(r => r.RequestId).ToList();
+        Assert.Equal([101ul, 102, 103, 104], states.Select(r => r.RequestId));
+        Assert.All(states, r => Assert.Equal(ReadOutcome.Ready, r.Outcome));
+        Assert.All(states, r => Assert.True(r.Index >= committed));
+    }
+
+    [Fact]
+    public void AForwardedReadBatchFailsAsAWholeWhenItsLeaderIsLost()
+    {
+        var cluster = ElectedCluster(configure: o => o with { CheckQuorum = false });
+        cluster.Partition([1]);
+        var follower = cluster[2].Node;
+        follower.ReadIndex(8);
+        follower.ReadIndex(9);
+        Assert.Single(follower.GetReady().Messages, m => m.Type == MessageType.ReadIndex);
+        var outcomes = new List<ReadState>();
+        for (var i = 0; i < 25; i++)
+        {
+            follower.Tick();
+            if (follower.HasReady()) outcomes.AddRange(follower.GetReady().ReadStates);
+        }
+        Assert.Contains(outcomes, r => r.RequestId == 8 && r.Outcome is ReadOutcome.TimedOut or ReadOutcome.LeaderChanged);
+        Assert.Contains(outcomes, r => r.RequestId == 9 && r.Outcome is ReadOutcome.TimedOut or ReadOutcome.LeaderChanged);
     }
 
     [Fact]

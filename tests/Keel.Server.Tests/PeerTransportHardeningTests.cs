@@ -114,7 +114,7 @@ public sealed class PeerTransportHardeningTests
     {
         await using var harness = new Harness(clusterId: 0);
         ulong learned = 0;
-        harness.Transport.ClusterIdLearned += id => learned = id;
+        harness.Transport.ClusterIdLearned += id => Volatile.Write(ref learned, id);
         var stray = await harness.ConnectAsync();
         await stray.SendAsync(Hello(Cluster, Peer, magic: 0x48545450 /* "HTTP" */));
         Assert.True(await ClosedWithinAsync(stray, TimeSpan.FromSeconds(5)));
@@ -128,8 +128,10 @@ public sealed class PeerTransportHardeningTests
         // A real member's hello still teaches it.
         var member = await harness.ConnectAsync();
         await member.SendAsync(Hello(Cluster, Peer));
-        await PollAsync(() => harness.Transport.ClusterId == Cluster, TimeSpan.FromSeconds(5), "cluster id learned");
-        Assert.Equal(Cluster, learned);
+        // The id is stored before the event is raised, so wait for the event itself, not for the property.
+        await PollAsync(() => Volatile.Read(ref learned) != 0, TimeSpan.FromSeconds(5), "cluster id learned");
+        Assert.Equal(Cluster, Volatile.Read(ref learned));
+        Assert.Equal(Cluster, harness.Transport.ClusterId);
     }
 
     [Fact]

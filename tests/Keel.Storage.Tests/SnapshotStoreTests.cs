@@ -26,6 +26,60 @@ public sealed class SnapshotStoreTests
     }
 
     [Fact]
+    public void A_snapshot_file_reads_back_in_chunks_as_it_was_written_in_order_or_not()
+    {
+        var directory = new MemoryDirectory();
+        var store = new SnapshotStore(directory);
+        var image = Payload(7, 10_000);
+        store.Save(700, 3, image.Length, destination => image.CopyTo(destination));
+        var file = store.OpenFile(700, 3);
+        Assert.Equal(image.Length, file.LengthBytes);
+
+        var inOrder = file.OpenReader();
+        var copy = new List<byte>();
+        for (var offset = 0; offset < image.Length; offset += 4096)
+            copy.AddRange(inOrder.Read(offset, Math.Min(4096, image.Length - offset)));
+        Assert.Equal(image, copy.ToArray());
+
+        // A transfer that starts again, resends a chunk, or asks for the last chunk first still gets checked bytes.
+        var outOfOrder = file.OpenReader();
+        Assert.Equal(image.AsSpan(0, 100).ToArray(), outOfOrder.Read(0, 100));
+        Assert.Equal(image.AsSpan(0, 100).ToArray(), outOfOrder.Read(0, 100));
+        Assert.Equal(image.AsSpan(9_000).ToArray(), outOfOrder.Read(9_000, 1_000));
+    }
+
+    [Fact]
+    public void A_snapshot_file_damaged_after_it_was_written_fails_before_its_last_chunk_is_returned()
+    {
+        var directory = new MemoryDirectory();
+        var store = new SnapshotStore(directory);
+        var image = Payload(8, 10_000);
+        store.Save(800, 4, image);
+        var file = store.OpenFile(800, 4);
+        directory.Files[SnapshotStore.FileName(800, 4)][5_000] ^= 0x01;
+        var reader = file.OpenReader();
+        for (var offset = 0; offset < 8_000; offset += 2_000) reader.Read(offset, 2_000);
+        var error = Assert.Throws<SnapshotFileException>(() => reader.Read(8_000, 2_000));
+        Assert.Contains(SnapshotStore.FileName(800, 4), error.Message, StringComparison.Ordinal);
+        Assert.Contains("CRC32C", error.Message, StringComparison.Ordinal);
+        // Asked for the last chunk alone, the reader checks the whole image first.
+        Assert.Throws<SnapshotFileException>(() => file.OpenReader().Read(9_000, 1_000));
+    }
+
+    [Fact]
+    public void Opening_a_missing_or_truncated_snapshot_file_names_it()
+    {
+        var directory = new MemoryDirectory();
+        var store = new SnapshotStore(directory);
+        Assert.Contains("missing", Assert.Throws<SnapshotFileException>(() => store.OpenFile(1, 1)).Message, StringComparison.Ordinal);
+        store.Save(900, 5, Payload(9, 1_000));
+        var name = SnapshotStore.FileName(900, 5);
+        directory.Files[name] = directory.Files[name][..500];
+        var error = Assert.Throws<SnapshotFileException>(() => store.OpenFile(900, 5));
+        Assert.Equal(name, error.FileName);
+    }
+
+    [Fact]
     public void A_half_written_or_corrupt_snapshot_is_ignored_with_a_warning()
     {
         var directory = new MemoryDirectory();
@@ -44,22 +98,40 @@ public sealed class SnapshotStoreTests
     }
 
     [Fact]
-    public void A_crash_at_any_point_of_a_save_leaves_the_old_or_the_new_snapshot_never_a_broken_one()
+    public void A_crash_at_any_point_of_a_save_leaves_the_old_or_the_new_snapshot_never_a_broken_one() =>
+        CrashDuringSaveLeavesOldOrNew(seeds: 60, crashPoints: 12, newBytes: 200,
+            store => { store.Save(10, 1, Payload(10, 200)); store.Save(20, 1, Payload(20, 200)); },
+            store => store.Save(30, 2, Payload(30, 200)));
+
+    [Fact]
+    public void A_crash_while_a_large_snapshot_is_written_in_synced_pieces_leaves_the_old_or_the_new_one()
     {
-        for (ulong seed = 0; seed < 60; seed++)
+        // Larger than SyncEveryBytes: written and synced piece by piece, so a crash can fall between two pieces.
+        var size = SnapshotStore.SyncEveryBytes * 2 + 12_345;
+        CrashDuringSaveLeavesOldOrNew(seeds: 3, crashPoints: 10, newBytes: size,
+            store => store.Save(20, 1, Payload(20, 200)),
+            store => store.Save(30, 2, size, destination => Payload(30, size).CopyTo(destination)));
+    }
+
+    /// <summary>
+    /// For every seed and every operation of the save of snapshot 30 (of <paramref name="newBytes"/>) as the crash
+    /// point: after the crash the store loads snapshot 20 (200 bytes) or 30, intact, and 30 if the save returned.
+    /// </summary>
+    private static void CrashDuringSaveLeavesOldOrNew(int seeds, int crashPoints, int newBytes, Action<SnapshotStore> before, Action<SnapshotStore> save)
+    {
+        for (ulong seed = 0; seed < (ulong)seeds; seed++)
         {
-            for (var crashAt = 0; crashAt < 12; crashAt++)
+            for (var crashAt = 0; crashAt < crashPoints; crashAt++)
             {
                 var disk = NewSimDisk(seed);
                 var crashing = new CrashingDirectory(new SimStorageDirectory(disk));
                 var store = new SnapshotStore(crashing, retain: 2);
-                store.Save(10, 1, Payload(10, 200));
-                store.Save(20, 1, Payload(20, 200));
+                before(store);
                 crashing.CrashAtOperation = crashing.Operations + crashAt;
                 var completed = false;
                 try
                 {
-                    store.Save(30, 2, Payload(30, 200));
+                    save(store);
                     completed = true;
                 }
                 catch (SimulatedCrash)
@@ -70,7 +142,7 @@ public sealed class SnapshotStoreTests
                 var loaded = new SnapshotStore(crashing, retain: 2).LoadNewest([]);
                 Assert.NotNull(loaded);
                 Assert.True(loaded.Index is 20 or 30, $"seed {seed} crash {crashAt}: loaded {loaded.Index}");
-                Assert.True(loaded.Data.Span.SequenceEqual(Payload(loaded.Index, 200)));
+                Assert.True(loaded.Data.Span.SequenceEqual(Payload(loaded.Index, loaded.Index == 30 ? newBytes : 200)));
                 if (completed) Assert.Equal(30UL, loaded.Index); // a save that returned is durable
             }
         }

@@ -91,7 +91,7 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip, Auth.AuthGate ga
             var view = new MemberStatus { Id = member.ID, Name = member.Name, IsLearner = member.IsLearner, IsLeader = member.ID == status.Leader, LastContactAgoMs = -1, IsRaftMember = true, Role = "server" };
             view.PeerUrls.AddRange(member.PeerURLs);
             view.ClientUrls.AddRange(member.ClientURLs);
-            var endpoints = member.PeerURLs.Select(u => Uri.TryCreate(u, UriKind.Absolute, out var url) ? GossipHost.EndpointOf(url) : null).ToArray();
+            var endpoints = member.PeerURLs.Select(u => Uri.TryCreate(u, UriKind.Absolute, out var url) ? GossipHost.TryEndpointOf(url) : null).ToArray();
             foreach (var seen in gossiped)
             {
                 if (!endpoints.Any(e => e is not null && e.Equals(seen.Endpoint))) continue;
@@ -129,7 +129,7 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip, Auth.AuthGate ga
             byte[] key;
             try
             {
-                key = Security.GossipKeyFile.ParseKey(request.Key, "keel: key");
+                key = Keel.Gossip.Hosting.GossipKeyFile.ParseKey(request.Key, "keel: key");
             }
             catch (ArgumentException invalid)
             {
@@ -152,14 +152,14 @@ internal sealed class KeelApi(NodeHost host, GossipHost gossip, Auth.AuthGate ga
         var first = true;
         foreach (var key in replicated.Keys)
         {
-            response.Keys.Add(new KeyringKey { Key = Convert.ToBase64String(key), Primary = first, Fingerprint = Security.GossipKeyFile.Fingerprint(key) });
+            response.Keys.Add(new KeyringKey { Key = Convert.ToBase64String(key), Primary = first, Fingerprint = Keel.Gossip.Hosting.GossipKeyFile.Fingerprint(key) });
             first = false;
         }
         if (gossip.Agent is { } agent)
         {
             try
             {
-                foreach (var key in await agent.KeysAsync()) response.Local.Fingerprints.Add(Security.GossipKeyFile.Fingerprint(key));
+                foreach (var key in await agent.KeysAsync()) response.Local.Fingerprints.Add(Keel.Gossip.Hosting.GossipKeyFile.Fingerprint(key));
             }
             catch (ObjectDisposedException)
             {

@@ -80,7 +80,7 @@ public static class DashboardEndpoints
         var members = sample.Members.Select(m =>
         {
             progress.TryGetValue(m.Id, out var p);
-            var endpoints = m.PeerUrls.Select(u => Uri.TryCreate(u, UriKind.Absolute, out var url) ? GossipHost.EndpointOf(url) : null).ToArray();
+            var endpoints = m.PeerUrls.Select(u => Uri.TryCreate(u, UriKind.Absolute, out var url) ? GossipHost.TryEndpointOf(url) : null).ToArray();
             var seen = gossiped.FirstOrDefault(g => endpoints.Any(e => e is not null && e.Equals(g.Endpoint)));
             return new MemberView(Hex(m.Id), m.Name, m.PeerUrls, m.ClientUrls, m.IsLearner, m.Id == status.Leader, m.Id == host.MemberId,
                 p?.Match, p is null ? null : (long)status.CommitIndex - (long)p.Match, p?.State, p?.RecentActive,

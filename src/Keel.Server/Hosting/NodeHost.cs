@@ -29,9 +29,8 @@ public sealed class NodeHost : IAsyncDisposable
     private const long SlowBatchMs = 250;
 
     private readonly LoopWorkQueue _work = new();
+    private readonly NodeDriver _driver;
     private readonly Dictionary<ulong, TaskCompletionSource<KvResult>> _waiting = [];
-    private readonly List<Message> _messages = [];
-    private readonly List<KvResult> _responses = [];
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IDisposable _directoryLock;
@@ -39,18 +38,14 @@ public sealed class NodeHost : IAsyncDisposable
     private readonly long _startTimestamp;
     private ulong _nextRequestId;
     private Task? _loop;
-    private Task? _ticker;
     private Task? _publisher;
     private IReadOnlyList<MemberInfo> _knownMembers = [];
     private long _lastMemberSyncMs = long.MinValue / 2;
-    private long _lastTickMonotonicMs;
     private long _leaderLastArrivedMs;
     private long _lastProgressNotifyMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
     private volatile Keel.Node.Auth.AuthState _auth;
     private volatile Keel.Node.Keyring.GossipKeys _gossipKeys;
-    private const int MaxQueuedTicks = 250;
-    private int _queuedTicks;
     private long _queuedItems;
     private long _queuedRequests;
     private long _queuedPeerMessages;
@@ -77,7 +72,7 @@ public sealed class NodeHost : IAsyncDisposable
         _logger = logger;
         _startTimestamp = time.GetTimestamp();
         Watches = new WatchHub(this);
-        node.SendBeforePersist = SendBeforePersist;
+        _driver = new NodeDriver(node, new DriverHost(this), TickEveryMs);
         Transport = new PeerTransport(node.Id, clusterId, options.ListenPeerUrls, PostPeerMessage, logger,
             PeerTransportOptions.ForRaft(options.HeartbeatIntervalMs, options.ElectionTimeoutMs), peerSecurity);
         Transport.ClusterIdLearned += learned =>
@@ -196,7 +191,6 @@ public sealed class NodeHost : IAsyncDisposable
         var host = new NodeHost(node, directory, directoryLock, clusterId, members, options, time, logger, statistics, peerSecurity);
         host.Transport.Start();
         host._loop = host.StartLoopThread();
-        host._ticker = Task.Run(host.RunTicker);
         logger.LogInformation("member {Name} ({Id:x16}) of cluster {Cluster:x16} started; data in {DataDir}; applied index {Applied}",
             options.Name, node.Id, clusterId, options.DataDir, node.AppliedIndex);
         host._publisher = Task.Run(host.PublishSelfAsync);
@@ -517,7 +511,6 @@ public sealed class NodeHost : IAsyncDisposable
         try
         {
             if (_loop is not null) await _loop.WaitAsync(TimeSpan.FromSeconds(10));
-            if (_ticker is not null) await _ticker.WaitAsync(TimeSpan.FromSeconds(5));
             if (_publisher is not null) await _publisher.WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (Exception exception) when (exception is OperationCanceledException or TimeoutException)
@@ -531,43 +524,35 @@ public sealed class NodeHost : IAsyncDisposable
         if (_loop is null || _loop.IsCompleted) _work.Dispose();
     }
 
-    private async Task RunTicker()
+    /// <summary>The host's side of <see cref="NodeDriver"/>: real clocks, the peer transport, the waiting RPCs, files.</summary>
+    private sealed class DriverHost(NodeHost host) : INodeDriverHost
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(TickEveryMs), _time);
-        try
+        public long MonotonicMs => host.MonotonicMs;
+
+        public long WallClockMs => host._time.GetUtcNow().ToUnixTimeMilliseconds();
+
+        public void Send(Message message) => host.Transport.Send(message);
+
+        public void Answer(KvResult result)
         {
-            while (await timer.WaitForNextTickAsync(_stopping.Token))
-            {
-                // The tick carries the time it was taken: if the loop was busy (a snapshot, a GC pause), the queued ticks
-                // and the peer messages that arrived meanwhile are then replayed in the order they happened, so a
-                // leader's heartbeats received during the pause count before the missed ticks do.
-                var monotonicMs = MonotonicMs;
-                // A stalled loop must not collect ticks without bound: past MaxQueuedTicks (2.5 s of them) they are
-                // skipped, and the node catches up on the missed time from the next tick's clock reading.
-                if (Volatile.Read(ref _queuedTicks) >= MaxQueuedTicks) continue;
-                Interlocked.Increment(ref _queuedTicks);
-                Interlocked.Increment(ref _queuedItems);
-                if (!_work.TryWrite(() =>
-                    {
-                        Interlocked.Decrement(ref _queuedTicks);
-                        TickAt(monotonicMs);
-                    }))
-                {
-                    return;
-                }
-            }
+            if (host._waiting.Remove(result.RequestId, out var waiting)) waiting.TrySetResult(result);
         }
-        catch (OperationCanceledException)
+
+        public void WriteSnapshotInBackground(SnapshotToPersist snapshot) => host.WriteSnapshot(snapshot);
+
+        public void OnTicked(long monotonicMs) => host.OnTicked(monotonicMs);
+
+        public void BeforeAnswers()
         {
+            host._auth = host.Node.Auth;
+            host._gossipKeys = host.Node.GossipKeys;
         }
+
+        public void AfterTurn() => host.AfterTurn();
     }
 
-    private void TickAt(long monotonicMs)
+    private void OnTicked(long monotonicMs)
     {
-        // Ticks queued before a later-stamped clock refresh may arrive out of order by a millisecond: never step back.
-        monotonicMs = Math.Max(monotonicMs, _lastTickMonotonicMs);
-        _lastTickMonotonicMs = monotonicMs;
-        Node.Tick(monotonicMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
         if (monotonicMs - _lastMemberSyncMs >= 200)
         {
             _lastMemberSyncMs = monotonicMs;
@@ -579,13 +564,6 @@ public sealed class NodeHost : IAsyncDisposable
             Watches.NotifyProgress();
         }
     }
-
-    /// <summary>
-    /// Refreshes the node's wall clock without advancing Raft's ticks (the same monotonic time as the last tick), so a
-    /// write's hybrid timestamp is never older than the moment its request was queued.
-    /// </summary>
-    private void RefreshWallClock() =>
-        Node.Tick(_lastTickMonotonicMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
 
     /// <summary>
     /// Encodes a captured state snapshot and writes it durably, both off the loop (tmp file, fsync, rename, directory
@@ -600,12 +578,18 @@ public sealed class NodeHost : IAsyncDisposable
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
-                var data = snapshot.Data;
-                var encodedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                new SnapshotStore(Directory).Save(snapshot.Index, snapshot.Term, data.Span);
+                // Encoded into native memory that is freed once the file is written (no image-sized array left for
+                // the GC), and Raft reads the file when a follower needs the image.
+                var sizeBytes = ImageSize.CheckFitsOneArray(snapshot.Image.SizeBytes, "the node's snapshot image");
+                var encodedMs = 0.0;
+                new SnapshotStore(Directory).Save(snapshot.Index, snapshot.Term, sizeBytes, image =>
+                {
+                    snapshot.Image.EncodeTo(image);
+                    encodedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                });
                 durable = true;
                 _logger.LogInformation("snapshot at index {Index} ({Bytes:N0} bytes) encoded in {EncodeMs:F0} ms and written in {WriteMs:F0} ms, off the loop",
-                    snapshot.Index, data.Length, encodedMs, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds - encodedMs);
+                    snapshot.Index, sizeBytes, encodedMs, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds - encodedMs);
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
             {
@@ -615,9 +599,17 @@ public sealed class NodeHost : IAsyncDisposable
             {
                 _logger.LogCritical(exception, "snapshot at index {Index} cannot be encoded: {Message}; the log is kept and grows until the state shrinks", snapshot.Index, exception.Message);
             }
+            catch (Exception exception)
+            {
+                // Anything else means the captured image broke an invariant (or the encoder has a bug): going on would leave
+                // the member unable to ever snapshot again (one snapshot in flight at a time) and its log growing without
+                // bound, so it stops loudly instead.
+                FailStop("snapshot writer", exception);
+                return;
+            }
             try
             {
-                Post(() => Node.OnSnapshotPersisted(snapshot.Index, snapshot.Term, durable));
+                Post(() => _driver.SnapshotWritten(snapshot.Index, snapshot.Term, durable));
             }
             catch (ObjectDisposedException)
             {
@@ -709,29 +701,33 @@ public sealed class NodeHost : IAsyncDisposable
     private void RunLoopCore()
     {
         var reader = _work;
-        TickAt(MonotonicMs);
-        Flush();
+        _driver.Start();
+        // The loop ticks itself (NodeDriver.NextTickMs) from its own clock readings: no timer thread and no pool thread
+        // wakes it for that.
         var reportAt = System.Diagnostics.Stopwatch.GetTimestamp();
         long busyTicks = 0, batches = 0, items = 0;
-        while (reader.WaitToRead())
+        NextWorkItem next = (out Action work) =>
         {
-            var batchStart = System.Diagnostics.Stopwatch.GetTimestamp();
-            var ran = 0;
-            // Run everything queued as one batch (group commit): one WAL sync and one round of messages for all of it.
-            // The node reads the wall clock only when ticked: refresh it first (reads "as of" a time depend on a
-            // write's timestamp never being older than its request).
-            Node.BeginBatch();
-            RefreshWallClock();
-            while (ran < 4096 && reader.TryRead(out var work))
+            if (!reader.TryRead(out work)) return false;
+            Interlocked.Decrement(ref _queuedItems);
+            return true;
+        };
+        while (true)
+        {
+            var untilTickMs = _driver.NextTickMs - MonotonicMs;
+            if (untilTickMs > 0)
             {
-                Interlocked.Decrement(ref _queuedItems);
-                // No catch here: every work item validates what it was given, so an exception is a bug or a failed disk,
-                // and RunLoop stops the member.
-                work();
-                ran++;
+                if (!reader.WaitToRead((int)Math.Min(untilTickMs, TickEveryMs))) break;
             }
-            Node.EndBatch();
-            Flush();
+            else if (reader.IsDrained)
+            {
+                // A loop that is always behind (batches longer than a tick) never waits: it must still see the end.
+                break;
+            }
+            var batchStart = System.Diagnostics.Stopwatch.GetTimestamp();
+            // No catch here: every work item validates what it was given, so an exception is a bug or a failed disk, and
+            // RunLoop stops the member.
+            var ran = _driver.RunTurn(next);
             var batchEnd = System.Diagnostics.Stopwatch.GetTimestamp();
             Volatile.Write(ref _lastProgressMs, MonotonicMs);
             ReportNodeConditions();
@@ -780,26 +776,9 @@ public sealed class NodeHost : IAsyncDisposable
         }
     }
 
-    // Runs inside the node's Ready handling, before its WAL write and fsync: the appends go out now and the followers
-    // write their disks while we write ours. Answers wait for Flush, after the batch.
-    private void SendBeforePersist()
+    /// <summary>After a turn's messages and answers went out: the leader-change log, the published status, the watchers.</summary>
+    private void AfterTurn()
     {
-        Node.Outbox.DrainTo(_messages, _responses);
-        foreach (var message in _messages) Transport.Send(message);
-        _messages.Clear();
-    }
-
-    private void Flush()
-    {
-        Node.Outbox.DrainTo(_messages, _responses);
-        _auth = Node.Auth;
-        _gossipKeys = Node.GossipKeys;
-        foreach (var message in _messages) Transport.Send(message);
-        _messages.Clear();
-        foreach (var response in _responses)
-            if (_waiting.Remove(response.RequestId, out var waiting)) waiting.TrySetResult(response);
-        _responses.Clear();
-        if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot) WriteSnapshot(snapshot);
         if (Node.Raft.Leader != _status.Leader && Node.Raft.Leader != 0) Statistics.LeaderChanged();
         if (Node.Raft.Leader != _status.Leader)
         {

@@ -203,10 +203,19 @@ public sealed class PeerTransport : IAsyncDisposable
 
     internal static IPAddress ResolveListenAddress(Uri url)
     {
-        if (IPAddress.TryParse(url.Host.Trim('[', ']'), out var address)) return address;
-        if (string.Equals(url.Host, "localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
+        if (TryLiteralAddress(url.Host, out var address)) return address;
+        // A name with no address yet (a StatefulSet pod not yet published) fails like an unknown host: the dial loop
+        // retries it with backoff.
         var addresses = Dns.GetHostAddresses(url.Host);
-        return addresses.Length > 0 ? addresses[0] : throw new ArgumentException($"cannot resolve listen host '{url.Host}'");
+        return addresses.Length > 0 ? addresses[0] : throw new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.HostNotFound);
+    }
+
+    /// <summary>An IP literal (brackets allowed) or "localhost": an address without a DNS lookup.</summary>
+    internal static bool TryLiteralAddress(string host, out IPAddress address)
+    {
+        if (IPAddress.TryParse(host.Trim('[', ']'), out address!)) return true;
+        address = IPAddress.Loopback;
+        return string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase);
     }
 
     // Defence in depth under the ping/pong liveness check: the kernel gives up on a connection whose sent data stays

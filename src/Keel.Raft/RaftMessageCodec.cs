@@ -1,12 +1,12 @@
 using Keel.Core.Encoding;
 using Keel.Quorum;
-using Keel.Raft;
 
-namespace Keel.Server.Peers;
+namespace Keel.Raft;
 
 /// <summary>
 /// The binary form of a Raft <see cref="Message"/> between Keel nodes (the role etcd's <c>raftpb.Message</c> protobuf
-/// plays in rafthttp). Little-endian, every length checked on decode, so a corrupt or hostile frame fails with
+/// plays in rafthttp), used by the server's peer transport and by the simulator for every message it delivers.
+/// Little-endian, every length checked on decode, so a corrupt or hostile frame fails with
 /// <see cref="FormatException"/> instead of reaching Raft:
 /// <c>u8 version | u8 type | u64 from | u64 to | u64 term | u64 logTerm | u64 index | u64 commit | u8 flags |
 /// u64 rejectHint | u64 context | i32 entryCount | entries | [snapshot chunk]</c>, an entry being
