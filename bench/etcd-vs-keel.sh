@@ -132,7 +132,9 @@ measure() {
   if start_cluster "$system" "$round" "$cbase" "$pbase"; then
     local quick=()
     [[ $QUICK -eq 1 ]] && quick=(--quick)
-    dotnet "$BENCH_DLL" suite --endpoints "$ENDPOINTS" --label "$system" --round "$round" \
+    local pids
+    pids=$(IFS=,; echo "${PIDS[*]}")
+    dotnet "$BENCH_DLL" suite --endpoints "$ENDPOINTS" --label "$system" --round "$round" --server-pids "$pids" \
       --json "$OUT/$system-r$round.json" "${quick[@]}" "${SUITE_ARGS[@]}" 9>&- || rc=$?
   else
     rc=1

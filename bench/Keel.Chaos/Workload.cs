@@ -50,6 +50,13 @@ public sealed class Workload
     /// <summary>Deadline of each call.</summary>
     public TimeSpan CallTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Share of calls (percent) that are register gets; the rest of the mix keeps its proportions (puts, compare-and-swaps,
+    /// unique writes 20:20:25). The planted stale-read self-test raises it so a cut-off member, whose writes can only
+    /// time out, is certain to serve reads during the fault.
+    /// </summary>
+    public int ReadPercent { get; init; } = 35;
+
     /// <summary>Pause between a client's calls.</summary>
     public TimeSpan Think { get; init; } = TimeSpan.FromMilliseconds(10);
 
@@ -88,13 +95,13 @@ public sealed class Workload
         while (!stop.IsCancellationRequested)
         {
             var key = RegisterPrefix + random.Next(Keys).ToString(CultureInfo.InvariantCulture);
-            var roll = random.Next(100);
             var value = $"c{clientId}-{++sequence}";
-            KvInput? input = roll switch
+            // Writes split 20:20:25 (put, compare-and-swap, unique write) of whatever the gets leave.
+            var writeRoll = random.Next(65);
+            KvInput? input = random.Next(100) < ReadPercent ? KvInput.Get(key) : writeRoll switch
             {
-                < 35 => KvInput.Get(key),
-                < 55 => KvInput.Put(key, value),
-                < 75 => KvInput.Cas(key, _lastSeen.GetValueOrDefault(key, "none"), value),
+                < 20 => KvInput.Put(key, value),
+                < 40 => KvInput.Cas(key, _lastSeen.GetValueOrDefault(key, "none"), value),
                 _ => null,
             };
             var start = _clock.ElapsedMilliseconds;

@@ -103,18 +103,22 @@ public static class Commands
         putsTo.AcceptOnlyFromAmong("leader", "all");
         var rows = new Option<string?>("--rows") { Description = "Comma-separated row names to run (default: all)." };
         var pause = new Option<double>("--pause") { DefaultValueFactory = _ => 2.0, Description = "Seconds of rest between rows." };
+        var warmup = new Option<double>("--warmup-seconds") { DefaultValueFactory = _ => 3.0, Description = "Seconds of untimed load before each row is measured (both systems alike; quick: 0)." };
         var round = IntOption("--round", 0, "Round number recorded in the JSON.");
+        var serverPids = new Option<string?>("--server-pids") { Description = "Comma-separated pids of the server processes: their CPU per call is reported (Linux /proc)." };
         var json = JsonOption();
         var label = LabelOption();
         var command = new Command("suite", "Puts with 1, 64, 1000 clients; linearizable and serializable reads with 64 clients.")
         {
-            endpoints, quick, scale, timeLimit, putsTo, rows, pause, round, json, label,
+            endpoints, quick, scale, timeLimit, putsTo, rows, pause, warmup, round, serverPids, json, label,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var urls = SplitEndpoints(parse.GetValue(endpoints)!);
             var limit = parse.GetValue(timeLimit) is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
-            var specs = Keel.LoadBench.Suite.Rows(parse.GetValue(quick), parse.GetValue(scale), limit, parse.GetValue(putsTo) == "leader");
+            var warmupDuration = parse.GetValue(quick) ? TimeSpan.Zero : TimeSpan.FromSeconds(parse.GetValue(warmup));
+            var specs = Keel.LoadBench.Suite.Rows(parse.GetValue(quick), parse.GetValue(scale), limit, parse.GetValue(putsTo) == "leader")
+                .Select(spec => spec with { WarmupDuration = warmupDuration, ServerPids = ServerCpu.ParsePids(parse.GetValue(serverPids)) }).ToList();
             if (parse.GetValue(rows) is { } only)
             {
                 var wanted = only.Split(',', StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);

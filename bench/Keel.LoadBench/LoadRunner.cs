@@ -31,10 +31,11 @@ public static class LoadRunner
 
         // Warm-up: untimed, into a key range of its own so the measured puts still write new keys.
         var warmupPerClient = (spec.WarmupRequests + spec.Clients - 1) / spec.Clients;
+        var warmupClock = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, spec.Clients).Select(async client =>
         {
             var kv = pool.KvFor(client);
-            for (var i = 0; i < warmupPerClient; i++)
+            for (var i = 0; i < warmupPerClient || warmupClock.Elapsed < spec.WarmupDuration; i++)
             {
                 try
                 {
@@ -54,6 +55,7 @@ public static class LoadRunner
         long issued = 0, cut = 0;
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var serverCpuBefore = ServerCpu.Sample(spec.ServerPids);
         var clock = Stopwatch.StartNew();
         limit.CancelAfter(spec.TimeLimit);
         await Task.WhenAll(Enumerable.Range(0, spec.Clients).Select(client => Task.Run(async () =>
@@ -89,8 +91,10 @@ public static class LoadRunner
         }, CancellationToken.None)));
         clock.Stop();
         var clientCpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+        var serverCpuAfter = ServerCpu.Sample(spec.ServerPids);
+        var serverCpu = serverCpuBefore is { } before && serverCpuAfter is { } after ? after - before : (TimeSpan?)null;
         cancellationToken.ThrowIfCancellationRequested();
-        return Summarize(spec, latencyMicros, errorsByCode, firstErrorByCode, cut, clock.Elapsed, clientCpu);
+        return Summarize(spec, latencyMicros, errorsByCode, firstErrorByCode, cut, clock.Elapsed, clientCpu, serverCpu);
     }
 
     private static async Task Issue(LoadSpec spec, KV.KVClient kv, ByteString key, ByteString value, CancellationToken cancellationToken)
@@ -138,7 +142,7 @@ public static class LoadRunner
         return bytes;
     }
 
-    private static RowResult Summarize(LoadSpec spec, long[] latencyMicros, long[] errorsByCode, string?[] firstErrorByCode, long cut, TimeSpan elapsed, TimeSpan clientCpu)
+    private static RowResult Summarize(LoadSpec spec, long[] latencyMicros, long[] errorsByCode, string?[] firstErrorByCode, long cut, TimeSpan elapsed, TimeSpan clientCpu, TimeSpan? serverCpu)
     {
         var histogram = new LongHistogram(highestTrackableValue: 3_600_000_000L, numberOfSignificantValueDigits: 3);
         foreach (var micros in latencyMicros)
@@ -178,6 +182,8 @@ public static class LoadRunner
             P999Ms = succeeded == 0 ? 0 : Ms(histogram.GetValueAtPercentile(99.9)),
             MaxMs = succeeded == 0 ? 0 : Ms(histogram.GetMaxValue()),
             ClientCpuCores = Math.Round(clientCpu.TotalSeconds / elapsed.TotalSeconds, 2),
+            ServerCpuCores = serverCpu is { } cpu ? Math.Round(cpu.TotalSeconds / elapsed.TotalSeconds, 2) : null,
+            ServerCpuMicrosPerCall = serverCpu is { } perCall && succeeded > 0 ? Math.Round(perCall.TotalMicroseconds / succeeded, 1) : null,
         };
     }
 }

@@ -59,4 +59,14 @@ public sealed record LoadSpec
 
     /// <summary>Untimed requests issued before the clock starts (connection set-up, JIT of both sides).</summary>
     public int WarmupRequests { get; init; } = 200;
+
+    /// <summary>
+    /// Untimed load after <see cref="WarmupRequests"/>, for at least this long, with the row's own clients: a JIT-compiled
+    /// server (Keel) reaches its optimized code and GC budgets only after seconds of load, a Go server (etcd) needs none;
+    /// both get the same warm-up. Zero: none.
+    /// </summary>
+    public TimeSpan WarmupDuration { get; init; }
+
+    /// <summary>The server processes whose CPU time is sampled around the measured phase (empty: not measured).</summary>
+    public IReadOnlyList<int> ServerPids { get; init; } = [];
 }

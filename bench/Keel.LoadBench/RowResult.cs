@@ -68,6 +68,13 @@ public sealed record RowResult
     /// machine it shares with the servers, the part of the CPU the servers did not get.</summary>
     public double ClientCpuCores { get; init; }
 
+    /// <summary>CPU all server processes used during the row, in cores (null when no server pids were given).</summary>
+    public double? ServerCpuCores { get; init; }
+
+    /// <summary>Server CPU across the cluster per successful call, µs (null when no server pids were given): the cost
+    /// of a call to the servers, independent of how busy the machine was.</summary>
+    public double? ServerCpuMicrosPerCall { get; init; }
+
     /// <summary>One human-readable line.</summary>
     public string ToLine()
     {
@@ -84,6 +91,8 @@ public sealed record RowResult
                 $"{e.Key}: {e.Value}, first: \"{FirstErrorByCode.GetValueOrDefault(e.Key)}\""))).Append(')');
         }
         text.Append(CultureInfo.InvariantCulture, $" in {ElapsedSeconds:F1} s, client cpu {ClientCpuCores:F2} cores");
+        if (ServerCpuMicrosPerCall is { } perCall)
+            text.Append(CultureInfo.InvariantCulture, $", server cpu {ServerCpuCores:F2} cores, {perCall:F0} µs/call");
         return text.ToString();
     }
 }
