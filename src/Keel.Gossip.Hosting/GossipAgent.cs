@@ -267,12 +267,12 @@ public sealed class GossipAgent : IAsyncDisposable
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(waitMs), _time);
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stop.Token);
-                try
-                {
-                    if (!await reader.WaitToReadAsync(linked.Token).ConfigureAwait(false)) return;
-                }
-                catch (OperationCanceledException) when (!_stop.IsCancellationRequested) { }
-                catch (OperationCanceledException) { return; }
+                // The timeout is the loop's normal wake-up (each protocol period), so it must not cost an exception each time.
+                var wait = reader.WaitToReadAsync(linked.Token).AsTask();
+                await ((Task)wait).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (_stop.IsCancellationRequested) return;
+                if (wait.IsFaulted) await wait.ConfigureAwait(false); // the input channel failed: surface it as the loop's fault
+                if (wait.IsCompletedSuccessfully && !wait.Result) return; // inputs completed: the agent is stopping
             }
             var changed = false;
             var handled = 0;

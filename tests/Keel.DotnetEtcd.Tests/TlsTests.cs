@@ -60,7 +60,10 @@ public sealed class TlsTests : IDisposable
         using (var anonymous = Client(url, authority.Certificate, clientCertificate: null))
         {
             var refused = await Assert.ThrowsAsync<RpcException>(() => anonymous.GetValAsync("tls/key", deadline: Bounds.CallDeadline));
-            Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+            // The server drops the handshake of a client without a certificate. Under TLS 1.3 the client learns it either
+            // while connecting (Unavailable) or on the first read of the HTTP/2 connection after its own handshake finished
+            // (Internal); both are a refused connection, never an answer.
+            Assert.True(refused.StatusCode is StatusCode.Unavailable or StatusCode.Internal, $"refused with {refused.StatusCode}: {refused.Status.Detail}");
         }
     }
 }
