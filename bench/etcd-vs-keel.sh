@@ -134,7 +134,7 @@ measure() {
     [[ $QUICK -eq 1 ]] && quick=(--quick)
     local pids
     pids=$(IFS=,; echo "${PIDS[*]}")
-    dotnet "$BENCH_DLL" suite --endpoints "$ENDPOINTS" --label "$system" --round "$round" --server-pids "$pids" \
+    dotnet "$BENCH_DLL" suite --endpoints "$ENDPOINTS" --label "$system" --round "$round" --server-pids "$pids" --server-metrics \
       --json "$OUT/$system-r$round.json" "${quick[@]}" "${SUITE_ARGS[@]}" 9>&- || rc=$?
   else
     rc=1

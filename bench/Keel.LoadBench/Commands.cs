@@ -106,11 +106,12 @@ public static class Commands
         var warmup = new Option<double>("--warmup-seconds") { DefaultValueFactory = _ => 3.0, Description = "Seconds of untimed load before each row is measured (both systems alike; quick: 0)." };
         var round = IntOption("--round", 0, "Round number recorded in the JSON.");
         var serverPids = new Option<string?>("--server-pids") { Description = "Comma-separated pids of the server processes: their CPU per call is reported (Linux /proc)." };
+        var serverMetrics = new Option<bool>("--server-metrics") { Description = "Read every endpoint's /metrics around each row: the bytes the servers allocated per call (go_memstats_alloc_bytes_total, dotnet_gc_allocated_bytes_total)." };
         var json = JsonOption();
         var label = LabelOption();
         var command = new Command("suite", "Puts with 1, 64, 1000 clients; linearizable and serializable reads with 64 clients.")
         {
-            endpoints, quick, scale, timeLimit, putsTo, rows, pause, warmup, round, serverPids, json, label,
+            endpoints, quick, scale, timeLimit, putsTo, rows, pause, warmup, round, serverPids, serverMetrics, json, label,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -118,7 +119,12 @@ public static class Commands
             var limit = parse.GetValue(timeLimit) is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
             var warmupDuration = parse.GetValue(quick) ? TimeSpan.Zero : TimeSpan.FromSeconds(parse.GetValue(warmup));
             var specs = Keel.LoadBench.Suite.Rows(parse.GetValue(quick), parse.GetValue(scale), limit, parse.GetValue(putsTo) == "leader")
-                .Select(spec => spec with { WarmupDuration = warmupDuration, ServerPids = ServerCpu.ParsePids(parse.GetValue(serverPids)) }).ToList();
+                .Select(spec => spec with
+                {
+                    WarmupDuration = warmupDuration,
+                    ServerPids = ServerCpu.ParsePids(parse.GetValue(serverPids)),
+                    ServerMetricsEndpoints = parse.GetValue(serverMetrics) ? urls : [],
+                }).ToList();
             if (parse.GetValue(rows) is { } only)
             {
                 var wanted = only.Split(',', StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);

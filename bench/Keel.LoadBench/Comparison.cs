@@ -31,8 +31,8 @@ public static class Comparison
         text.AppendLine();
         if (haveCandidate)
         {
-            text.AppendLine($"| row | {baseline} req/s | {candidate} req/s | throughput {candidate}/{baseline} | {baseline} p50 ms | {candidate} p50 ms | {baseline} p99 ms | {candidate} p99 ms | p99 {candidate}/{baseline} | errors {baseline} / {candidate} | client cores {baseline} / {candidate} | server CPU µs/call {baseline} / {candidate} | CPU/call {candidate}/{baseline} |");
-            text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            text.AppendLine($"| row | {baseline} req/s | {candidate} req/s | throughput {candidate}/{baseline} | {baseline} p50 ms | {candidate} p50 ms | {baseline} p99 ms | {candidate} p99 ms | p99 {candidate}/{baseline} | errors {baseline} / {candidate} | client cores {baseline} / {candidate} | server CPU µs/call {baseline} / {candidate} | CPU/call {candidate}/{baseline} | server KB allocated/call {baseline} / {candidate} | alloc/call {candidate}/{baseline} |");
+            text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         }
         else
         {
@@ -56,7 +56,7 @@ public static class Comparison
             }
             if (c.Count == 0)
             {
-                text.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {Spread(b.Select(r => r.ThroughputPerSecond), "N0")} | — | — | {Median(b.Select(r => r.P50Ms)):F2} | — | {bP99:F2} | — | — | {b.Sum(r => r.Errors)} / — | {Median(b.Select(r => r.ClientCpuCores)):F2} / — | {CpuPerCall(b)} / — | — |");
+                text.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {Spread(b.Select(r => r.ThroughputPerSecond), "N0")} | — | — | {Median(b.Select(r => r.P50Ms)):F2} | — | {bP99:F2} | — | — | {b.Sum(r => r.Errors)} / — | {Median(b.Select(r => r.ClientCpuCores)):F2} / — | {CpuPerCall(b)} / — | — | {AllocPerCall(b)} / — | — |");
                 continue;
             }
             var cThroughput = Median(c.Select(r => r.ThroughputPerSecond));
@@ -64,7 +64,7 @@ public static class Comparison
             var throughputRatio = bThroughput > 0 ? cThroughput / bThroughput : double.NaN;
             var p99Ratio = bP99 > 0 && cP99 > 0 ? cP99 / bP99 : double.NaN;
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {name} | {Spread(b.Select(r => r.ThroughputPerSecond), "N0")} | {Spread(c.Select(r => r.ThroughputPerSecond), "N0")} | **{throughputRatio:F2}×** | {Median(b.Select(r => r.P50Ms)):F2} | {Median(c.Select(r => r.P50Ms)):F2} | {Spread(b.Select(r => r.P99Ms), "F2")} | {Spread(c.Select(r => r.P99Ms), "F2")} | **{p99Ratio:F2}×** | {b.Sum(r => r.Errors)} / {c.Sum(r => r.Errors)} | {Median(b.Select(r => r.ClientCpuCores)):F2} / {Median(c.Select(r => r.ClientCpuCores)):F2} | {CpuPerCall(b)} / {CpuPerCall(c)} | {CpuRatio(b, c)} |");
+                $"| {name} | {Spread(b.Select(r => r.ThroughputPerSecond), "N0")} | {Spread(c.Select(r => r.ThroughputPerSecond), "N0")} | **{throughputRatio:F2}×** | {Median(b.Select(r => r.P50Ms)):F2} | {Median(c.Select(r => r.P50Ms)):F2} | {Spread(b.Select(r => r.P99Ms), "F2")} | {Spread(c.Select(r => r.P99Ms), "F2")} | **{p99Ratio:F2}×** | {b.Sum(r => r.Errors)} / {c.Sum(r => r.Errors)} | {Median(b.Select(r => r.ClientCpuCores)):F2} / {Median(c.Select(r => r.ClientCpuCores)):F2} | {CpuPerCall(b)} / {CpuPerCall(c)} | {CpuRatio(b, c)} | {AllocPerCall(b)} / {AllocPerCall(c)} | {AllocRatio(b, c)} |");
             var cErrors = c.Sum(r => r.Errors);
             var readsUnverified = c[0].Operation != "put" && candRuns.Any(r => r.ReadKeyVerified == false);
             var met = !readsUnverified && (name == "put-1000"
@@ -98,6 +98,18 @@ public static class Comparison
 
     private static List<double> CpuMeasured(IEnumerable<RowResult> rows) =>
         rows.Where(r => r.ServerCpuMicrosPerCall is > 0).Select(r => r.ServerCpuMicrosPerCall!.Value).ToList();
+
+    // Server allocation per call (KB, median over rounds) where the runs measured it (suite --server-metrics), else "—".
+    private static string AllocPerCall(IReadOnlyList<RowResult> rows) =>
+        AllocMeasured(rows) is { Count: > 0 } measured ? (Median(measured) / 1024).ToString("F1", CultureInfo.InvariantCulture) : "—";
+
+    private static string AllocRatio(IReadOnlyList<RowResult> baseline, IReadOnlyList<RowResult> candidate) =>
+        (AllocMeasured(baseline), AllocMeasured(candidate)) is ({ Count: > 0 } b, { Count: > 0 } c)
+            ? (Median(c) / Median(b)).ToString("F2", CultureInfo.InvariantCulture) + "×"
+            : "—";
+
+    private static List<double> AllocMeasured(IEnumerable<RowResult> rows) =>
+        rows.Where(r => r.ServerAllocatedBytesPerCall is > 0).Select(r => r.ServerAllocatedBytesPerCall!.Value).ToList();
 
     private static double Median(IEnumerable<double> values)
     {

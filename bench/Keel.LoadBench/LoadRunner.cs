@@ -55,6 +55,7 @@ public static class LoadRunner
         long issued = 0, cut = 0;
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var allocatedBefore = await ServerAllocations.SampleAsync(spec.ServerMetricsEndpoints, cancellationToken);
         var serverCpuBefore = ServerCpu.Sample(spec.ServerPids);
         var clock = Stopwatch.StartNew();
         limit.CancelAfter(spec.TimeLimit);
@@ -93,8 +94,12 @@ public static class LoadRunner
         var clientCpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
         var serverCpuAfter = ServerCpu.Sample(spec.ServerPids);
         var serverCpu = serverCpuBefore is { } before && serverCpuAfter is { } after ? after - before : (TimeSpan?)null;
+        var allocatedAfter = await ServerAllocations.SampleAsync(spec.ServerMetricsEndpoints, cancellationToken);
+        var allocated = allocatedBefore is { } a0 && allocatedAfter is { } a1 && a1 >= a0 ? a1 - a0 : (double?)null;
         cancellationToken.ThrowIfCancellationRequested();
-        return Summarize(spec, latencyMicros, errorsByCode, firstErrorByCode, cut, clock.Elapsed, clientCpu, serverCpu);
+        return Summarize(spec, latencyMicros, errorsByCode, firstErrorByCode, cut, clock.Elapsed, clientCpu, serverCpu) is var row && allocated is { } bytes && row.Succeeded > 0
+            ? row with { ServerAllocatedBytesPerCall = Math.Round(bytes / row.Succeeded) }
+            : row;
     }
 
     private static async Task Issue(LoadSpec spec, KV.KVClient kv, ByteString key, ByteString value, CancellationToken cancellationToken)

@@ -69,4 +69,8 @@ public sealed record LoadSpec
 
     /// <summary>The server processes whose CPU time is sampled around the measured phase (empty: not measured).</summary>
     public IReadOnlyList<int> ServerPids { get; init; } = [];
+
+    /// <summary>Client URLs of every member whose <c>/metrics</c> allocation counter is read around the measured phase
+    /// (empty: not measured); see <see cref="ServerAllocations"/>.</summary>
+    public IReadOnlyList<string> ServerMetricsEndpoints { get; init; } = [];
 }

@@ -75,6 +75,10 @@ public sealed record RowResult
     /// of a call to the servers, independent of how busy the machine was.</summary>
     public double? ServerCpuMicrosPerCall { get; init; }
 
+    /// <summary>Bytes the servers allocated across the cluster per successful call (null when not measured: suite
+    /// --server-metrics). Includes the two scrapes of /metrics around the phase (tens of KB per member).</summary>
+    public double? ServerAllocatedBytesPerCall { get; init; }
+
     /// <summary>One human-readable line.</summary>
     public string ToLine()
     {
@@ -93,6 +97,8 @@ public sealed record RowResult
         text.Append(CultureInfo.InvariantCulture, $" in {ElapsedSeconds:F1} s, client cpu {ClientCpuCores:F2} cores");
         if (ServerCpuMicrosPerCall is { } perCall)
             text.Append(CultureInfo.InvariantCulture, $", server cpu {ServerCpuCores:F2} cores, {perCall:F0} µs/call");
+        if (ServerAllocatedBytesPerCall is { } allocatedPerCall)
+            text.Append(CultureInfo.InvariantCulture, $", {allocatedPerCall / 1024:F1} KB allocated/call");
         return text.ToString();
     }
 }

@@ -70,6 +70,22 @@ public class MetricsTests
             Assert.True(scrape.Has("keel_gossip_members"));
         }
         Assert.Equal(1, scrapes.Sum(s => s.Value("etcd_server_is_leader")));
+        // Process and runtime metrics: real values of this process (the servers share it, so they agree on the slow-moving ones).
+        using (var self = System.Diagnostics.Process.GetCurrentProcess())
+        {
+            var rss = after.Value("process_resident_memory_bytes");
+            Assert.InRange(rss, self.WorkingSet64 / 4.0, self.WorkingSet64 * 4.0);
+            Assert.InRange(after.Value("process_start_time_seconds"), new DateTimeOffset(self.StartTime.ToUniversalTime()).ToUnixTimeSeconds() - 2.0,
+                new DateTimeOffset(self.StartTime.ToUniversalTime()).ToUnixTimeSeconds() + 2.0);
+        }
+        Assert.True(after.Value("process_cpu_seconds_total") > 0);
+        Assert.True(after.Value("process_open_fds") > 3, "the listeners and the WAL files are open");
+        Assert.True(after.Value("dotnet_gc_allocated_bytes_total") > before.Value("dotnet_gc_allocated_bytes_total"), "the puts allocated");
+        Assert.True(after.Value("dotnet_gc_heap_size_bytes") > 0);
+        Assert.True(after.Value("dotnet_gc_committed_bytes") > 0);
+        Assert.True(after.Value("dotnet_gc_collections_total", "generation=\"gen0\"") >= after.Value("dotnet_gc_collections_total", "generation=\"gen2\""));
+        Assert.True(after.Has("dotnet_gc_pause_seconds_total"));
+        Assert.True(after.Value("dotnet_threadpool_threads") >= 1);
         Assert.True(after.Value("etcd_server_proposals_committed_total") >= before.Value("etcd_server_proposals_committed_total") + puts,
             "the committed index grows with every put");
         Assert.True(after.Value("etcd_server_proposals_applied_total") >= before.Value("etcd_server_proposals_applied_total") + puts);

@@ -135,7 +135,55 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableGauge("keel_gossip_phi", GossipPhi, description: "Phi-accrual suspicion of each gossip peer (higher: more likely down; above 8 counts as failed).");
         m.CreateObservableCounter("keel_gossip_packets_dropped_total", GossipDropped, description: "Gossip datagrams dropped, by reason: forged (does not decrypt under any installed key: wrong key, tampered), replayed, malformed, truncated, plaintext (not encrypted), overload (input queue full).");
 
+        // The process (the Prometheus client's standard names, which etcd exports too) and the .NET runtime (Keel's
+        // counterparts of etcd's go_memstats_* and go_gc_duration_seconds): process-wide, so servers sharing a process
+        // (the in-process tests) report the same values.
+        m.CreateObservableCounter("process_cpu_seconds_total", () => Environment.CpuUsage.TotalTime.TotalSeconds, description: "Total user and system CPU time spent in seconds.");
+        m.CreateObservableGauge("process_resident_memory_bytes", () => Environment.WorkingSet, description: "Resident memory size in bytes.");
+        m.CreateObservableGauge("process_start_time_seconds", () => ProcessStartUnixSeconds, description: "Start time of the process since unix epoch in seconds.");
+        m.CreateObservableGauge("process_open_fds", OpenFileDescriptors, description: "Number of open file descriptors (Linux).");
+        m.CreateObservableCounter("dotnet_gc_allocated_bytes_total", () => GC.GetTotalAllocatedBytes(precise: false), description: "Bytes allocated on the managed heap since the process started (Go's go_memstats_alloc_bytes_total).");
+        m.CreateObservableGauge("dotnet_gc_heap_size_bytes", () => GC.GetGCMemoryInfo().HeapSizeBytes, description: "Managed heap size after the last collection, fragmentation included.");
+        m.CreateObservableGauge("dotnet_gc_committed_bytes", () => GC.GetGCMemoryInfo().TotalCommittedBytes, description: "Memory the GC has committed from the operating system.");
+        m.CreateObservableCounter("dotnet_gc_collections_total", () => new[]
+        {
+            new Measurement<long>(GC.CollectionCount(0), new KeyValuePair<string, object?>("generation", "gen0")),
+            new Measurement<long>(GC.CollectionCount(1), new KeyValuePair<string, object?>("generation", "gen1")),
+            new Measurement<long>(GC.CollectionCount(2), new KeyValuePair<string, object?>("generation", "gen2")),
+        }, description: "Garbage collections since the process started that collected the generation (a gen2 collection counts in all three).");
+        m.CreateObservableCounter("dotnet_gc_pause_seconds_total", () => GC.GetTotalPauseDuration().TotalSeconds, description: "Time the runtime was paused for garbage collection since the process started.");
+        m.CreateObservableGauge("dotnet_threadpool_threads", () => ThreadPool.ThreadCount, description: "Thread-pool threads.");
+        m.CreateObservableGauge("dotnet_threadpool_queue_length", () => ThreadPool.PendingWorkItemCount, description: "Work items queued to the thread pool, not yet started.");
+
         _sampler = Task.Run(RunSamplerAsync);
+    }
+
+    private static readonly double ProcessStartUnixSeconds = ReadProcessStartUnixSeconds();
+
+    private static double ReadProcessStartUnixSeconds()
+    {
+        using var self = Process.GetCurrentProcess();
+        return new DateTimeOffset(self.StartTime.ToUniversalTime()).ToUnixTimeMilliseconds() / 1000.0;
+    }
+
+    private static IEnumerable<Measurement<int>> OpenFileDescriptors()
+    {
+        const string fdDirectory = "/proc/self/fd";
+        if (!Directory.Exists(fdDirectory)) yield break;
+        int count;
+        try
+        {
+            count = Directory.EnumerateFileSystemEntries(fdDirectory).Count();
+        }
+        catch (IOException)
+        {
+            yield break;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            yield break;
+        }
+        yield return new Measurement<int>(count);
     }
 
     /// <summary>The name of this server's meter (unique in the process).</summary>
