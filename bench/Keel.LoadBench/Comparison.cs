@@ -64,7 +64,7 @@ public static class Comparison
             var throughputRatio = bThroughput > 0 ? cThroughput / bThroughput : double.NaN;
             var p99Ratio = bP99 > 0 && cP99 > 0 ? cP99 / bP99 : double.NaN;
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {name} | {Spread(b.Select(r => r.ThroughputPerSecond), "N0")} | {Spread(c.Select(r => r.ThroughputPerSecond), "N0")} | **{throughputRatio:F2}×** | {Median(b.Select(r => r.P50Ms)):F2} | {Median(c.Select(r => r.P50Ms)):F2} | {Spread(b.Select(r => r.P99Ms), "F2")} | {Spread(c.Select(r => r.P99Ms), "F2")} | **{p99Ratio:F2}×** | {b.Sum(r => r.Errors)} / {c.Sum(r => r.Errors)} | {Median(b.Select(r => r.ClientCpuCores)):F2} / {Median(c.Select(r => r.ClientCpuCores)):F2} | {CpuPerCall(b)} / {CpuPerCall(c)} | {CpuRatio(b, c)} | {AllocPerCall(b)} / {AllocPerCall(c)} | {AllocRatio(b, c)} |");
+                $"| {name} | {Spread(b.Select(r => r.ThroughputPerSecond), "N0")} | {Spread(c.Select(r => r.ThroughputPerSecond), "N0")} | **{throughputRatio:F2}×** | {Median(b.Select(r => r.P50Ms)):F2} | {Median(c.Select(r => r.P50Ms)):F2} | {Spread(b.Select(r => r.P99Ms), "F2")} | {Spread(c.Select(r => r.P99Ms), "F2")} | **{p99Ratio:F2}×** | {b.Sum(r => r.Errors)} / {c.Sum(r => r.Errors)} | {Median(b.Select(r => r.ClientCpuCores)):F2} / {Median(c.Select(r => r.ClientCpuCores)):F2} | {CpuPerCall(b)} / {CpuPerCall(c)} | {PerCallRatio(b, c, r => r.ServerCpuMicrosPerCall)} | {AllocPerCall(b)} / {AllocPerCall(c)} | {PerCallRatio(b, c, r => r.ServerAllocatedBytesPerCall)} |");
             var cErrors = c.Sum(r => r.Errors);
             var readsUnverified = c[0].Operation != "put" && candRuns.Any(r => r.ReadKeyVerified == false);
             var met = !readsUnverified && (name == "put-1000"
@@ -87,29 +87,22 @@ public static class Comparison
     private static string Versions(List<RunReport> runs) =>
         string.Join(", ", runs.Select(r => r.ServerVersion ?? "?").Distinct());
 
-    // Server CPU per call (µs, median over rounds) where the runs measured it (suite --server-pids), else "—".
-    private static string CpuPerCall(IReadOnlyList<RowResult> rows) =>
-        CpuMeasured(rows) is { Count: > 0 } measured ? Median(measured).ToString("F0", CultureInfo.InvariantCulture) : "—";
+    // A per-call server cost (median over rounds, scaled and formatted) where the runs measured it, else "—": CPU µs
+    // (suite --server-pids) or allocated bytes (suite --server-metrics).
+    private static string PerCall(IReadOnlyList<RowResult> rows, Func<RowResult, double?> cost, double scale, string format) =>
+        Measured(rows, cost) is { Count: > 0 } measured ? (Median(measured) / scale).ToString(format, CultureInfo.InvariantCulture) : "—";
 
-    private static string CpuRatio(IReadOnlyList<RowResult> baseline, IReadOnlyList<RowResult> candidate) =>
-        (CpuMeasured(baseline), CpuMeasured(candidate)) is ({ Count: > 0 } b, { Count: > 0 } c)
+    private static string PerCallRatio(IReadOnlyList<RowResult> baseline, IReadOnlyList<RowResult> candidate, Func<RowResult, double?> cost) =>
+        (Measured(baseline, cost), Measured(candidate, cost)) is ({ Count: > 0 } b, { Count: > 0 } c)
             ? (Median(c) / Median(b)).ToString("F2", CultureInfo.InvariantCulture) + "×"
             : "—";
 
-    private static List<double> CpuMeasured(IEnumerable<RowResult> rows) =>
-        rows.Where(r => r.ServerCpuMicrosPerCall is > 0).Select(r => r.ServerCpuMicrosPerCall!.Value).ToList();
+    private static List<double> Measured(IEnumerable<RowResult> rows, Func<RowResult, double?> cost) =>
+        rows.Select(cost).Where(value => value is > 0).Select(value => value!.Value).ToList();
 
-    // Server allocation per call (KB, median over rounds) where the runs measured it (suite --server-metrics), else "—".
-    private static string AllocPerCall(IReadOnlyList<RowResult> rows) =>
-        AllocMeasured(rows) is { Count: > 0 } measured ? (Median(measured) / 1024).ToString("F1", CultureInfo.InvariantCulture) : "—";
+    private static string CpuPerCall(IReadOnlyList<RowResult> rows) => PerCall(rows, r => r.ServerCpuMicrosPerCall, 1, "F0");
 
-    private static string AllocRatio(IReadOnlyList<RowResult> baseline, IReadOnlyList<RowResult> candidate) =>
-        (AllocMeasured(baseline), AllocMeasured(candidate)) is ({ Count: > 0 } b, { Count: > 0 } c)
-            ? (Median(c) / Median(b)).ToString("F2", CultureInfo.InvariantCulture) + "×"
-            : "—";
-
-    private static List<double> AllocMeasured(IEnumerable<RowResult> rows) =>
-        rows.Where(r => r.ServerAllocatedBytesPerCall is > 0).Select(r => r.ServerAllocatedBytesPerCall!.Value).ToList();
+    private static string AllocPerCall(IReadOnlyList<RowResult> rows) => PerCall(rows, r => r.ServerAllocatedBytesPerCall, 1024, "F1");
 
     private static double Median(IEnumerable<double> values)
     {

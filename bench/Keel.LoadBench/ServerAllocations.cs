@@ -26,15 +26,15 @@ public static class ServerAllocations
         {
             // etcd serves /metrics over HTTP/1.1 on its client port (HTTP/2 there is gRPC); a Keel client listener speaks
             // HTTP/2 only (h2c with prior knowledge). Try one, then the other.
-            var text = await ScrapeAsync(endpoint, HttpVersion.Version11, cancellationToken).ConfigureAwait(false)
+            var bytes = await ScrapeAsync(endpoint, HttpVersion.Version11, cancellationToken).ConfigureAwait(false)
                 ?? await ScrapeAsync(endpoint, HttpVersion.Version20, cancellationToken).ConfigureAwait(false);
-            if (text is null || Parse(text) is not { } bytes) return null;
-            total += bytes;
+            if (bytes is not { } memberBytes) return null;
+            total += memberBytes;
         }
         return total;
     }
 
-    private static async Task<string?> ScrapeAsync(string endpoint, Version version, CancellationToken cancellationToken)
+    private static async Task<double?> ScrapeAsync(string endpoint, Version version, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(endpoint), "/metrics"))
         {
@@ -45,8 +45,7 @@ public static class ServerAllocations
         {
             using var response = await Http.SendAsync(request, cancellationToken).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode) return null;
-            var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-            return Parse(text) is null ? null : text;
+            return Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
         }
         catch (HttpRequestException)
         {
@@ -62,9 +61,10 @@ public static class ServerAllocations
     public static double? Parse(string exposition)
     {
         ArgumentNullException.ThrowIfNull(exposition);
+        var lines = exposition.Split('\n');
         foreach (var name in CounterNames)
         {
-            foreach (var rawLine in exposition.Split('\n'))
+            foreach (var rawLine in lines)
             {
                 var line = rawLine.TrimEnd('\r');
                 if (line.Length == 0 || line[0] == '#') continue;
