@@ -197,7 +197,7 @@ public sealed partial class MvccStore
     {
         var history = FindOrAdd(request.Key);
         var previous = LiveAt(history, writeRevision);
-        var value = request.IgnoreValue ? previous!.Value : request.Value.ToArray();
+        var value = request.IgnoreValue ? previous!.Value : request.HandsOverValue ? request.Value : request.Value.ToArray();
         var lease = request.IgnoreLease ? previous!.Lease : request.Lease;
         var kv = new KeyValue(history.Key, previous?.CreateRevision ?? writeRevision, writeRevision,
             (previous?.Version ?? 0) + 1, value, lease);

@@ -103,6 +103,13 @@ public sealed record PutRequest
 
     /// <summary>Keep the current lease; the key must exist.</summary>
     public bool IgnoreLease { get; init; }
+
+    /// <summary>
+    /// When true the store keeps <see cref="Value"/>'s array itself instead of a copy: the caller hands the array over
+    /// and never changes it again (the node does, for values it has just decoded from a log entry: one copy of every
+    /// value fewer on every member).
+    /// </summary>
+    public bool HandsOverValue { get; init; }
 }
 
 /// <summary>The answer to a <see cref="PutRequest"/>.</summary>

@@ -408,6 +408,8 @@ public static class CommandCodec
         return new PutRequest
         {
             Key = key, Value = value, Lease = lease,
+            // Decoded into a fresh array that nothing else holds: the store keeps it as the version's value.
+            HandsOverValue = true,
             PrevKv = (flags & 1) != 0, IgnoreValue = (flags & 2) != 0, IgnoreLease = (flags & 4) != 0,
         };
     }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Keel.Core;
 using Keel.Core.Storage;
 using Keel.Quorum;
@@ -25,7 +24,6 @@ public sealed class DurableRaftLog
     public const ulong BootstrapIndex = 1;
 
     private readonly WriteAheadLog _wal;
-    private readonly List<WalEntry> _walBatch = [];
 
     private readonly SnapshotStore? _snapshots;
 
@@ -185,16 +183,9 @@ public sealed class DurableRaftLog
         }
         if (ready.Entries.Count > 0)
         {
-            // The WAL stores opaque payloads: the entry type travels as the payload's first byte.
-            _walBatch.Clear();
-            foreach (var entry in ready.Entries)
-            {
-                var payload = new byte[1 + entry.Data.Length];
-                payload[0] = (byte)entry.Type;
-                entry.Data.Span.CopyTo(payload.AsSpan(1));
-                _walBatch.Add(new WalEntry(entry.Index, entry.Term, payload));
-            }
-            _wal.Append(CollectionsMarshal.AsSpan(_walBatch));
+            // The WAL stores opaque payloads: the entry type travels as the payload's first byte, framed together with
+            // the entry's data straight into the WAL's buffer.
+            foreach (var entry in ready.Entries) _wal.Append(entry.Index, entry.Term, (byte)entry.Type, entry.Data.Span);
             Storage.Append(ready.Entries);
         }
         // Entries before the hard state: its commit index may cover entries of this very Ready.

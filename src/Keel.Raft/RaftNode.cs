@@ -293,6 +293,7 @@ public sealed partial class RaftNode
             MessagesAfterPersist = _messagesAfterPersist,
             ReadStates = _readStates,
             ProposalOutcomes = _proposalOutcomes,
+            MustSync = snapshot is not null || entries.Count > 0 || hardState.Term != _lastHardState.Term || hardState.Vote != _lastHardState.Vote,
         };
         Invariant.Check(hardState.Term >= _lastHardState.Term, "term never decreases");
         Invariant.Check(hardState.Commit >= _lastHardState.Commit, "commit never decreases");

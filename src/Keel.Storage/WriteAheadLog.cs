@@ -110,6 +110,26 @@ public sealed partial class WriteAheadLog : IDisposable
         _lastIndex = entry.Index;
     }
 
+    /// <summary>
+    /// As <see cref="Append(in WalEntry)"/> for a payload of <paramref name="payloadPrefix"/> followed by
+    /// <paramref name="payloadRest"/>, framed straight from the caller's buffer: the same bytes on disk as a payload
+    /// built first, without building it (one copy of the value fewer on every member for every entry).
+    /// </summary>
+    /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
+    public void Append(ulong index, ulong term, byte payloadPrefix, ReadOnlySpan<byte> payloadRest)
+    {
+        ThrowIfUnusable();
+        Invariant.Check(index > _snapshot.Index, "an entry at or below the snapshot index cannot be appended");
+        Invariant.Check(index <= _lastIndex + 1, "appending with a gap in the log indexes");
+        Invariant.Check(index > _hardState.Commit, "overwriting a committed entry");
+        Span<byte> fixedPart = stackalloc byte[17];
+        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart, index);
+        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart[8..], term);
+        fixedPart[16] = payloadPrefix;
+        Buffer(WalRecordType.Entry, fixedPart, payloadRest);
+        _lastIndex = index;
+    }
+
     /// <summary>Buffers a batch of entries (group commit: the whole batch becomes durable at the next <see cref="Sync"/>).</summary>
     /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
     public void Append(ReadOnlySpan<WalEntry> batch)

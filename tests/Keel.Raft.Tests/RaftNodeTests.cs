@@ -38,6 +38,33 @@ public sealed class RaftNodeTests
     }
 
     [Fact]
+    public void OnlyEntriesSnapshotsTermsAndVotesMustBeSyncedNotACommitIndexAlone()
+    {
+        var storage = new MemoryRaftStorage(new Membership([1]));
+        var node = new RaftNode(Options(1), storage);
+        node.Campaign();
+        var elected = node.GetReady();
+        Assert.True(elected.MustSync, "a new term, a vote and the leader's first entry are synced");
+        storage.Append(elected.Entries);
+        storage.SetHardState(elected.HardState!.Value);
+        node.Advance(elected);
+
+        // The entry committed on the leader's own write: the next batch moves only the commit index.
+        var committed = node.GetReady();
+        Assert.Equal(1ul, committed.HardState!.Value.Commit);
+        Assert.Equal(elected.HardState!.Value.Term, committed.HardState!.Value.Term);
+        Assert.Single(committed.CommittedEntries);
+        Assert.Empty(committed.Entries);
+        Assert.False(committed.MustSync, "a commit index alone is volatile state: written, not synced");
+        node.Advance(committed);
+
+        node.Propose("x"u8.ToArray());
+        var proposed = node.GetReady();
+        Assert.True(proposed.MustSync, "an entry is synced");
+        node.AssertInvariants();
+    }
+
+    [Fact]
     public void AFollowerForwardsTheProposalsOfOneTurnAsOneMessageWithinTheSizeBound()
     {
         var cluster = ElectedCluster(configure: o => o with { MaxSizePerMessageBytes = 10 });

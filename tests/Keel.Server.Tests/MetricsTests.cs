@@ -86,6 +86,8 @@ public class MetricsTests
         Assert.True(after.Value("dotnet_gc_collections_total", "generation=\"gen0\"") >= after.Value("dotnet_gc_collections_total", "generation=\"gen2\""));
         Assert.True(after.Has("dotnet_gc_pause_seconds_total"));
         Assert.True(after.Value("dotnet_threadpool_threads") >= 1);
+        Assert.True(after.Value("dotnet_jit_methods_compiled_total") > 0);
+        Assert.True(after.Value("dotnet_jit_compilation_seconds_total") > 0);
         Assert.True(after.Value("etcd_server_proposals_committed_total") >= before.Value("etcd_server_proposals_committed_total") + puts,
             "the committed index grows with every put");
         Assert.True(after.Value("etcd_server_proposals_applied_total") >= before.Value("etcd_server_proposals_applied_total") + puts);

@@ -35,6 +35,35 @@ public sealed class WalBasicsTests
     }
 
     [Fact]
+    public void An_entry_framed_from_a_prefix_byte_and_its_data_is_byte_for_byte_the_entry_of_the_joined_payload()
+    {
+        var data = Enumerable.Range(0, 300).Select(i => (byte)(i * 7)).ToArray();
+        var joined = new byte[1 + data.Length];
+        joined[0] = 42;
+        data.CopyTo(joined, 1);
+        var built = new MemoryDirectory();
+        var framed = new MemoryDirectory();
+        using (var wal = WriteAheadLog.Open(built, Small, out _))
+        {
+            wal.Append(new WalEntry(1, 3, joined));
+            wal.Append(new WalEntry(2, 3, new byte[] { 9 }));
+            wal.Sync();
+        }
+        using (var wal = WriteAheadLog.Open(framed, Small, out _))
+        {
+            wal.Append(1, 3, 42, data);
+            wal.Append(2, 3, 9, []);
+            wal.Sync();
+        }
+        Assert.Equal(built.Files.Keys.Order(), framed.Files.Keys.Order());
+        foreach (var name in built.Files.Keys) Assert.Equal(built.Files[name], framed.Files[name]);
+        using var reopened = WriteAheadLog.Open(framed, Small, out var recovery);
+        Assert.Equal(joined, recovery.Entries[0].Payload.ToArray());
+        Assert.Equal(new byte[] { 9 }, recovery.Entries[1].Payload.ToArray());
+        Assert.Throws<InvariantViolationException>(() => reopened.Append(5, 3, 1, data)); // a gap stays refused
+    }
+
+    [Fact]
     public void Synced_entries_and_hard_state_survive_reopen_across_many_segments()
     {
         var directory = new MemoryDirectory();

@@ -154,6 +154,10 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableCounter("dotnet_gc_pause_seconds_total", () => GC.GetTotalPauseDuration().TotalSeconds, description: "Time the runtime was paused for garbage collection since the process started.");
         m.CreateObservableGauge("dotnet_threadpool_threads", () => ThreadPool.ThreadCount, description: "Thread-pool threads.");
         m.CreateObservableGauge("dotnet_threadpool_queue_length", () => ThreadPool.PendingWorkItemCount, description: "Work items queued to the thread pool, not yet started.");
+        // The JIT's work since start: on 2 cores, tier-up and profile-guided recompilation ran for tens of seconds
+        // under load and took a fifth of the machine (docs/performance.md, "2026-12-04: the JIT"), so it is watched.
+        m.CreateObservableCounter("dotnet_jit_compilation_seconds_total", () => System.Runtime.JitInfo.GetCompilationTime().TotalSeconds, description: "Time the JIT spent compiling methods since the process started.");
+        m.CreateObservableCounter("dotnet_jit_methods_compiled_total", () => System.Runtime.JitInfo.GetCompiledMethodCount(), description: "Methods the JIT compiled since the process started (each tier counts).");
 
         _sampler = Task.Run(RunSamplerAsync);
     }
