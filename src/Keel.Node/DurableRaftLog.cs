@@ -195,8 +195,11 @@ public sealed class DurableRaftLog
             Storage.SetHardState(hard);
         }
         _unsynced = (ready.MustSync, ready.Snapshot?.Metadata.Index ?? 0);
-        // A full device throws WalNoSpaceException here and leaves _unsynced for RetryPersist.
+        // A full device throws WalNoSpaceException here and leaves _unsynced for RetryPersist. A Ready that need not be
+        // synced (a new commit index alone) is still written, so a member killed now re-applies on restart everything it
+        // has applied (and served) so far; only a power loss can take that back, and the leader tells it again.
         if (_unsynced.MustSync) _wal.Sync();
+        else _wal.Flush();
         FinishPersist();
     }
 

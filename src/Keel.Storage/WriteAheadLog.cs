@@ -35,6 +35,7 @@ public sealed partial class WriteAheadLog : IDisposable
     private byte[] _pending = new byte[64 * 1024];
     private int _pendingBytes;
     private int _pendingRecords;
+    private int _flushedBytes;   // the first pending bytes already written to the file by Flush (not synced)
 
     private ulong _lastIndex;
     private ulong _durableLastIndex;
@@ -183,7 +184,7 @@ public sealed partial class WriteAheadLog : IDisposable
             if (_durableOffsetBytes >= _options.SegmentSizeBytes) Roll();
             // Only bytes past the durable offset are written, so a failure (even a partial write) cannot damage
             // acknowledged records; a retry writes the same bytes again at the same place.
-            _active.Write(_durableOffsetBytes, _pending.AsSpan(0, _pendingBytes));
+            _active.Write(_durableOffsetBytes + _flushedBytes, _pending.AsSpan(_flushedBytes, _pendingBytes - _flushedBytes));
             _active.Sync();
         }
         catch (DiskFullException e)
@@ -198,11 +199,41 @@ public sealed partial class WriteAheadLog : IDisposable
         }
         _durableOffsetBytes += _pendingBytes;
         _pendingBytes = 0;
+        _flushedBytes = 0;
         _pendingRecords = 0;
         _durableLastIndex = _lastIndex;
         _durableHardState = _hardState;
         _durableSnapshot = _snapshot;
         _noSpace = null;
+    }
+
+    /// <summary>
+    /// Writes the buffered records to the file without syncing it: they survive the process (a SIGKILL, a crash of the
+    /// member), not the machine (power loss, kernel crash). For records that need not be synced but should not be lost
+    /// with the process, such as a hard state whose only change is the commit index: a member restarted after a kill
+    /// then re-applies everything it had applied. The records stay pending: the next <see cref="Sync"/> makes them
+    /// durable. Does nothing while a segment roll is due or the NOSPACE alarm is raised (the next sync does the work).
+    /// </summary>
+    public void Flush()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_failed) throw new InvalidOperationException("the WAL failed an earlier write or sync and must be reopened (recovery decides what is durable)");
+        if (_pendingBytes == _flushedBytes || _noSpace is not null || _durableOffsetBytes >= _options.SegmentSizeBytes) return;
+        try
+        {
+            _active.Write(_durableOffsetBytes + _flushedBytes, _pending.AsSpan(_flushedBytes, _pendingBytes - _flushedBytes));
+        }
+        catch (DiskFullException)
+        {
+            // Left pending: the next sync writes the same bytes at the same place and raises the alarm if it must.
+            return;
+        }
+        catch
+        {
+            _failed = true;
+            throw;
+        }
+        _flushedBytes = _pendingBytes;
     }
 
     /// <summary>
@@ -238,6 +269,7 @@ public sealed partial class WriteAheadLog : IDisposable
         Invariant.Check(_active.Name == _segments[^1].Name, "the active file is the last segment");
         Invariant.Check(_durableOffsetBytes <= _active.LengthBytes, "the durable offset lies inside the active segment");
         Invariant.Check(_pendingBytes >= 0 && _pendingBytes <= _pending.Length, "the pending buffer is consistent");
+        Invariant.Check(_flushedBytes >= 0 && _flushedBytes <= _pendingBytes, "only pending bytes are flushed, each once");
         Invariant.Check((_pendingRecords == 0) == (_pendingBytes == 0), "pending records and bytes agree");
         Invariant.Check(_pendingRecords != 0 || (_durableLastIndex == _lastIndex && _durableHardState == _hardState && _durableSnapshot == _snapshot),
             "with nothing pending, the durable state is the current state");

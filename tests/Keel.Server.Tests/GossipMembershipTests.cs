@@ -71,8 +71,10 @@ public class GossipMembershipTests
         await dies.DisposeAsync(); // no leave: to its peers this is a crash
         for (var member = 0; member < 3; member++)
             await WaitForMembers(cluster, member, r => r.Members.Any(m => m.GossipAddress == diesAddress && m.GossipState == "dead"), "the killed agent dead");
-        var final = await WaitForMembers(cluster, 2, r => true, "a view");
-        Assert.Equal("alive", final.Members.Single(m => m.GossipAddress == staysAddress).GossipState);
+        // The agent that stays is alive again in the same view (on a slow machine it may be briefly suspect, and it refutes).
+        var final = await WaitForMembers(cluster, 2, r => r.Members.Any(m => m.GossipAddress == staysAddress && m.GossipState == "alive"),
+            "the staying agent alive");
+        Assert.DoesNotContain(final.Members, m => m.GossipAddress == diesAddress && m.GossipState == "alive");
     }
 
     [Fact(Timeout = 120_000)]

@@ -110,6 +110,8 @@ public sealed class SimulatedCrashTests
                             else hardState = hardState with { Vote = wal.HardState.Vote == 0 ? 1 : wal.HardState.Vote };
                             inFlight.Add(hardState);
                             wal.SetHardState(hardState);
+                            // Written, not synced (a commit index alone): a crash may keep it or not, never half of it.
+                            if (random.Chance(0.4)) wal.Flush();
                         }
                         else if (roll < 95)
                         {

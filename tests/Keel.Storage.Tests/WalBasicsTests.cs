@@ -64,6 +64,43 @@ public sealed class WalBasicsTests
     }
 
     [Fact]
+    public void Flushed_records_outlive_the_process_without_a_sync_and_the_next_sync_writes_the_rest_after_them()
+    {
+        var directory = new MemoryDirectory(); // keeps every write, as the kernel does for a killed process
+        using (var wal = WriteAheadLog.Open(directory, Small, out _))
+        {
+            wal.Append(Entry(1, term: 1, length: 10));
+            wal.SetHardState(new WalHardState(1, 1, 0));
+            wal.Sync();
+            wal.SetHardState(new WalHardState(1, 1, 1));
+            wal.Flush();
+            Assert.Equal(1, wal.PendingRecordCount); // written, not yet durable
+            Assert.Equal(new WalHardState(1, 1, 0), wal.DurableHardState);
+            wal.AssertInvariants();
+        }
+        using (var killed = WriteAheadLog.Open(directory, Small, out var afterKill))
+            Assert.Equal(new WalHardState(1, 1, 1), afterKill.HardState);
+
+        var twice = new MemoryDirectory();
+        using (var wal = WriteAheadLog.Open(twice, Small, out _))
+        {
+            wal.Append(Entry(1, term: 1, length: 10));
+            wal.SetHardState(new WalHardState(1, 1, 1));
+            wal.Flush();
+            wal.Flush(); // nothing new: nothing written twice
+            wal.Append(Entry(2, term: 1, length: 10));
+            wal.SetHardState(new WalHardState(1, 1, 2));
+            wal.Sync();
+            Assert.Equal(0, wal.PendingRecordCount);
+            wal.AssertInvariants();
+        }
+        using var reopened = WriteAheadLog.Open(twice, Small, out var recovery);
+        Assert.Equal([1UL, 2UL], recovery.Entries.Select(e => e.Index));
+        Assert.Equal(new WalHardState(1, 1, 2), recovery.HardState);
+        Assert.Empty(recovery.Warnings);
+    }
+
+    [Fact]
     public void Synced_entries_and_hard_state_survive_reopen_across_many_segments()
     {
         var directory = new MemoryDirectory();
