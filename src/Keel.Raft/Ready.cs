@@ -43,8 +43,8 @@ public sealed class Ready
     /// entries, a snapshot, or a new term or vote (etcd-io/raft <c>MustSync</c>). A hard state whose only change is the
     /// commit index is written but need not be synced: the commit index is volatile in Raft (a restarted member learns
     /// it again from the leader), and the next sync makes it durable anyway. Keel's driver still writes it to the file
-    /// (<c>WriteAheadLog.Flush</c>), so a killed member re-applies on restart everything it had applied. Syncing it cost every put a second fsync
-    /// on every member, on the answer's path (docs/performance.md, "2026-12-04").
+    /// (<c>WriteAheadLog.Flush</c>), so a killed member re-applies on restart everything it had applied. Syncing it cost
+    /// every put a second fsync on every member, on the answer's path (docs/performance.md, "2026-12-04").
     /// </summary>
     public bool MustSync { get; init; }
 }

@@ -98,18 +98,7 @@ public sealed partial class WriteAheadLog : IDisposable
 
     /// <summary>Buffers one entry. Its index must be at most <see cref="LastIndex"/> + 1; a lower index replaces the uncommitted suffix from there (Raft log truncation).</summary>
     /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
-    public void Append(in WalEntry entry)
-    {
-        ThrowIfUnusable();
-        Invariant.Check(entry.Index > _snapshot.Index, "an entry at or below the snapshot index cannot be appended");
-        Invariant.Check(entry.Index <= _lastIndex + 1, "appending with a gap in the log indexes");
-        Invariant.Check(entry.Index > _hardState.Commit, "overwriting a committed entry");
-        Span<byte> fixedPart = stackalloc byte[16];
-        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart, entry.Index);
-        BinaryPrimitives.WriteUInt64LittleEndian(fixedPart[8..], entry.Term);
-        Buffer(WalRecordType.Entry, fixedPart, entry.Payload.Span);
-        _lastIndex = entry.Index;
-    }
+    public void Append(in WalEntry entry) => AppendEntry(entry.Index, entry.Term, [], entry.Payload.Span);
 
     /// <summary>
     /// As <see cref="Append(in WalEntry)"/> for a payload of <paramref name="payloadPrefix"/> followed by
@@ -117,17 +106,22 @@ public sealed partial class WriteAheadLog : IDisposable
     /// built first, without building it (one copy of the value fewer on every member for every entry).
     /// </summary>
     /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>
-    public void Append(ulong index, ulong term, byte payloadPrefix, ReadOnlySpan<byte> payloadRest)
+    public void Append(ulong index, ulong term, byte payloadPrefix, ReadOnlySpan<byte> payloadRest) =>
+        AppendEntry(index, term, new ReadOnlySpan<byte>(in payloadPrefix), payloadRest);
+
+    // An entry's payload is payloadHead (at most one byte, framed with the index and term) followed by payloadRest.
+    private void AppendEntry(ulong index, ulong term, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadRest)
     {
         ThrowIfUnusable();
         Invariant.Check(index > _snapshot.Index, "an entry at or below the snapshot index cannot be appended");
         Invariant.Check(index <= _lastIndex + 1, "appending with a gap in the log indexes");
         Invariant.Check(index > _hardState.Commit, "overwriting a committed entry");
+        Debug.Assert(payloadHead.Length <= 1, "a payload head of at most one byte");
         Span<byte> fixedPart = stackalloc byte[17];
         BinaryPrimitives.WriteUInt64LittleEndian(fixedPart, index);
         BinaryPrimitives.WriteUInt64LittleEndian(fixedPart[8..], term);
-        fixedPart[16] = payloadPrefix;
-        Buffer(WalRecordType.Entry, fixedPart, payloadRest);
+        payloadHead.CopyTo(fixedPart[16..]);
+        Buffer(WalRecordType.Entry, fixedPart[..(16 + payloadHead.Length)], payloadRest);
         _lastIndex = index;
     }
 
@@ -176,15 +170,14 @@ public sealed partial class WriteAheadLog : IDisposable
     /// <exception cref="WalNoSpaceException">The device is full: the NOSPACE alarm is raised, the buffered records are kept for a retry, and nothing synced before was touched.</exception>
     public void Sync()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_failed) throw new InvalidOperationException("the WAL failed an earlier write or sync and must be reopened (recovery decides what is durable)");
+        ThrowIfFailed();
         if (_pendingBytes == 0) return;
         try
         {
             if (_durableOffsetBytes >= _options.SegmentSizeBytes) Roll();
             // Only bytes past the durable offset are written, so a failure (even a partial write) cannot damage
             // acknowledged records; a retry writes the same bytes again at the same place.
-            _active.Write(_durableOffsetBytes + _flushedBytes, _pending.AsSpan(_flushedBytes, _pendingBytes - _flushedBytes));
+            WriteUnflushed();
             _active.Sync();
         }
         catch (DiskFullException e)
@@ -216,12 +209,11 @@ public sealed partial class WriteAheadLog : IDisposable
     /// </summary>
     public void Flush()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_failed) throw new InvalidOperationException("the WAL failed an earlier write or sync and must be reopened (recovery decides what is durable)");
+        ThrowIfFailed();
         if (_pendingBytes == _flushedBytes || _noSpace is not null || _durableOffsetBytes >= _options.SegmentSizeBytes) return;
         try
         {
-            _active.Write(_durableOffsetBytes + _flushedBytes, _pending.AsSpan(_flushedBytes, _pendingBytes - _flushedBytes));
+            WriteUnflushed();
         }
         catch (DiskFullException)
         {
@@ -286,10 +278,19 @@ public sealed partial class WriteAheadLog : IDisposable
 
     private void ThrowIfUnusable()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_failed) throw new InvalidOperationException("the WAL failed an earlier write or sync and must be reopened");
+        ThrowIfFailed();
         if (_noSpace is not null) throw new WalNoSpaceException(_noSpace);
     }
+
+    private void ThrowIfFailed()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_failed) throw new InvalidOperationException("the WAL failed an earlier write or sync and must be reopened (recovery decides what is durable)");
+    }
+
+    // The pending bytes that no Flush wrote yet, at their place after the durable ones.
+    private void WriteUnflushed() =>
+        _active.Write(_durableOffsetBytes + _flushedBytes, _pending.AsSpan(_flushedBytes, _pendingBytes - _flushedBytes));
 
     private void Buffer(WalRecordType type, ReadOnlySpan<byte> fixedPart, ReadOnlySpan<byte> data)
     {
