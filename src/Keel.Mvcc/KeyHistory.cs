@@ -29,10 +29,10 @@ internal sealed class KeyHistory(byte[] key)
     /// The <see cref="KeyIndex"/> generation it was created in: once the index is frozen past it (a snapshot captured
     /// it), the history is never changed again and the store changes a copy instead (<see cref="CopyAt"/>).
     /// </summary>
-    public int Generation { get; init; }
+    public long Generation { get; init; }
 
     /// <summary>A copy to change in place of this frozen one; it shares the version array, whose written slots never change.</summary>
-    public KeyHistory CopyAt(int generation) => new(Key) { Generation = generation, _first = _first, _rest = _rest, _count = _count };
+    public KeyHistory CopyAt(long generation) => new(Key) { Generation = generation, _first = _first, _rest = _rest, _count = _count };
 
     /// <summary>Number of retained versions (tombstones included).</summary>
     public int Count => _count;

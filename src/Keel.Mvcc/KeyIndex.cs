@@ -20,13 +20,15 @@ namespace Keel.Mvcc;
 /// <para>Enumeration walks the nodes it started from: a <see cref="Replace"/> during an enumeration is seen or not
 /// (the same key either way), and <see cref="Add"/> or <see cref="Remove"/> must not run during one.</para>
 /// </remarks>
-internal sealed class KeyIndex : IEnumerable<KeyHistory>
+internal sealed class KeyIndex : IKeyLookup
 {
     /// <summary>Most entries (leaf histories or inner children) in one node.</summary>
     internal const int MaxEntries = 64;
 
     private Node _root;
-    private int _generation;
+    // A long, not an int: read views freeze the index as often as once per loop turn, and a wrapped counter would
+    // let a write change a node a frozen view still reads (equality is the test).
+    private long _generation;
 
     public KeyIndex() => _root = new Leaf(0);
 
@@ -34,7 +36,7 @@ internal sealed class KeyIndex : IEnumerable<KeyHistory>
     public int Count { get; private set; }
 
     /// <summary>The current generation: a node or key history of a lower one belongs to a frozen capture.</summary>
-    public int Generation => _generation;
+    public long Generation => _generation;
 
     /// <summary>The index as it is now, immutable from here on; later writes copy what they change.</summary>
     public Frozen Freeze()
@@ -286,33 +288,35 @@ internal sealed class KeyIndex : IEnumerable<KeyHistory>
     private static int Compare(byte[] x, byte[] y) => x.AsSpan().SequenceCompareTo(y);
 
     /// <summary>The index captured by <see cref="Freeze"/>: never written again, safe to read on any thread.</summary>
-    internal sealed class Frozen(Node root, int count) : IEnumerable<KeyHistory>
+    internal sealed class Frozen(Node root, int count) : IKeyLookup
     {
         public int Count => count;
 
         public bool TryGetValue(ReadOnlySpan<byte> key, out KeyHistory history) => TryFind(root, key, out history);
+
+        public IEnumerable<KeyHistory> From(byte[] start) => Enumerate(root, start);
 
         public IEnumerator<KeyHistory> GetEnumerator() => Enumerate(root, null).GetEnumerator();
 
         IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
-    internal abstract class Node(int generation)
+    internal abstract class Node(long generation)
     {
-        public int Generation { get; } = generation;
+        public long Generation { get; } = generation;
 
         /// <summary>Entries in use: histories in a leaf, children in an inner node.</summary>
         public int Count;
 
-        public abstract Node CopyAt(int generation);
+        public abstract Node CopyAt(long generation);
     }
 
-    private sealed class Leaf(int generation) : Node(generation)
+    private sealed class Leaf(long generation) : Node(generation)
     {
         // One spare slot: a leaf overflows by one before it splits.
         public readonly KeyHistory[] Items = new KeyHistory[MaxEntries + 1];
 
-        public override Node CopyAt(int generation)
+        public override Node CopyAt(long generation)
         {
             var copy = new Leaf(generation) { Count = Count };
             Array.Copy(Items, copy.Items, Count);
@@ -320,13 +324,13 @@ internal sealed class KeyIndex : IEnumerable<KeyHistory>
         }
     }
 
-    private sealed class Inner(int generation) : Node(generation)
+    private sealed class Inner(long generation) : Node(generation)
     {
         // Keys[i] separates Children[i] (keys below it) from Children[i + 1] (keys at or above it).
         public readonly byte[][] Keys = new byte[MaxEntries + 1][];
         public readonly Node[] Children = new Node[MaxEntries + 1];
 
-        public override Node CopyAt(int generation)
+        public override Node CopyAt(long generation)
         {
             var copy = new Inner(generation) { Count = Count };
             Array.Copy(Children, copy.Children, Count);
@@ -334,4 +338,17 @@ internal sealed class KeyIndex : IEnumerable<KeyHistory>
             return copy;
         }
     }
+}
+
+/// <summary>Sorted key lookups shared by the live index and a frozen capture of it, so one range code serves both.</summary>
+internal interface IKeyLookup : IEnumerable<KeyHistory>
+{
+    /// <summary>Number of keys.</summary>
+    int Count { get; }
+
+    /// <summary>The history of <paramref name="key"/>, if present.</summary>
+    bool TryGetValue(ReadOnlySpan<byte> key, out KeyHistory history);
+
+    /// <summary>The histories of keys at or after <paramref name="start"/>, in key order.</summary>
+    IEnumerable<KeyHistory> From(byte[] start);
 }

@@ -9,11 +9,18 @@ public sealed partial class MvccStore
     /// write's own once it changed something), following etcdserver/apply.go Range: count the whole range, then filter
     /// by min/max revisions, sort, truncate to the limit (setting <c>more</c>), strip values for keys_only.
     /// </summary>
-    private RangeResponse RangeCore(RangeRequest request, long currentRevision)
+    private RangeResponse RangeCore(RangeRequest request, long currentRevision) =>
+        RangeIn(_index, request, currentRevision, _compactRevision);
+
+    /// <summary>
+    /// The range over <paramref name="index"/> (the live index, or a frozen capture of it read on another thread: see
+    /// <see cref="StoreReadView"/>), with nothing read from the store's own fields.
+    /// </summary>
+    internal static RangeResponse RangeIn(IKeyLookup index, RangeRequest request, long currentRevision, long compactRevision)
     {
         var revision = request.Revision <= 0 ? currentRevision : request.Revision;
         if (revision > currentRevision) throw new MvccException(MvccError.FutureRevision);
-        if (revision < _compactRevision) throw new MvccException(MvccError.Compacted);
+        if (revision < compactRevision) throw new MvccException(MvccError.Compacted);
 
         var sortOrder = request.SortOrder;
         // etcd: results come in key order; a non-key target with no order means ascending.
@@ -24,7 +31,7 @@ public sealed partial class MvccStore
 
         var kvs = new List<KeyValue>();
         long count = 0;
-        foreach (var history in KeysIn(request.Key, request.RangeEnd))
+        foreach (var history in KeysIn(index, request.Key, request.RangeEnd))
         {
             var kv = LiveAt(history, revision);
             if (kv is null) continue;
@@ -67,7 +74,7 @@ public sealed partial class MvccStore
         return order == SortOrder.Descend ? [.. kvs.OrderByDescending(kv => kv, comparer)] : [.. kvs.OrderBy(kv => kv, comparer)];
     }
 
-    private static void CheckRange(RangeRequest request)
+    internal static void CheckRange(RangeRequest request)
     {
         if (request.Key.Length == 0) throw new MvccException(MvccError.EmptyKey);
         CheckSort(request);

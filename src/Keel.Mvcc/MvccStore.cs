@@ -31,6 +31,9 @@ public sealed partial class MvccStore
     private long _lastHybridTimestamp = long.MinValue;
     private long _sizeBytes;
 
+    // Counts the changes a read can see (write revisions and compactions), so a read view knows it is still current.
+    private long _changeCount;
+
     /// <summary>Creates an empty store at revision 1.</summary>
     public MvccStore() { }
 
@@ -69,6 +72,20 @@ public sealed partial class MvccStore
         ArgumentNullException.ThrowIfNull(request);
         CheckRange(request);
         return RangeCore(request, _currentRevision);
+    }
+
+    /// <summary>
+    /// Freezes the store as it is now into a view that any thread can read while this store keeps changing (O(1): the
+    /// index is copy-on-write, see <see cref="KeyIndex"/>). Writes after a capture copy the index nodes and key histories
+    /// they change, once per capture, so capture when a reader will use the view, not on every write.
+    /// </summary>
+    public StoreReadView CaptureReadView() => new(this, _index.Freeze(), _currentRevision, _compactRevision, _changeCount);
+
+    /// <summary>Whether <paramref name="view"/> was captured from this store and nothing a read sees has changed since.</summary>
+    public bool IsCurrent(StoreReadView view)
+    {
+        ArgumentNullException.ThrowIfNull(view);
+        return ReferenceEquals(view.Store, this) && view.ChangeCount == _changeCount;
     }
 
     /// <summary>Writes one key at a new revision stamped with <paramref name="hybridTimestamp"/>.</summary>
@@ -135,6 +152,7 @@ public sealed partial class MvccStore
         var (records, events) = _log.DropBelow(revision);
         _sizeBytes -= SizeOfRecords(records, events);
         _compactRevision = revision;
+        _changeCount++;
     }
 
     /// <summary>
@@ -188,6 +206,7 @@ public sealed partial class MvccStore
         _sizeBytes += SizeOfRecords(1, _pendingEvents.Count);
         _lastHybridTimestamp = hybridTimestamp;
         _pendingEvents.Clear();
+        _changeCount++;
     }
 
     /// <summary>The revision a read inside a write sees: the write's own if it has changed something yet.</summary>
@@ -283,17 +302,19 @@ public sealed partial class MvccStore
     private static bool IsFromKey(byte[] rangeEnd) => rangeEnd is [0];
 
     /// <summary>The index entries of the keys in a request range, in key order (including keys not live now).</summary>
-    private IEnumerable<KeyHistory> KeysIn(byte[] key, byte[] rangeEnd)
+    private IEnumerable<KeyHistory> KeysIn(byte[] key, byte[] rangeEnd) => KeysIn(_index, key, rangeEnd);
+
+    private static IEnumerable<KeyHistory> KeysIn(IKeyLookup index, byte[] key, byte[] rangeEnd)
     {
         if (rangeEnd.Length == 0)
         {
-            if (_index.TryGetValue(key, out var single)) yield return single;
+            if (index.TryGetValue(key, out var single)) yield return single;
             yield break;
         }
-        if (_index.Count == 0) yield break;
+        if (index.Count == 0) yield break;
         var fromKey = IsFromKey(rangeEnd);
         if (!fromKey && ByteKeyComparer.Instance.Compare(key, rangeEnd) >= 0) yield break;
-        foreach (var history in _index.From(key))
+        foreach (var history in index.From(key))
         {
             if (!fromKey && ByteKeyComparer.Instance.Compare(history.Key, rangeEnd) >= 0) yield break;
             yield return history;

@@ -46,6 +46,10 @@ public sealed class NodeHost : IAsyncDisposable
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
     private volatile Keel.Node.Auth.AuthState _auth;
     private volatile Keel.Node.Keyring.GossipKeys _gossipKeys;
+    // Serializable reads are served from this view on the RPC's thread; null once the store changed (the loop drops it
+    // before the turn that changed it answers anyone) until a serializable read asks the loop for a new one.
+    private volatile StoreReadView? _readView;
+    private int _readViewWanted;
     private long _queuedItems;
     private long _queuedRequests;
     private long _queuedPeerMessages;
@@ -387,8 +391,45 @@ public sealed class NodeHost : IAsyncDisposable
     public Task<KvResult> ReadAsync(RangeRequest request, bool linearizable, DateTime deadline = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (!linearizable)
+        {
+            if (_readView is { } view) return Task.FromResult(ServeFromView(view, request));
+            // The loop serves this one and captures a view for the reads after it.
+            Volatile.Write(ref _readViewWanted, 1);
+        }
         var leaderWaitUntilMs = LeaderWaitUntilMs(deadline);
         return RequestAsync((node, requestId) => node.Read(requestId, request, linearizable, leaderWaitUntilMs));
+    }
+
+    /// <summary>
+    /// A serializable read from the loop's latest view, on the caller's thread: what the node's own serializable read
+    /// answers (the same validation and errors), without two thread hand-offs. The view is never older than an answer
+    /// this member has given: the loop drops a view the turn's writes made stale before it releases that turn's answers.
+    /// </summary>
+    private KvResult ServeFromView(StoreReadView view, RangeRequest request)
+    {
+        Statistics.ReadServedFromView();
+        try
+        {
+            MvccStore.Validate(request);
+            return new KvResult { RequestId = 0, Range = view.Range(request) };
+        }
+        catch (MvccException refused)
+        {
+            return KvResult.Failed(0, KeelError.FromMvcc(refused));
+        }
+    }
+
+    /// <summary>
+    /// On the loop, before a turn's answers go out: drops the read view if the store changed, and captures a new one
+    /// when a serializable read asked for it (capturing costs the next writes a copy of the index paths they change, so
+    /// only readers pay for it).
+    /// </summary>
+    private void RefreshReadView()
+    {
+        var view = _readView;
+        if (view is not null && !Node.Store.IsCurrent(view)) _readView = view = null;
+        if (view is null && Interlocked.Exchange(ref _readViewWanted, 0) == 1) _readView = Node.Store.CaptureReadView();
     }
 
     /// <summary>
@@ -546,6 +587,7 @@ public sealed class NodeHost : IAsyncDisposable
         {
             host._auth = host.Node.Auth;
             host._gossipKeys = host.Node.GossipKeys;
+            host.RefreshReadView();
         }
 
         public void AfterTurn() => host.AfterTurn();

@@ -14,6 +14,7 @@ public sealed class NodeHostStatistics
     private long _loopBatches;
     private long _loopItems;
     private long _slowBatches;
+    private long _readsServedFromView;
 
     /// <summary>Called with every file or directory sync's duration in seconds (on the thread that synced).</summary>
     public event Action<double>? FsyncObserved;
@@ -44,6 +45,11 @@ public sealed class NodeHostStatistics
 
     /// <summary>Batches that took 100 ms or more (etcd's <c>slow_apply_total</c> threshold).</summary>
     public long SlowBatches => Interlocked.Read(ref _slowBatches);
+
+    /// <summary>Serializable reads served on the RPC's thread from the loop's latest store view, not queued for the loop.</summary>
+    public long ReadsServedFromView => Interlocked.Read(ref _readsServedFromView);
+
+    internal void ReadServedFromView() => Interlocked.Increment(ref _readsServedFromView);
 
     internal void LeaderChanged() => Interlocked.Increment(ref _leaderChanges);
 

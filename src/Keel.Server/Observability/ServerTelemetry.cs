@@ -70,6 +70,7 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableGauge("etcd_server_proposals_pending", () => _latest.PendingWrites, description: "The current number of pending proposals to commit.");
         m.CreateObservableCounter("etcd_server_proposals_failed_total", () => _host.Statistics.WritesFailed, description: "The total number of failed proposals seen.");
         m.CreateObservableCounter("etcd_server_slow_apply_total", () => _host.Statistics.SlowBatches, description: "The total number of slow apply requests (a node loop batch of 100 ms or more).");
+        m.CreateObservableCounter("keel_reads_served_from_view_total", () => _host.Statistics.ReadsServedFromView, description: "Serializable reads served on the RPC's thread from the latest store view instead of the node loop.");
         m.CreateObservableGauge("keel_raft_term", () => (long)_host.Status.Term, description: "The current Raft term.");
 
         // Disk.

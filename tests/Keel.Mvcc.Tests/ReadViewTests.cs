@@ -1,0 +1,169 @@
+using static Keel.Mvcc.Tests.B;
+
+namespace Keel.Mvcc.Tests;
+
+/// <summary>
+/// <see cref="StoreReadView"/>: a capture answers every range as the store did at the capture, whatever the store does
+/// afterwards, including on another thread while the store changes (the server serves serializable reads that way).
+/// </summary>
+public class ReadViewTests
+{
+    private static readonly RangeRequest Everything = new() { Key = [0], RangeEnd = FromKey };
+
+    private static string Show(RangeResponse response) =>
+        $"rev={response.Revision} count={response.Count} more={response.More} " + string.Join(";", response.Kvs.Select(kv => kv.ToString()));
+
+    [Fact]
+    public void A_view_answers_as_the_store_did_at_the_capture_after_puts_deletes_and_a_compaction()
+    {
+        var store = new MvccStore();
+        store.Put("a", "1");
+        store.Put("b", "1");
+        store.Put("a", "2");
+        var view = store.CaptureReadView();
+        var expected = Show(store.Range(Everything));
+        var expectedOld = Show(store.Range(new RangeRequest { Key = Y("a"), Revision = 2 }));
+
+        store.Put("a", "3");
+        store.Delete("b");
+        store.Put("c", "1");
+        store.Compact(store.CurrentRevision);
+
+        Assert.Equal(expected, Show(view.Range(Everything)));
+        Assert.Equal(expectedOld, Show(view.Range(new RangeRequest { Key = Y("a"), Revision = 2 })));
+        Assert.Equal("2", S(view.Range(new RangeRequest { Key = Y("a") }).Kvs.Single().Value));
+        Assert.Equal(["a", "b"], view.Range(Everything).Keys());
+        Assert.Equal(["a", "c"], store.Range(Everything).Keys());
+    }
+
+    [Fact]
+    public void A_view_refuses_what_the_store_refused_at_the_capture()
+    {
+        var store = new MvccStore();
+        store.Put("a", "1");
+        store.Put("a", "2");
+        store.Compact(2);
+        var view = store.CaptureReadView();
+        store.Put("a", "3");
+
+        ThrowsMvcc(MvccError.FutureRevision, () => view.Range(new RangeRequest { Key = Y("a"), Revision = store.CurrentRevision }));
+        ThrowsMvcc(MvccError.Compacted, () => view.Range(new RangeRequest { Key = Y("a"), Revision = 1 }));
+        ThrowsMvcc(MvccError.EmptyKey, () => view.Range(new RangeRequest { Key = [] }));
+        Assert.Equal((3L, 2L), (view.Revision, view.CompactRevision));
+    }
+
+    [Fact]
+    public void A_view_is_current_until_a_write_or_a_compaction_changes_what_a_read_sees()
+    {
+        var store = new MvccStore();
+        store.Put("a", "1");
+        var view = store.CaptureReadView();
+        Assert.True(store.IsCurrent(view));
+
+        store.Delete("missing"); // deletes nothing: no new revision, nothing a read sees
+        Assert.True(store.IsCurrent(view));
+        Assert.False(new MvccStore().IsCurrent(view));
+
+        store.Put("b", "1");
+        Assert.False(store.IsCurrent(view));
+
+        var second = store.CaptureReadView();
+        store.Compact(store.CurrentRevision);
+        Assert.False(store.IsCurrent(second));
+        Assert.True(store.IsCurrent(store.CaptureReadView()));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Views_captured_at_random_points_of_a_random_history_never_change(int seed)
+    {
+        // Hundreds of keys, so the index has inner nodes and leaves split and empty under the views.
+        var random = new Random(seed);
+        var store = new MvccStore();
+        var views = new List<(StoreReadView View, string All, string Prefix, string AtOld, long OldRevision)>();
+        var prefix = new RangeRequest { Key = Y("k1"), RangeEnd = Y("k2"), Limit = 7 };
+        for (var step = 0; step < 4_000; step++)
+        {
+            var key = $"k{random.Next(600):D3}";
+            switch (random.Next(10))
+            {
+                case < 6:
+                    store.Put(key, $"v{step}");
+                    break;
+                case < 8:
+                    store.Delete(key);
+                    break;
+                case 8:
+                    store.Delete(key, $"k{random.Next(600):D3}");
+                    break;
+                default:
+                    if (random.Next(10) == 0 && store.CurrentRevision > 2)
+                        store.Compact(store.CompactRevision + 1 + random.NextInt64(store.CurrentRevision - store.CompactRevision - 1));
+                    break;
+            }
+            if (random.Next(40) == 0)
+            {
+                var oldRevision = Math.Max(store.CompactRevision, store.CurrentRevision - random.Next(20));
+                views.Add((store.CaptureReadView(), Show(store.Range(Everything)), Show(store.Range(prefix)),
+                    Show(store.Range(new RangeRequest { Key = Y("k"), RangeEnd = Y("l"), Revision = oldRevision })), oldRevision));
+            }
+        }
+        Assert.True(views.Count > 50, $"only {views.Count} views");
+        foreach (var (view, all, prefixed, atOld, oldRevision) in views)
+        {
+            Assert.Equal(all, Show(view.Range(Everything)));
+            Assert.Equal(prefixed, Show(view.Range(prefix)));
+            Assert.Equal(atOld, Show(view.Range(new RangeRequest { Key = Y("k"), RangeEnd = Y("l"), Revision = oldRevision })));
+        }
+        store.AssertInvariants();
+    }
+
+    [Fact]
+    public void Readers_on_other_threads_see_each_view_unchanged_while_the_store_keeps_writing()
+    {
+        // The writer captures a view every few writes and publishes it with what a range over it must give; two readers
+        // range over whatever view is published and compare. A write that touched a frozen node or history shows up as
+        // a mismatch (or an exception) on a reader.
+        var store = new MvccStore();
+        Published? published = null;
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var done = 0;
+        var readsChecked = new long[2];
+        var readers = Enumerable.Range(0, 2).Select(r => new Thread(() =>
+        {
+            try
+            {
+                while (Volatile.Read(ref done) == 0)
+                {
+                    if (Volatile.Read(ref published) is not { } current) continue;
+                    var got = Show(current.View.Range(Everything));
+                    if (got != current.Expected) failures.Enqueue($"view at {current.View.Revision}: {got[..Math.Min(200, got.Length)]}");
+                    readsChecked[r]++;
+                }
+            }
+            catch (Exception e)
+            {
+                failures.Enqueue(e.ToString());
+            }
+        })).ToArray();
+        foreach (var reader in readers) reader.Start();
+        var random = new Random(7);
+        for (var step = 0; step < 20_000; step++)
+        {
+            var key = $"k{random.Next(1_500):D4}";
+            if (random.Next(5) == 0) store.Delete(key);
+            else store.Put(key, $"v{step}");
+            if (step % 1_000 == 999) store.Compact(store.CurrentRevision - 10);
+            if (step % 25 == 0) Volatile.Write(ref published, new Published(store.CaptureReadView(), Show(store.Range(Everything))));
+        }
+        Volatile.Write(ref done, 1);
+        foreach (var reader in readers) Assert.True(reader.Join(TimeSpan.FromSeconds(30)), "a reader ended");
+        Assert.Empty(failures);
+        Assert.All(readsChecked, count => Assert.True(count > 0, "every reader checked a view"));
+    }
+
+    private sealed record Published(StoreReadView View, string Expected);
+}
