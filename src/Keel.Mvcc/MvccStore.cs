@@ -63,7 +63,7 @@ public sealed partial class MvccStore
 
     private static long SizeOfEntry(KeyRevision entry) => RevisionOverheadBytes + (entry.Kv?.Value.Length ?? 0);
 
-    private static long SizeOfRecords(int records, int events) => (long)RecordOverheadBytes * records + (long)EventOverheadBytes * events;
+    private static long SizeOfRecords(int records, long events) => (long)RecordOverheadBytes * records + (long)EventOverheadBytes * events;
 
     /// <summary>Reads a key or range (see <see cref="RangeRequest"/>), at the current or a historical revision.</summary>
     /// <exception cref="MvccException">Empty key; the revision is compacted or in the future.</exception>
