@@ -43,6 +43,10 @@ public sealed partial class MvccStore
         if (_log.Count > 0) Invariant.Check(_log.TimestampOf(_log.Count - 1) == _lastHybridTimestamp, "the last timestamp is the last record's");
 
         _index.AssertInvariants();
+        // The versions above the compaction, for the log check below: a set lookup per logged change instead of a
+        // search of the index (a restore of a million keys runs this check; the searches were a quarter of it).
+        var putsAboveCompaction = new HashSet<KeyValue>(ReferenceEqualityComparer.Instance);
+        var tombstonesAboveCompaction = new HashSet<(byte[] Key, long Revision)>(TombstoneComparer.Instance);
         foreach (var history in _index)
         {
             Invariant.Check(history.Generation <= _index.Generation, "no key history is newer than its index");
@@ -58,8 +62,13 @@ public sealed partial class MvccStore
                     Invariant.Check(entry.Revision > entries[i - 1].Revision, "a key's versions are in revision order");
                     Invariant.Check(entry.Revision > _compactRevision, "at most one version at or below the compaction");
                 }
-                if (entry.Kv is not { } kv) continue;
+                if (entry.Kv is not { } kv)
+                {
+                    if (entry.Revision > _compactRevision) tombstonesAboveCompaction.Add((history.Key, entry.Revision));
+                    continue;
+                }
                 Invariant.Check(kv.ModRevision == entry.Revision && ReferenceEquals(kv.Key, history.Key), "a version is stamped with its revision and key");
+                if (entry.Revision > _compactRevision) putsAboveCompaction.Add(kv);
                 var previous = i > 0 ? entries[i - 1].Kv : null;
                 if (previous is not null)
                     Invariant.Check(kv.Version == previous.Version + 1 && kv.CreateRevision == previous.CreateRevision, "a put in a generation adds 1 to the version");
@@ -77,13 +86,24 @@ public sealed partial class MvccStore
             foreach (var change in _log.ChangesOf(r))
             {
                 Invariant.Check(change.Kv.ModRevision == revision, "an event carries its revision");
-                Invariant.Check(_index.TryGetValue(change.Kv.Key, out var history), "a logged change's key is indexed");
-                var index = LastAtOrBelow(history!, revision);
-                Invariant.Check(index >= 0 && history![index].Revision == revision &&
-                    (history[index].Kv is null) == (change.Type == EventType.Delete), "a logged change is in the index");
+                // A put's version is the very object the index holds at that revision (one copy of each value; the
+                // index check above tied each held version to its key and revision); a delete is a tombstone there.
                 if (change.Type == EventType.Put)
-                    Invariant.Check(ReferenceEquals(history[index].Kv, change.Kv), "an event shares the index's version (one copy of each value)");
+                    Invariant.Check(putsAboveCompaction.Contains(change.Kv), "a logged put is the index's version (one copy of each value)");
+                else
+                    Invariant.Check(tombstonesAboveCompaction.Contains((change.Kv.Key, revision)), "a logged delete is a tombstone in the index");
             }
         }
+    }
+
+    /// <summary>A tombstone by key content and revision.</summary>
+    private sealed class TombstoneComparer : IEqualityComparer<(byte[] Key, long Revision)>
+    {
+        public static readonly TombstoneComparer Instance = new();
+
+        public bool Equals((byte[] Key, long Revision) x, (byte[] Key, long Revision) y) =>
+            x.Revision == y.Revision && ByteKeyComparer.Instance.Equals(x.Key, y.Key);
+
+        public int GetHashCode((byte[] Key, long Revision) obj) => HashCode.Combine(ByteKeyComparer.Instance.GetHashCode(obj.Key), obj.Revision);
     }
 }

@@ -87,7 +87,9 @@ public sealed partial class MvccStore
                 var value = reader.ReadBytes(reader.ReadCount(1)).ToArray();
                 history.Add(new KeyRevision(revision, new KeyValue(history.Key, create, revision, versionNumber, value, lease)));
             }
-            if (!store._index.Add(history)) throw new EncodingFormatException(reader.Position, "a key appears twice in the snapshot");
+            // Images are written in key order; any other order (or a duplicate) takes the general path.
+            if (!store._index.AddGreatest(history) && !store._index.Add(history))
+                throw new EncodingFormatException(reader.Position, "a key appears twice in the snapshot");
         }
         var recordCount = reader.ReadCount(20);
         var changes = new List<Change>();

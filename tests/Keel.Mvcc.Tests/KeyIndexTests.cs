@@ -28,7 +28,15 @@ public sealed class KeyIndexTests
         {
             var key = Key(random.Next(keySpace));
             var roll = random.Next(100);
-            if (roll < 50)
+            if (roll < 10)
+            {
+                // The restore path: only a key above every present key is taken.
+                var history = new KeyHistory(key) { Generation = index.Generation };
+                var greatest = model.Count == 0 || string.CompareOrdinal(model.Keys.Last(), Name(key)) < 0;
+                Assert.Equal(greatest, index.AddGreatest(history));
+                if (greatest) model.Add(Name(key), history);
+            }
+            else if (roll < 50)
             {
                 var history = new KeyHistory(key) { Generation = index.Generation };
                 Assert.Equal(!model.ContainsKey(Name(key)), index.Add(history));
@@ -81,6 +89,42 @@ public sealed class KeyIndexTests
 
     [Property(MaxTest = 60, Replay = "5301,1777")]
     public void Random_histories_of_operations_match_the_model(int seed) => Run(seed, 1_500, 500);
+
+    [Fact]
+    public void A_tree_loaded_in_key_order_is_sound_full_and_changes_like_any_other()
+    {
+        // 20,000 keys appended at the right edge (three levels of full nodes), a view frozen halfway, then random adds and
+        // removes through the general path.
+        var index = new KeyIndex();
+        var model = new SortedDictionary<string, KeyHistory>(new ByKey());
+        KeyIndex.Frozen? half = null;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var history = new KeyHistory(Key(i * 3)) { Generation = index.Generation };
+            Assert.True(index.AddGreatest(history));
+            model.Add(Name(history.Key), history);
+            if (i == 10_000) half = index.Freeze();
+        }
+        Assert.False(index.AddGreatest(new KeyHistory(Key(3)) { Generation = index.Generation }));
+        Assert.False(index.AddGreatest(new KeyHistory(Key(19_999 * 3)) { Generation = index.Generation }));
+        index.AssertInvariants();
+        Assert.Equal(model.Values, index.ToList());
+        var random = new Random(5);
+        for (var step = 0; step < 10_000; step++)
+        {
+            var key = Key(random.Next(60_000));
+            if (random.Next(2) == 0)
+            {
+                var history = new KeyHistory(key) { Generation = index.Generation };
+                Assert.Equal(model.TryAdd(Name(key), history), index.Add(history));
+            }
+            else Assert.Equal(model.Remove(Name(key)), index.Remove(key));
+        }
+        index.AssertInvariants();
+        Assert.Equal(model.Values, index.ToList());
+        Assert.Equal(10_001, half!.Count);
+        Assert.Equal(Enumerable.Range(0, 10_001).Select(i => Name(Key(i * 3))), half.Select(h => Name(h.Key)));
+    }
 
     [Fact]
     public void Emptying_the_index_and_filling_it_again_keeps_it_sound()

@@ -89,6 +89,30 @@ public class SnapshotTests
         Assert.Throws<EncodingFormatException>(() => MvccStore.Restore(bytes.AsSpan(0, bytes.Length - 9)));
         Assert.Throws<EncodingFormatException>(() => MvccStore.Restore(new byte[3]));
     }
+
+    [Fact]
+    public void A_snapshot_whose_history_holds_a_put_the_index_does_not_is_refused_though_its_checksum_is_right()
+    {
+        // A sender with a bug (or a hostile one) can write a well-formed, correctly checksummed image whose watch history
+        // carries its own copy of a version instead of the index's: the restored store would hold two copies that can
+        // drift apart. The invariant check refuses it as a format error.
+        var store = new MvccStore();
+        store.Put("a", "x");
+        store.Put("a", "y");
+        var image = store.Snapshot();
+        byte[] indexedRefs = [MvccStore.IndexedVersion, 3, 0, 0, 0, 0, 0, 0, 0, MvccStore.IndexedVersion, 2, 0, 0, 0, 0, 0, 0, 0];
+        var at = image.AsSpan().IndexOf(indexedRefs);
+        Assert.True(at > 0 && image.AsSpan(at + 1).IndexOf(indexedRefs) < 0, "revision 3's event refers to its versions once");
+        var inline = new List<byte> { MvccStore.InlineVersion };
+        foreach (var field in new long[] { 2, 3, 2, 0 }) inline.AddRange(BitConverter.GetBytes(field));
+        inline.AddRange(BitConverter.GetBytes(1));
+        inline.Add((byte)'y');
+        var forged = image[..at].Concat(inline).Concat(image[(at + 9)..^ChecksummedFrame.ChecksumBytes]).ToList();
+        forged.AddRange(BitConverter.GetBytes(ChecksummedFrame.Checksum(forged.ToArray())));
+
+        var refused = Assert.Throws<EncodingFormatException>(() => MvccStore.Restore(forged.ToArray()));
+        Assert.Contains("a logged put is the index's version", refused.Message);
+    }
 }
 
 /// <summary>A replica restored from a snapshot at any point goes on exactly as the original.</summary>
