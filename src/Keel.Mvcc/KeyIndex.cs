@@ -55,14 +55,7 @@ internal sealed class KeyIndex : IKeyLookup
         _root = Writable(_root);
         var split = Insert(_root, history, out var added);
         if (!added) return false;
-        if (split is { } grown)
-        {
-            var root = new Inner(_generation) { Count = 2 };
-            root.Children[0] = _root;
-            root.Children[1] = grown.Right;
-            root.Keys[0] = grown.Separator;
-            _root = root;
-        }
+        if (split is { } grown) GrowRoot(grown);
         Count++;
         return true;
     }
@@ -77,16 +70,19 @@ internal sealed class KeyIndex : IKeyLookup
         ArgumentNullException.ThrowIfNull(history);
         if (Count > 0 && Compare(Greatest(_root), history.Key) >= 0) return false;
         _root = Writable(_root);
-        if (AppendRight(_root, history) is { } grown)
-        {
-            var root = new Inner(_generation) { Count = 2 };
-            root.Children[0] = _root;
-            root.Children[1] = grown.Right;
-            root.Keys[0] = grown.Separator;
-            _root = root;
-        }
+        if (AppendRight(_root, history) is { } grown) GrowRoot(grown);
         Count++;
         return true;
+    }
+
+    // The root split: a new root over the old one and its new right sibling.
+    private void GrowRoot((byte[] Separator, Node Right) split)
+    {
+        var root = new Inner(_generation) { Count = 2 };
+        root.Children[0] = _root;
+        root.Children[1] = split.Right;
+        root.Keys[0] = split.Separator;
+        _root = root;
     }
 
     // The greatest key of a non-empty tree (an emptied leaf is always removed from its parent).
