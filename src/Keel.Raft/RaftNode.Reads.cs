@@ -15,7 +15,17 @@ public sealed partial class RaftNode
     private List<ulong>? _openReadBatch;
     private readonly List<(ulong Round, long SentTick)> _roundSentTicks = [];
     private ulong _readRound;
+    // The heartbeats of round _readRound are still in this turn's messages (GetReady has not handed them out): a read
+    // that arrives now is confirmed by that round, since its messages leave after the read arrived.
+    private bool _readRoundUnsent;
     private ulong _leaseRound;
+
+    /// <summary>
+    /// Heartbeat rounds for reads that may be unanswered at once: a round starts for the reads that arrived while one
+    /// was in flight without waiting for its answer, so a read waits about one round trip instead of up to two, and a
+    /// slow follower still cannot make the leader send a round per turn.
+    /// </summary>
+    private const ulong MaxReadRoundsInFlight = 2;
     private long _leaseExpiresAtTick;
 
     /// <summary>
@@ -79,9 +89,18 @@ public sealed partial class RaftNode
             RespondRead(from, requestId, index);
             return;
         }
-        // Confirmed by a round sent after this request arrived; every read waiting for it is served by it.
-        _pendingReads.Add(new PendingRead(from, requestId, index, _readRound + 1, startTick));
-        if (QuorumAckedRound() >= _readRound) BroadcastHeartbeat();
+        // Confirmed by a round sent after this request arrived (the unsent one of this turn, or the next); every read
+        // waiting for a round is served by it.
+        _pendingReads.Add(new PendingRead(from, requestId, index, _readRoundUnsent ? _readRound : _readRound + 1, startTick));
+        MaybeStartReadRound();
+    }
+
+    /// <summary>Starts the round the newest pending read needs, unless it is out already or too many rounds are.</summary>
+    private void MaybeStartReadRound()
+    {
+        if (_pendingReads.Count == 0 || _pendingReads[^1].RequiredRound <= _readRound) return;
+        if (_readRound - QuorumAckedRound() >= MaxReadRoundsInFlight) return;
+        BroadcastHeartbeat();
     }
 
     private void RespondRead(ulong from, ulong requestId, ulong index)
@@ -99,6 +118,7 @@ public sealed partial class RaftNode
     private ulong StartReadRound()
     {
         _readRound++;
+        _readRoundUnsent = true;
         _roundSentTicks.Add((_readRound, _tickCount));
         if (_tracker.Progress.TryGetValue(Id, out var self)) self.AckedRound = _readRound;
         return _readRound;
@@ -130,8 +150,8 @@ public sealed partial class RaftNode
             released++;
         }
         _pendingReads.RemoveRange(0, released);
-        // Reads that arrived while a round was in flight go out together in the next one.
-        if (_pendingReads.Count > 0 && quorumRound >= _readRound) BroadcastHeartbeat();
+        // Reads that arrived while rounds were in flight (and found no room for another) go out together in the next.
+        MaybeStartReadRound();
     }
 
     private void ReleaseReadsAwaitingCommit()
@@ -170,6 +190,7 @@ public sealed partial class RaftNode
     private void ResetReads()
     {
         _readRound = 0;
+        _readRoundUnsent = false;
         _leaseRound = 0;
         _leaseExpiresAtTick = 0;
         _roundSentTicks.Clear();

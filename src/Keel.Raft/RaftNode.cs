@@ -306,6 +306,7 @@ public sealed partial class RaftNode
             ReduceUncommittedBytes(committed);
         }
         _messages = [];
+        _readRoundUnsent = false;
         _forwarding = null;
         _openReadBatch = null;
         _messagesAfterPersist = [];

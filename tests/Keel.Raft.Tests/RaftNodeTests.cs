@@ -234,6 +234,51 @@ public sealed class RaftNodeTests
     }
 
     [Fact]
+    public void ReadsShareTheRoundOfTheirTurnAndALaterReadDoesNotWaitForTheRoundInFlight()
+    {
+        var cluster = ElectedCluster();
+        var leader = cluster[1].Node;
+        leader.Propose("x"u8.ToArray());
+        cluster.Stabilize();
+        List<Message> HeartbeatsAfter(ulong round) =>
+            [.. cluster.Network.Where(m => m.Type == MessageType.Heartbeat && m.From == 1 && m.Context > round)];
+
+        // Turn 1: two reads, one round (the second read arrived before the round's messages left).
+        leader.ReadIndex(1);
+        leader.ReadIndex(2);
+        cluster.ProcessReady(1);
+        var round1 = HeartbeatsAfter(0);
+        Assert.Equal(2, round1.Count);
+        Assert.Single(round1.Select(m => m.Context).Distinct());
+
+        // Turn 2, round 1 unanswered: a new read starts round 2 at once instead of waiting for round 1's answers.
+        leader.ReadIndex(3);
+        cluster.ProcessReady(1);
+        var round2 = HeartbeatsAfter(round1[0].Context);
+        Assert.Equal(2, round2.Count);
+
+        // Turn 3, two rounds unanswered: no third round yet.
+        leader.ReadIndex(4);
+        cluster.ProcessReady(1);
+        Assert.Empty(HeartbeatsAfter(round2[0].Context));
+
+        // One follower answers round 1: with the leader that is a quorum, so reads 1 and 2 are served and read 4's round
+        // starts.
+        var follower = round1[0].To;
+        cluster.DeliverAt(cluster.Network.IndexOf(round1[0]));
+        cluster.ProcessReady(follower);
+        cluster.DeliverAt(cluster.Network.FindIndex(m => m.Type == MessageType.HeartbeatResponse && m.From == follower));
+        cluster.ProcessReady(1);
+        Assert.Equal([1ul, 2], cluster[1].ReadStates.Where(r => r.Outcome == ReadOutcome.Ready).Select(r => r.RequestId));
+        Assert.Equal(2, HeartbeatsAfter(round2[0].Context).Count);
+
+        // Everything delivered: reads 3 and 4 are served too, at the committed index.
+        cluster.Stabilize();
+        Assert.Equal([1ul, 2, 3, 4], cluster[1].ReadStates.Where(r => r.Outcome == ReadOutcome.Ready).Select(r => r.RequestId));
+        Assert.All(cluster[1].ReadStates, r => Assert.Equal(leader.Log.Committed, r.Index));
+    }
+
+    [Fact]
     public void AForwardedReadBatchFailsAsAWholeWhenItsLeaderIsLost()
     {
         var cluster = ElectedCluster(configure: o => o with { CheckQuorum = false });
