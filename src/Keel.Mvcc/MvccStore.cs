@@ -31,9 +31,6 @@ public sealed partial class MvccStore
     private long _lastHybridTimestamp = long.MinValue;
     private long _sizeBytes;
 
-    // Counts the changes a read can see (write revisions and compactions), so a read view knows it is still current.
-    private long _changeCount;
-
     /// <summary>Creates an empty store at revision 1.</summary>
     public MvccStore() { }
 
@@ -79,13 +76,16 @@ public sealed partial class MvccStore
     /// index is copy-on-write, see <see cref="KeyIndex"/>). Writes after a capture copy the index nodes and key histories
     /// they change, once per capture, so capture when a reader will use the view, not on every write.
     /// </summary>
-    public StoreReadView CaptureReadView() => new(this, _index.Freeze(), _currentRevision, _compactRevision, _changeCount);
+    public StoreReadView CaptureReadView() => new(this, _index.Freeze(), _currentRevision, _compactRevision);
 
-    /// <summary>Whether <paramref name="view"/> was captured from this store and nothing a read sees has changed since.</summary>
+    /// <summary>
+    /// Whether <paramref name="view"/> was captured from this store and nothing a read sees has changed since: every write
+    /// that changes something raises the revision, and every compaction raises the compaction revision.
+    /// </summary>
     public bool IsCurrent(StoreReadView view)
     {
         ArgumentNullException.ThrowIfNull(view);
-        return ReferenceEquals(view.Store, this) && view.ChangeCount == _changeCount;
+        return ReferenceEquals(view.Store, this) && view.Revision == _currentRevision && view.CompactRevision == _compactRevision;
     }
 
     /// <summary>Writes one key at a new revision stamped with <paramref name="hybridTimestamp"/>.</summary>
@@ -152,7 +152,6 @@ public sealed partial class MvccStore
         var (records, events) = _log.DropBelow(revision);
         _sizeBytes -= SizeOfRecords(records, events);
         _compactRevision = revision;
-        _changeCount++;
     }
 
     /// <summary>
@@ -206,7 +205,6 @@ public sealed partial class MvccStore
         _sizeBytes += SizeOfRecords(1, _pendingEvents.Count);
         _lastHybridTimestamp = hybridTimestamp;
         _pendingEvents.Clear();
-        _changeCount++;
     }
 
     /// <summary>The revision a read inside a write sees: the write's own if it has changed something yet.</summary>

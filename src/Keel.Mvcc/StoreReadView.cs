@@ -16,13 +16,12 @@ public sealed class StoreReadView
 {
     private readonly KeyIndex.Frozen _index;
 
-    internal StoreReadView(MvccStore store, KeyIndex.Frozen index, long revision, long compactRevision, long changeCount)
+    internal StoreReadView(MvccStore store, KeyIndex.Frozen index, long revision, long compactRevision)
     {
         Store = store;
         _index = index;
         Revision = revision;
         CompactRevision = compactRevision;
-        ChangeCount = changeCount;
     }
 
     /// <summary>The store revision at the capture.</summary>
@@ -32,8 +31,6 @@ public sealed class StoreReadView
     public long CompactRevision { get; }
 
     internal MvccStore Store { get; }
-
-    internal long ChangeCount { get; }
 
     /// <summary>Reads a key or range as <see cref="MvccStore.Range"/> did at the capture.</summary>
     /// <exception cref="MvccException">Empty key or bad sort; the revision is compacted or after the capture.</exception>

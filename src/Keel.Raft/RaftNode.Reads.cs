@@ -19,6 +19,7 @@ public sealed partial class RaftNode
     // that arrives now is confirmed by that round, since its messages leave after the read arrived.
     private bool _readRoundUnsent;
     private ulong _leaseRound;
+    private long _leaseExpiresAtTick;
 
     /// <summary>
     /// Heartbeat rounds for reads that may be unanswered at once: a round starts for the reads that arrived while one
@@ -26,7 +27,6 @@ public sealed partial class RaftNode
     /// slow follower still cannot make the leader send a round per turn.
     /// </summary>
     private const ulong MaxReadRoundsInFlight = 2;
-    private long _leaseExpiresAtTick;
 
     /// <summary>
     /// Requests a linearizable read (etcd ReadIndex). The answer arrives as a <see cref="ReadState"/> in a later
