@@ -126,13 +126,14 @@ public sealed class DurableRaftLog
 
     /// <summary>
     /// Records the application's state at <paramref name="index"/> as Raft's snapshot and makes it durable: the snapshot
-    /// file first, then the WAL marker, then one sync.
+    /// file first, then the WAL marker, then one sync. Older snapshot files whose index is in <paramref name="streamed"/>
+    /// are kept beyond the retention: they are being streamed to followers.
     /// </summary>
-    public Snapshot SaveSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data)
+    public Snapshot SaveSnapshot(ulong index, Membership membership, ReadOnlyMemory<byte> data, IReadOnlyCollection<ulong>? streamed = null)
     {
         Invariant.Check(_snapshots is not null, "the log was opened without snapshot support");
         var snapshot = Storage.CreateSnapshot(index, membership, data);
-        _snapshots!.Save(index, snapshot.Metadata.Term, data.Span);
+        _snapshots!.Save(index, snapshot.Metadata.Term, data.Span, streamed);
         _wal.SaveSnapshotMarker(new WalSnapshotMarker(index, snapshot.Metadata.Term));
         _wal.Sync();
         Storage.MoveSnapshotToStorage(index, OpenStoredSnapshot(index, snapshot.Metadata.Term));

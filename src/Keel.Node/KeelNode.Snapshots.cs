@@ -65,13 +65,13 @@ public sealed partial class KeelNode
             Invariant.Check(_log.Storage.TryGetTerm(AppliedIndex, out var term) == StorageStatus.Ok, "the applied entry is still in the log");
             _snapshotInFlight = AppliedIndex;
             _snapshotInFlightImage = (captured, _raft.Membership);
-            _outbox.SetSnapshotToPersist(new SnapshotToPersist(AppliedIndex, term, captured));
+            _outbox.SetSnapshotToPersist(new SnapshotToPersist(AppliedIndex, term, captured) { StreamedSnapshotIndexes = _raft.StreamedSnapshotIndexes() });
             return;
         }
         if (AppliedIndex < Math.Max(_snapshotIndex, DurableRaftLog.BootstrapIndex) + every) return;
         if (!LogLargeEnoughToSnapshot()) return;
         _bytesAppliedSinceSnapshot = 0;
-        _log.SaveSnapshot(AppliedIndex, _raft.Membership, EncodeState(_raft.Membership, AppliedIndex));
+        _log.SaveSnapshot(AppliedIndex, _raft.Membership, EncodeState(_raft.Membership, AppliedIndex), _raft.StreamedSnapshotIndexes());
         _snapshotIndex = AppliedIndex;
         var compactedTo = _raft.Compact(AppliedIndex);
         if (compactedTo > 0) _log.Compact(compactedTo);

@@ -73,6 +73,7 @@ public sealed partial class KeelNode
             ElectionTimeoutTicks = options.ElectionTimeoutTicks,
             AppliedIndex = bootstrapIndex,
             TrailingEntries = options.SnapshotTrailingEntries,
+            SnapshotChunkBytes = options.SnapshotChunkBytes,
         };
         _raft = new RaftNode(raftOptions, _log.Storage);
         AppliedIndex = bootstrapIndex;

@@ -99,6 +99,15 @@ public sealed record KeelNodeOptions
     public int SnapshotEveryEntries { get; init; } = 10_000;
 
     /// <summary>
+    /// Largest piece of a snapshot the leader streams to a lagging or new member in one message (Raft's
+    /// <c>SnapshotChunkBytes</c>); the transfer resumes from the last acknowledged piece after a loss.
+    /// </summary>
+    public int SnapshotChunkBytes { get; init; } = DefaultSnapshotChunkBytes;
+
+    /// <summary>The default of <see cref="SnapshotChunkBytes"/>: 64 KiB.</summary>
+    public const int DefaultSnapshotChunkBytes = 64 * 1024;
+
+    /// <summary>
     /// A snapshot also waits until the entries applied since the last one hold at least this share of the store's size
     /// (<see cref="Keel.Mvcc.MvccStore.SizeBytes"/>) in bytes; 0 turns the rule off. Keel's snapshot is the whole state,
     /// so with a fixed entry count the bytes written per entry grow with the store (at 5,000,000 keys a 1.6-GB image

@@ -68,6 +68,13 @@ public sealed class Outbox
 /// <param name="Image">The captured node state.</param>
 public sealed record SnapshotToPersist(ulong Index, ulong Term, NodeImage Image)
 {
+    /// <summary>
+    /// Older snapshot files at these indexes must survive this write's retention: the leader is streaming them to
+    /// followers (Raft's <c>StreamedSnapshotIndexes</c> when the image was captured). A transfer that starts later
+    /// streams a snapshot at least as new as the newest at capture, which retention keeps anyway.
+    /// </summary>
+    public IReadOnlyList<ulong> StreamedSnapshotIndexes { get; init; } = [];
+
     /// <summary>The encoded node state (encoded on the first call, by the calling thread).</summary>
     public ReadOnlyMemory<byte> Data => Image.Encode();
 }

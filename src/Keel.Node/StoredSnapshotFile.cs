@@ -17,6 +17,11 @@ internal sealed class StoredSnapshotFile(SnapshotFile file) : IStoredSnapshotDat
 
     private sealed class Reader(SnapshotFile.Reader reader) : ISnapshotReader
     {
-        public ReadOnlyMemory<byte> Read(long offsetBytes, int countBytes) => reader.Read(offsetBytes, countBytes);
+        public bool TryRead(long offsetBytes, int countBytes, out ReadOnlyMemory<byte> chunk)
+        {
+            var read = reader.TryRead(offsetBytes, countBytes, out var bytes);
+            chunk = bytes;
+            return read;
+        }
     }
 }

@@ -93,6 +93,16 @@ public sealed class Progress
         }
     }
 
+    /// <summary>
+    /// Gives up a snapshot transfer that cannot go on (its stored image is gone): probe again from just after
+    /// <see cref="Match"/>, which finds the log compacted there and starts the newest snapshot.
+    /// </summary>
+    internal void AbandonSnapshot()
+    {
+        ResetState(ProgressState.Probe);
+        Next = Match + 1;
+    }
+
     /// <summary>Start pipelining from just after <see cref="Match"/>.</summary>
     internal void BecomeReplicate()
     {

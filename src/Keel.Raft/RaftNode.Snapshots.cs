@@ -41,19 +41,51 @@ public sealed partial class RaftNode
         if (snapshot.IsEmpty) return false;
         pr.BecomeSnapshot(snapshot.Metadata.Index);
         pr.Transfer = new SnapshotTransfer(snapshot);
-        SendSnapshotChunk(to, pr.Transfer);
-        return true;
+        return SendSnapshotChunk(to, pr);
     }
 
-    private void SendSnapshotChunk(ulong to, SnapshotTransfer transfer)
+    // Sends the chunk after what the follower confirmed; false when the stored image is gone (the application saved a
+    // newer snapshot and deleted this one while the transfer was slow): the transfer is abandoned and the follower is
+    // probed again, which sends the newest snapshot. Throwing here would stop the leader over a routine race.
+    private bool SendSnapshotChunk(ulong to, Progress pr)
     {
+        var transfer = pr.Transfer!;
         var total = (ulong)transfer.Snapshot.LengthBytes;
         var offset = Math.Min(transfer.AckedOffset, total);
         var length = (int)Math.Min((ulong)_options.SnapshotChunkBytes, total - offset);
-        var chunk = new SnapshotChunk(transfer.Snapshot.Metadata, offset, total, transfer.Reader.Read((long)offset, length));
-        Send(NewMessage(MessageType.Snapshot, to) with { Snapshot = chunk });
+        if (!transfer.Reader.TryRead((long)offset, length, out var data))
+        {
+            SnapshotTransfersAbandoned++;
+            pr.AbandonSnapshot();
+            return false;
+        }
+        Send(NewMessage(MessageType.Snapshot, to) with { Snapshot = new SnapshotChunk(transfer.Snapshot.Metadata, offset, total, data) });
         transfer.ChunkSentAtTick = _tickCount;
+        return true;
     }
+
+    /// <summary>
+    /// The indexes of the stored snapshots that transfers are streaming to followers now (empty when none, and on a
+    /// node that is not the leader): the application's snapshot retention must keep those files until the transfers
+    /// end, or they would be abandoned (<see cref="SnapshotTransfersAbandoned"/>) and restarted from the newest
+    /// snapshot, which a follower behind a slow link might never finish before it too is replaced. At most one per
+    /// follower, so what retention keeps beyond its count stays bounded even when a transfer stalls.
+    /// </summary>
+    public IReadOnlyList<ulong> StreamedSnapshotIndexes()
+    {
+        if (Role != RaftRole.Leader) return [];
+        List<ulong>? streamed = null;
+        foreach (var (_, progress) in _tracker.Members)
+            if (progress.Transfer is { Snapshot: { Stored: not null } stored })
+                (streamed ??= []).Add(stored.Metadata.Index);
+        return streamed is null ? [] : streamed;
+    }
+
+    /// <summary>
+    /// Snapshot transfers this node abandoned as leader because the stored image they streamed was deleted (a newer
+    /// snapshot replaced it); each follower concerned was then sent the newest one.
+    /// </summary>
+    public long SnapshotTransfersAbandoned { get; private set; }
 
     private void HandleSnapshotResponse(Message m, Progress pr)
     {
@@ -61,11 +93,18 @@ public sealed partial class RaftNode
         var transfer = pr.Transfer;
         if (pr.State != ProgressState.Snapshot || transfer is null || m.Index != transfer.Snapshot.Metadata.Index) return;
         var total = (ulong)transfer.Snapshot.LengthBytes;
-        var next = m.Context;
-        if (next == 0 && transfer.AckedOffset > 0) transfer.AckedOffset = 0; // the follower lost its partial copy
-        else if (next > transfer.AckedOffset) transfer.AckedOffset = Math.Min(next, total);
+        var next = Math.Min(m.Context, total);
+        if (m.Reject)
+        {
+            // The follower refused a chunk that was not the one it expects and says what it holds: resume there, even
+            // below what we took as acknowledged. It may have lost its partial copy (0), or acks of a copy it dropped
+            // arrived late and moved us past it; ignoring a lower offset then resent the same chunk forever.
+            if (next == transfer.AckedOffset && transfer.ChunkSentAtTick >= 0) return; // a duplicate refusal: the resend is under way
+            transfer.AckedOffset = next;
+        }
+        else if (next > transfer.AckedOffset) transfer.AckedOffset = next;
         else return; // a duplicate or reordered ack
-        if (transfer.AckedOffset < total) SendSnapshotChunk(m.From, transfer);
+        if (transfer.AckedOffset < total) SendSnapshotChunk(m.From, pr);
         else transfer.ChunkSentAtTick = -1;
     }
 
@@ -75,7 +114,7 @@ public sealed partial class RaftNode
         if (transfer is null) return;
         var resendAfterTicks = Math.Max(2, _options.ElectionTimeoutTicks / 2);
         if (transfer.ChunkSentAtTick >= 0 && _tickCount - transfer.ChunkSentAtTick < resendAfterTicks) return;
-        SendSnapshotChunk(to, transfer); // a chunk or its ack was lost
+        SendSnapshotChunk(to, pr); // a chunk or its ack was lost
     }
 
     private void HandleSnapshotChunk(Message m)
@@ -86,8 +125,9 @@ public sealed partial class RaftNode
         var metadata = chunk.Metadata;
         if (metadata.Index <= _log.Committed)
         {
-            // Already have it (or newer): tell the leader where we are (etcd handleSnapshot).
-            _incomingSnapshot = null;
+            // Already have it (or newer): tell the leader where we are (etcd handleSnapshot). A late chunk of an old
+            // snapshot does not drop the partial copy of a newer one.
+            if (_incomingSnapshot is { } partial && partial.Metadata.Index <= _log.Committed) _incomingSnapshot = null;
             Send(NewMessage(MessageType.AppendResponse, m.From) with { Index = _log.Committed });
             return;
         }
@@ -96,7 +136,7 @@ public sealed partial class RaftNode
         {
             if (chunk.Offset != 0)
             {
-                Send(NewMessage(MessageType.SnapshotResponse, m.From) with { Index = metadata.Index, Context = 0 });
+                Send(NewMessage(MessageType.SnapshotResponse, m.From) with { Index = metadata.Index, Context = 0, Reject = true });
                 return;
             }
             incoming = _incomingSnapshot = new IncomingSnapshot(metadata, chunk.TotalBytes);
@@ -104,7 +144,7 @@ public sealed partial class RaftNode
         if (chunk.Offset != incoming.Received || chunk.TotalBytes != incoming.TotalBytes
             || chunk.Offset + (ulong)chunk.Data.Length > incoming.TotalBytes)
         {
-            Send(NewMessage(MessageType.SnapshotResponse, m.From) with { Index = metadata.Index, Context = incoming.Received });
+            Send(NewMessage(MessageType.SnapshotResponse, m.From) with { Index = metadata.Index, Context = incoming.Received, Reject = true });
             return;
         }
         incoming.Append(chunk.Data.Span);

@@ -46,7 +46,11 @@ public sealed record Snapshot(SnapshotMetadata Metadata, ReadOnlyMemory<byte> Da
 
     private sealed class MemorySnapshotReader(ReadOnlyMemory<byte> data) : ISnapshotReader
     {
-        public ReadOnlyMemory<byte> Read(long offsetBytes, int countBytes) => data.Slice(checked((int)offsetBytes), countBytes);
+        public bool TryRead(long offsetBytes, int countBytes, out ReadOnlyMemory<byte> chunk)
+        {
+            chunk = data.Slice(checked((int)offsetBytes), countBytes);
+            return true;
+        }
     }
 }
 
@@ -68,11 +72,14 @@ public interface IStoredSnapshotData
 public interface ISnapshotReader
 {
     /// <summary>
-    /// The <paramref name="countBytes"/> bytes at <paramref name="offsetBytes"/>. A reader of stored data checks the
-    /// image's checksum as the chunks go by and throws before it returns the last chunk of a damaged image, so a
-    /// follower never installs one: damage on the leader's own disk is a failure it must stop on, loudly.
+    /// Reads the <paramref name="countBytes"/> bytes at <paramref name="offsetBytes"/> into <paramref name="chunk"/>.
+    /// Returns false when the stored image is no longer there: the application deleted it after it saved a newer
+    /// snapshot (retention), which can happen while a slow transfer is under way; the leader then abandons the transfer
+    /// and sends the newest snapshot instead. A reader of stored data checks the image's checksum as the chunks go by
+    /// and throws before it returns the last chunk of a damaged image, so a follower never installs one: damage on the
+    /// leader's own disk is a failure it must stop on, loudly.
     /// </summary>
-    ReadOnlyMemory<byte> Read(long offsetBytes, int countBytes);
+    bool TryRead(long offsetBytes, int countBytes, out ReadOnlyMemory<byte> chunk);
 }
 
 /// <summary>

@@ -57,8 +57,13 @@ public sealed class SnapshotStore
     /// most of a loaded member's resident memory was such dead images).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The length is negative or above the largest span (2 GiB).</exception>
+    /// <param name="index">The last log index the snapshot covers.</param>
+    /// <param name="term">The term of that entry.</param>
+    /// <param name="lengthBytes">The image's size.</param>
+    /// <param name="encode">Writes the image.</param>
+    /// <param name="streamed">See <see cref="Save(ulong, ulong, ReadOnlySpan{byte}, IReadOnlyCollection{ulong})"/>.</param>
     /// <exception cref="DiskFullException">No space: the temporary file is removed and the existing snapshots are untouched.</exception>
-    public unsafe void Save(ulong index, ulong term, long lengthBytes, SnapshotEncoder encode)
+    public unsafe void Save(ulong index, ulong term, long lengthBytes, SnapshotEncoder encode, IReadOnlyCollection<ulong>? streamed = null)
     {
         ArgumentNullException.ThrowIfNull(encode);
         ArgumentOutOfRangeException.ThrowIfNegative(lengthBytes);
@@ -68,7 +73,7 @@ public sealed class SnapshotStore
         {
             var image = new Span<byte>(memory, (int)lengthBytes);
             encode(image);
-            Save(index, term, image);
+            Save(index, term, image, streamed);
         }
         finally
         {
@@ -76,9 +81,13 @@ public sealed class SnapshotStore
         }
     }
 
-    /// <summary>Durably saves a snapshot, then deletes all but the newest <see cref="Retain"/>.</summary>
+    /// <summary>
+    /// Durably saves a snapshot, then deletes all but the newest <see cref="Retain"/>, except those whose index is in
+    /// <paramref name="streamed"/>: a leader is still streaming them to followers (Raft's
+    /// <c>StreamedSnapshotIndexes</c>), and a later save deletes them once that is done.
+    /// </summary>
     /// <exception cref="DiskFullException">No space: the temporary file is removed and the existing snapshots are untouched.</exception>
-    public void Save(ulong index, ulong term, ReadOnlySpan<byte> data)
+    public void Save(ulong index, ulong term, ReadOnlySpan<byte> data, IReadOnlyCollection<ulong>? streamed = null)
     {
         var name = FileName(index, term);
         var temp = name[..^Suffix.Length] + TempSuffix;
@@ -117,9 +126,19 @@ public sealed class SnapshotStore
         }
         var all = ListSnapshots();
         if (all.Count <= Retain) return;
-        foreach (var old in all.Take(all.Count - Retain)) _directory.Delete(old);
-        _directory.SyncDirectory();
+        var deleted = false;
+        foreach (var old in all.Take(all.Count - Retain))
+        {
+            if (streamed is not null && streamed.Contains(IndexOf(old))) continue;
+            _directory.Delete(old);
+            deleted = true;
+        }
+        if (deleted) _directory.SyncDirectory();
     }
+
+    // Names are "{index:x16}-{term:x16}.snap".
+    private static ulong IndexOf(string name) =>
+        ulong.TryParse(name.AsSpan(0, 16), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var index) ? index : 0;
 
     /// <summary>
     /// Loads the newest snapshot whose checksum verifies, or null if there is none. Leftover temporary files are
@@ -161,9 +180,13 @@ public sealed class SnapshotStore
         return new SnapshotFile(_directory, name, HeaderBytes, file.LengthBytes - HeaderBytes, CrcOfHeader(header), BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(28)));
     }
 
-    /// <summary>Checks that no more than <see cref="Retain"/> snapshots are kept (for tests and the simulator; call between saves).</summary>
-    public void AssertInvariants() =>
-        Keel.Core.Invariant.Check(ListSnapshots().Count <= Retain, "more snapshots are kept than the retention allows");
+    /// <summary>
+    /// Checks that no more than <see cref="Retain"/> snapshots are kept besides those in <paramref name="streamed"/>
+    /// (for tests and the simulator; call between saves).
+    /// </summary>
+    public void AssertInvariants(IReadOnlyCollection<ulong>? streamed = null) =>
+        Keel.Core.Invariant.Check(ListSnapshots().Count(n => streamed is null || !streamed.Contains(IndexOf(n))) <= Retain,
+            "more snapshots are kept than the retention allows");
 
     private List<string> ListSnapshots() =>
         _directory.ListFiles().Where(n => n.EndsWith(Suffix, StringComparison.Ordinal)).ToList(); // ListFiles is ordinal, and names sort by index.
@@ -239,8 +262,8 @@ public sealed class SnapshotFile
     /// <summary>
     /// Reads chunks of the image and checks its CRC32C as they go by: when the last chunk is asked for, every byte
     /// before it has been checked (read in order, or read again now for a pass that was not in order), and a damaged
-    /// image throws instead of returning it. Reopens the file per chunk: a deleted snapshot (retention) fails loudly
-    /// rather than reading another file's bytes.
+    /// image throws instead of returning it. Reopens the file per chunk, so a snapshot deleted by retention during a
+    /// slow transfer is seen as gone (<see cref="TryRead"/> returns false) rather than read from another file's bytes.
     /// </summary>
     public sealed class Reader
     {
@@ -257,12 +280,27 @@ public sealed class SnapshotFile
         /// <summary>The <paramref name="countBytes"/> bytes at <paramref name="offsetBytes"/> of the image.</summary>
         /// <exception cref="ArgumentOutOfRangeException">The range is outside the image.</exception>
         /// <exception cref="SnapshotFileException">The file is gone, short, or fails its checksum.</exception>
-        public byte[] Read(long offsetBytes, int countBytes)
+        public byte[] Read(long offsetBytes, int countBytes) => TryRead(offsetBytes, countBytes, out var chunk)
+            ? chunk
+            : throw new SnapshotFileException(_file.Name, _file._dataOffsetBytes + offsetBytes, "it is gone from the directory (a newer snapshot replaced it)");
+
+        /// <summary>
+        /// Reads the <paramref name="countBytes"/> bytes at <paramref name="offsetBytes"/> of the image into
+        /// <paramref name="chunk"/>; false when the file is no longer in the directory (retention deleted it after a
+        /// newer snapshot was saved).
+        /// </summary>
+        /// <exception cref="ArgumentOutOfRangeException">The range is outside the image.</exception>
+        /// <exception cref="SnapshotFileException">The file cannot be opened though it exists, is short, or fails its checksum.</exception>
+        public bool TryRead(long offsetBytes, int countBytes, out byte[] chunk)
         {
             if (offsetBytes < 0 || countBytes < 0 || offsetBytes > _file.LengthBytes - countBytes)
                 throw new ArgumentOutOfRangeException(nameof(offsetBytes), $"[{offsetBytes}, +{countBytes}) is outside the image of {_file.LengthBytes} bytes");
-            var chunk = new byte[countBytes];
-            ReadExactly(offsetBytes, chunk);
+            chunk = new byte[countBytes];
+            if (!ReadExactly(offsetBytes, chunk))
+            {
+                chunk = [];
+                return false;
+            }
             if (offsetBytes == 0 && _checkedBytes > 0)
             {
                 _crc = _file._crcOfHeader;
@@ -273,11 +311,16 @@ public sealed class SnapshotFile
                 _crc = Crc32C.Append(_crc, chunk);
                 _checkedBytes += countBytes;
             }
-            if (offsetBytes + countBytes == _file.LengthBytes) CheckWhole();
-            return chunk;
+            if (offsetBytes + countBytes == _file.LengthBytes && !CheckWhole())
+            {
+                chunk = [];
+                return false;
+            }
+            return true;
         }
 
-        private void CheckWhole()
+        // False when the file went away before the rest could be checked.
+        private bool CheckWhole()
         {
             if (_checkedBytes < _file.LengthBytes)
             {
@@ -286,16 +329,18 @@ public sealed class SnapshotFile
                 while (_checkedBytes < _file.LengthBytes)
                 {
                     var count = (int)Math.Min(buffer.Length, _file.LengthBytes - _checkedBytes);
-                    ReadExactly(_checkedBytes, buffer.AsSpan(0, count));
+                    if (!ReadExactly(_checkedBytes, buffer.AsSpan(0, count))) return false;
                     _crc = Crc32C.Append(_crc, buffer.AsSpan(0, count));
                     _checkedBytes += count;
                 }
             }
             if (Crc32C.Finish(_crc) != _file._expectedCrc)
                 throw new SnapshotFileException(_file.Name, 0, "CRC32C mismatch: the image was damaged on disk after it was written");
+            return true;
         }
 
-        private void ReadExactly(long offsetBytes, Span<byte> destination)
+        // False when the file is no longer in the directory.
+        private bool ReadExactly(long offsetBytes, Span<byte> destination)
         {
             IStorageFile file;
             try
@@ -304,6 +349,7 @@ public sealed class SnapshotFile
             }
             catch (IOException e)
             {
+                if (!_file._directory.Exists(_file.Name)) return false;
                 throw new SnapshotFileException(_file.Name, _file._dataOffsetBytes + offsetBytes, $"it cannot be opened ({e.Message})");
             }
             using (file)
@@ -316,6 +362,7 @@ public sealed class SnapshotFile
                     read += n;
                 }
             }
+            return true;
         }
     }
 }

@@ -148,7 +148,7 @@ public sealed partial class WriteAheadLog : IDisposable
     }
 
     /// <summary>
-    /// Buffers a snapshot marker. Save the snapshot itself (<see cref="SnapshotStore.Save(ulong, ulong, ReadOnlySpan{byte})"/>) first: a marker must never
+    /// Buffers a snapshot marker. Save the snapshot itself (<see cref="SnapshotStore.Save(ulong, ulong, ReadOnlySpan{byte}, IReadOnlyCollection{ulong})"/>) first: a marker must never
     /// point at a snapshot that is not durable. A marker beyond <see cref="LastIndex"/> resets the log to start after it.
     /// </summary>
     /// <exception cref="WalNoSpaceException">The NOSPACE alarm is raised.</exception>

@@ -334,6 +334,118 @@ public sealed class RaftNodeTests
         Assert.Equal(cluster[1].State.Values, host.State.Values);
     }
 
+    /// <summary>
+    /// The application deletes an older snapshot file once a newer one is saved (retention). A transfer still streaming
+    /// the older one must not stop the leader: it abandons that transfer and the follower gets the newest snapshot.
+    /// </summary>
+    [Fact]
+    public void ALeaderWhoseStreamedSnapshotIsDeletedSendsTheNewestInstead()
+    {
+        var cluster = ElectedCluster(configure: o => o with { SnapshotChunkBytes = 8, TrailingEntries = 0 });
+        var leaderHost = cluster[1];
+        var leader = leaderHost.Node;
+        cluster.Partition([3]);
+        for (var i = 0; i < 5; i++) leader.Propose(Encoding.UTF8.GetBytes($"a{i}"));
+        cluster.Stabilize();
+        var older = new DeletableImage(leaderHost.SnapshotData(leaderHost.AppliedIndex));
+        leaderHost.Storage.CreateSnapshot(leaderHost.AppliedIndex, leader.Membership, older);
+        leaderHost.Storage.Compact(leaderHost.AppliedIndex);
+        for (var i = 0; i < 3; i++) leader.Propose(Encoding.UTF8.GetBytes($"b{i}"));
+        cluster.Stabilize();
+
+        // Healed, the leader hears from node 3 at its next heartbeat and starts streaming the older snapshot.
+        cluster.Heal();
+        for (var round = 0; round < 20 && !cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot); round++)
+        {
+            cluster.Tick(1, 1);
+            foreach (var id in cluster.Nodes.Keys) cluster.ProcessReady(id);
+            if (!cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot)) foreach (var id in cluster.Nodes.Keys) cluster.Deliver(id);
+        }
+        var firstChunk = Assert.Single(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot);
+        Assert.Equal(0ul, firstChunk.Snapshot!.Offset);
+        Assert.True(firstChunk.Snapshot.TotalBytes > 8, "the image must take more than one chunk");
+
+        // A newer snapshot is saved and the older file deleted while the transfer is under way.
+        var newest = leaderHost.AppliedIndex;
+        leaderHost.Storage.CreateSnapshot(newest, leader.Membership, new DeletableImage(leaderHost.SnapshotData(newest)));
+        leaderHost.Storage.Compact(newest);
+        older.Deleted = true;
+
+        for (var round = 0; round < 50 && cluster[3].AppliedIndex < newest; round++)
+        {
+            cluster.Tick(1, 1);
+            cluster.Stabilize();
+        }
+        Assert.Equal(1, leader.SnapshotTransfersAbandoned);
+        Assert.Equal(RaftRole.Leader, leader.Role);
+        Assert.Equal(newest, cluster[3].Storage.Snapshot.Metadata.Index);
+        Assert.Equal(leaderHost.State.Values, cluster[3].State.Values);
+    }
+
+    /// <summary>
+    /// A follower that dropped its partial copy refuses the next chunk and says what it holds. Acks it sent before the
+    /// drop may still arrive late and move the leader past that point; the refusal must bring the leader back, or it
+    /// resends a chunk the follower cannot take, forever (found by the kv simulation with joining members, seed 5077).
+    /// </summary>
+    [Fact]
+    public void ASnapshotTransferResumesWhereTheFollowerSaysEvenBelowALateAck()
+    {
+        var cluster = ElectedCluster(configure: o => o with { SnapshotChunkBytes = 8, TrailingEntries = 0 });
+        var leaderHost = cluster[1];
+        var leader = leaderHost.Node;
+        cluster.Partition([3]);
+        for (var i = 0; i < 8; i++) leader.Propose(Encoding.UTF8.GetBytes($"value{i}"));
+        cluster.Stabilize();
+        leaderHost.Storage.CreateSnapshot(leaderHost.AppliedIndex, leader.Membership, leaderHost.SnapshotData(leaderHost.AppliedIndex));
+        leaderHost.Storage.Compact(leaderHost.AppliedIndex);
+        cluster.Heal();
+        for (var round = 0; round < 20 && !cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot); round++)
+        {
+            cluster.Tick(1, 1);
+            foreach (var id in cluster.Nodes.Keys) cluster.ProcessReady(id);
+            if (!cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot)) foreach (var id in cluster.Nodes.Keys) cluster.Deliver(id);
+        }
+        var first = Assert.Single(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot);
+        cluster.Network.Clear();
+        var index = first.Snapshot!.Metadata.Index;
+        Assert.True(first.Snapshot.TotalBytes > 32, "the image must take several chunks");
+
+        // A late ack of 24 bytes (from a copy the follower has since dropped), then its refusal: it holds 8.
+        cluster.StepInto(new Message { Type = MessageType.SnapshotResponse, From = 3, To = 1, Term = leader.Term, Index = index, Context = 24 });
+        cluster.ProcessReady(1);
+        Assert.Equal(24ul, Assert.Single(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot).Snapshot!.Offset);
+        cluster.Network.Clear();
+        cluster.StepInto(new Message { Type = MessageType.SnapshotResponse, From = 3, To = 1, Term = leader.Term, Index = index, Context = 8, Reject = true });
+        cluster.ProcessReady(1);
+        Assert.Equal(8ul, Assert.Single(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot).Snapshot!.Offset);
+        // The same refusal again (a duplicate) sends nothing more: the chunk at 8 is already on its way.
+        cluster.Network.Clear();
+        cluster.StepInto(new Message { Type = MessageType.SnapshotResponse, From = 3, To = 1, Term = leader.Term, Index = index, Context = 8, Reject = true });
+        cluster.ProcessReady(1);
+        Assert.DoesNotContain(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot);
+    }
+
+    // A stored image the test can delete, as snapshot retention deletes an older file.
+    private sealed class DeletableImage(byte[] image) : IStoredSnapshotData
+    {
+        public bool Deleted { get; set; }
+
+        public long LengthBytes => Image.Length;
+
+        private byte[] Image => image;
+
+        public ISnapshotReader OpenReader() => new Reader(this);
+
+        private sealed class Reader(DeletableImage owner) : ISnapshotReader
+        {
+            public bool TryRead(long offsetBytes, int countBytes, out ReadOnlyMemory<byte> chunk)
+            {
+                chunk = owner.Deleted ? ReadOnlyMemory<byte>.Empty : owner.Image.AsMemory((int)offsetBytes, countBytes);
+                return !owner.Deleted;
+            }
+        }
+    }
+
     [Fact]
     public void ALeaderWhoseDiskStallsStepsDown()
     {

@@ -1,3 +1,4 @@
+using Keel.Core;
 using Keel.Core.Storage;
 using Keel.Simulation;
 using static Keel.Storage.Tests.TestDisks;
@@ -65,6 +66,50 @@ public sealed class SnapshotStoreTests
         // Asked for the last chunk alone, the reader checks the whole image first.
         Assert.Throws<SnapshotFileException>(() => file.OpenReader().Read(9_000, 1_000));
     }
+
+    [Fact]
+    public void A_snapshot_deleted_by_retention_during_a_transfer_reads_as_gone_not_as_damage()
+    {
+        var directory = new MemoryDirectory();
+        var store = new SnapshotStore(directory, retain: 1);
+        var image = Payload(9, 10_000);
+        store.Save(900, 5, image);
+        var reader = store.OpenFile(900, 5).OpenReader();
+        Assert.True(reader.TryRead(0, 4_000, out var first));
+        Assert.Equal(image.AsSpan(0, 4_000).ToArray(), first);
+
+        // A newer snapshot replaces it while the transfer is halfway: the rest is gone, which is not corruption.
+        store.Save(1_000, 5, Payload(10, 10_000));
+        Assert.False(directory.Exists(SnapshotStore.FileName(900, 5)));
+        Assert.False(reader.TryRead(4_000, 4_000, out var rest));
+        Assert.Empty(rest);
+        var error = Assert.Throws<SnapshotFileException>(() => reader.Read(4_000, 4_000));
+        Assert.Contains("gone", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Retention_keeps_a_snapshot_a_leader_is_streaming_until_a_later_save_without_it()
+    {
+        var directory = new MemoryDirectory();
+        var store = new SnapshotStore(directory, retain: 2);
+        store.Save(100, 1, Payload(1, 100));
+        store.Save(200, 1, Payload(2, 100));
+        // Snapshot 100 is being streamed: the save of 300 keeps it beyond the retention of two, and deletes 200.
+        store.Save(300, 1, Payload(3, 100), streamed: [100]);
+        Assert.Equal([SnapshotStore.FileName(100, 1), SnapshotStore.FileName(200, 1), SnapshotStore.FileName(300, 1)], Snapshots(directory));
+        store.AssertInvariants(streamed: [100]);
+        Assert.Throws<InvariantViolationException>(() => store.AssertInvariants());
+        // A stalled transfer keeps its one file, not every newer one.
+        store.Save(400, 1, Payload(4, 100), streamed: [100]);
+        Assert.Equal([SnapshotStore.FileName(100, 1), SnapshotStore.FileName(300, 1), SnapshotStore.FileName(400, 1)], Snapshots(directory));
+        // Once the transfer ended, the next save deletes it.
+        store.Save(500, 1, Payload(5, 100));
+        Assert.Equal([SnapshotStore.FileName(400, 1), SnapshotStore.FileName(500, 1)], Snapshots(directory));
+        store.AssertInvariants();
+    }
+
+    private static string[] Snapshots(MemoryDirectory directory) =>
+        [.. directory.ListFiles().Where(n => n.EndsWith(".snap", StringComparison.Ordinal))];
 
     [Fact]
     public void Opening_a_missing_or_truncated_snapshot_file_names_it()

@@ -627,7 +627,7 @@ public sealed class NodeHost : IAsyncDisposable
                 {
                     snapshot.Image.EncodeTo(image);
                     encodedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                });
+                }, snapshot.StreamedSnapshotIndexes);
                 durable = true;
                 _logger.LogInformation("snapshot at index {Index} ({Bytes:N0} bytes) encoded in {EncodeMs:F0} ms and written in {WriteMs:F0} ms, off the loop",
                     snapshot.Index, sizeBytes, encodedMs, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds - encodedMs);
