@@ -29,10 +29,12 @@ internal static class SimulateCommand
         var crashes = new Option<bool>("--nemesis-crashes") { Description = "Let the nemesis crash and restart nodes too." };
         var snapshotEvery = new Option<int?>("--snapshot-every") { Description = "kv: take a snapshot every N applied entries (10 kept for slow followers)." };
         var background = new Option<bool>("--background-snapshots") { Description = "kv: snapshots as the server takes them: captured on the loop, encoded and written later." };
+        var join = new Option<int>("--join") { Description = "kv: add this many members to the running cluster (member add, then the new machine joins; some as learners promoted later)." };
+        var chunk = new Option<int?>("--snapshot-chunk-bytes") { Description = "kv: the largest snapshot piece a leader streams in one message (64 KiB by default)." };
         var table = new Option<bool>("--table") { Description = "Print the scenario's measurements as a Markdown table (aggregated over --seeds)." };
-        var command = new Command("sim", "Run the deterministic simulator.") { scenario, seed, seeds, startSeed, nodes, bug, maxStep, crashes, snapshotEvery, background, table };
+        var command = new Command("sim", "Run the deterministic simulator.") { scenario, seed, seeds, startSeed, nodes, bug, maxStep, crashes, snapshotEvery, background, join, chunk, table };
         command.SetAction(parse => Run(parse.GetValue(scenario), parse.GetValue(seed), parse.GetValue(seeds), parse.GetValue(startSeed),
-            new ScenarioSettings(parse.GetValue(nodes), parse.GetValue(bug), parse.GetValue(maxStep), parse.GetValue(crashes), parse.GetValue(snapshotEvery), parse.GetValue(background)), parse.GetValue(table)));
+            new ScenarioSettings(parse.GetValue(nodes), parse.GetValue(bug), parse.GetValue(maxStep), parse.GetValue(crashes), parse.GetValue(snapshotEvery), parse.GetValue(background), parse.GetValue(join), parse.GetValue(chunk)), parse.GetValue(table)));
         return command;
     }
 
@@ -71,6 +73,8 @@ internal static class SimulateCommand
             Console.WriteLine($"FAILED:     {failure.Violation}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"at:         t={failure.TimeUs / 1000.0:F3} ms, event {failure.EventNumber}"));
             Console.WriteLine($"replay:     {result.ReplayCommand}");
+            // An exception thrown inside a node: where it came from is the first thing to read.
+            if (failure.InnerException is { } thrown) Console.WriteLine($"thrown at:{Environment.NewLine}{thrown.StackTrace}");
         }
         else
         {

@@ -49,8 +49,24 @@ public sealed record KvScenarioOptions
     /// receiving snapshots, then reports it durable. A crash before that loses the capture, as it would for real.
     /// </summary>
     public bool BackgroundSnapshots { get; init; }
+    /// <summary>
+    /// The node's snapshot chunk; null keeps the node default (64 KiB, so a simulated image goes in one message). Small
+    /// chunks make every transfer a stream of pieces that are lost, resent and outlived by newer snapshots.
+    /// </summary>
+    public int? SnapshotChunkBytes { get; init; }
     /// <summary>Longest simulated time a background snapshot takes to encode and write.</summary>
     public long BackgroundSnapshotMaxDelayMs { get; init; } = 600;
+    /// <summary>
+    /// Members added to the running cluster, one after another, as an operator does with etcd: a client asks the
+    /// cluster to add the member (etcd MemberAdd, as a voter or, on a coin flip, as a learner promoted later), and once
+    /// the cluster answered, the new machine starts with <see cref="KeelNodeOptions.JoinExisting"/>: an empty directory
+    /// that learns everything from the leader's snapshot. It is crashed, paused and partitioned like the others.
+    /// </summary>
+    public int JoiningMembers { get; init; }
+    /// <summary>The run's length for <c>--join</c> (<see cref="DurationMs"/>): the 5-s fault window, then a 5-s calm tail.</summary>
+    public const long JoinDurationMs = 10_000;
+    /// <summary>The calm tail for <c>--join</c> (<see cref="CalmTailMs"/>).</summary>
+    public const long JoinCalmTailMs = 5_000;
 }
 
 /// <summary>
@@ -66,6 +82,9 @@ public sealed class KvScenario : ISimulationScenario
     private readonly KvScenarioOptions _options;
     private readonly History<KvInput, KvOutput> _history = new();
     private readonly Dictionary<ulong, ClientOp> _inFlight = [];
+    // Raft member id of each simulated machine, by machine index.
+    private readonly List<ulong> _raftIds = [];
+    private ulong? _committedBeforeEnd;
     private Sim _simulation = null!;
     private DeterministicRandom _random = null!;
     private long _healAtUs;
@@ -82,13 +101,27 @@ public sealed class KvScenario : ISimulationScenario
     /// <inheritdoc />
     public string Name => "kv";
     /// <inheritdoc />
-    public string ReplayArguments => _options.Nodes is { } n ? $"--nodes {n}" : "";
+    public string ReplayArguments => string.Join(' ', new[]
+    {
+        _options.Nodes is { } n ? $"--nodes {n}" : "",
+        _options.SnapshotEveryEntries is { } every ? $"--snapshot-every {every}" : "",
+        _options.BackgroundSnapshots ? "--background-snapshots" : "",
+        _options.SnapshotChunkBytes is { } chunk ? $"--snapshot-chunk-bytes {chunk}" : "",
+        _options.JoiningMembers > 0 ? $"--join {_options.JoiningMembers}" : "",
+    }.Where(a => a.Length > 0));
     /// <summary>Snapshots installed from a leader, over all nodes and boots (after Finish).</summary>
     public int SnapshotsInstalled { get; internal set; }
+    /// <summary>
+    /// Snapshot transfers a leader abandoned because retention deleted the file it streamed (a newer snapshot was
+    /// saved), counted over the nodes alive at the end (after Finish).
+    /// </summary>
+    public long SnapshotTransfersAbandoned { get; private set; }
     /// <summary>Snapshots taken, as the highest snapshot index any live node reached (after Finish).</summary>
     public ulong HighestSnapshotIndex { get; private set; }
     /// <summary>Keyed writes answered by a replay of their first answer.</summary>
     public int IdempotentReplays { get; private set; }
+    /// <summary>Joined members that were voters of the leader's configuration, caught up, at the end (after Finish).</summary>
+    public int JoinedMembers { get; private set; }
     /// <summary>Leases granted by the lease clients.</summary>
     public int LeasesGranted { get; private set; }
     /// <inheritdoc />
@@ -120,13 +153,29 @@ public sealed class KvScenario : ISimulationScenario
         NodeCount = _options.Nodes ?? (random.Chance(0.5) ? 3 : 5);
         var voters = Enumerable.Range(1, NodeCount).Select(i => (ulong)i).ToArray();
         for (var i = 0; i < NodeCount; i++)
-            simulation.AddNode(id => new KeelProcess(this, id, voters), plan.DrawClock(random.Split("clock", i)));
+        {
+            _raftIds.Add((ulong)i + 1);
+            simulation.AddNode(id => new KeelProcess(this, id, RaftIdOf(id), voters, joining: false), plan.DrawClock(random.Split("clock", i)));
+        }
         _random = random.Split("clients");
         simulation.AddInvariant(CheckStep);
         var faultWindowMs = _options.DurationMs - _options.CalmTailMs;
         _healAtUs = faultWindowMs * 1000;
         var nemesis = new Nemesis(simulation, plan);
         simulation.StartAll();
+        // Joining machines exist from the start but run nothing until the cluster has admitted them.
+        for (var j = 0; j < _options.JoiningMembers; j++)
+        {
+            _raftIds.Add(KeelNode.MemberIdFor([JoinerPeerUrl(j)]));
+            simulation.AddNode(id => new KeelProcess(this, id, RaftIdOf(id), voters, joining: true), plan.DrawClock(random.Split("clock", NodeCount + j)));
+        }
+        if (_options.JoiningMembers > 0)
+        {
+            var members = new MembershipClient(this);
+            simulation.Schedule(_random.NextInt64(200_000, faultWindowMs * 500), members.Next, "membership-client");
+            // What the leader has committed a second before the end: a joined member must have applied it by then.
+            simulation.Schedule(CatchUpMarkUs, () => _committedBeforeEnd = Leader()?.Node.Raft.Log.Committed, "joiner-catch-up");
+        }
         nemesis.Start(faultWindowMs);
         for (var client = 0; client < _options.Clients; client++)
         {
@@ -154,14 +203,82 @@ public sealed class KvScenario : ISimulationScenario
         foreach (var process in live) process.Node.AssertInvariants();
         HighestSnapshotIndex = live.Count == 0 ? 0 : live.Max(p => p.Node.SnapshotIndex);
         SnapshotsInstalled += live.Sum(p => p.Node.SnapshotsInstalled);
+        SnapshotTransfersAbandoned += live.Sum(p => p.Node.Raft.SnapshotTransfersAbandoned);
         if (!live.Any(p => p.Node.IsLeader)) return "liveness: no leader after healing";
         if (_completedAfterHeal == 0) return "liveness: no request completed after healing";
+        if (CheckJoiners() is { } joinFailure) return joinFailure;
         return CheckReplicas();
     }
 
+    internal static string JoinerPeerUrl(int joiner) => "sim://joiner-" + joiner.ToString(CultureInfo.InvariantCulture);
+
+    internal ulong RaftIdOf(int simId) => _raftIds[simId];
+
+    /// <summary>The simulated machine of Raft member <paramref name="raftId"/>, or -1 for an id no machine has.</summary>
+    internal int SimIdOf(ulong raftId)
+    {
+        // Founding members are 1..N; only joiners have hashed ids, and there are few of them.
+        if (raftId >= 1 && raftId <= (ulong)NodeCount) return (int)raftId - 1;
+        for (var i = NodeCount; i < _raftIds.Count; i++)
+            if (_raftIds[i] == raftId) return i;
+        return -1;
+    }
+
+    internal KeelProcess? Leader() => Processes().Where(p => p.Node.IsLeader).MaxBy(p => p.Node.Raft.Term);
+
+    // Joiners are added one after another, each an add and maybe a promotion that may time out and be retried (a
+    // proposal forwarded to a node that is campaigning is dropped, and the waiting member answers only at its request
+    // timeout), so only the first must have finished by the end. Every joiner whose admission finished is a voter of
+    // the leader's configuration; every joiner that started before the second before the end has applied what the
+    // leader had committed then (one started later may still be receiving its snapshot).
+    private string? CheckJoiners()
+    {
+        if (_options.JoiningMembers == 0) return null;
+        var leader = Leader()!;
+        var membership = leader.Node.Raft.Membership;
+        if (_joinersAdmitted == 0) return "liveness: the first joiner was not admitted (and promoted, if a learner) by the end";
+        for (var j = 0; j < _options.JoiningMembers; j++)
+        {
+            var simId = NodeCount + j;
+            var raftId = _raftIds[simId];
+            var node = _simulation.Nodes[simId];
+            if (node.State == NodeState.NotStarted) continue;
+            if (node.Process is not KeelProcess { Started: true } process) return $"liveness: joiner {j} is not running at the end";
+            if (_committedBeforeEnd is { } committed && _joinerStartedUs[j] < CatchUpMarkUs && process.Node.AppliedIndex < committed)
+                return $"liveness: joiner {j} applied {process.Node.AppliedIndex}, below the {committed} committed a second before the end";
+            if (j >= _joinersAdmitted) continue;
+            if (membership.IsJoint || !membership.Voters.Incoming.Contains(raftId))
+                return $"joiner {j} ({raftId:x16}) was admitted as a voter but is not one in leader {leader.Node.Id}'s configuration";
+            JoinedMembers++;
+        }
+        return null;
+    }
+
+    private int _joinersAdmitted;
+    private readonly Dictionary<int, long> _joinerStartedUs = [];
+
+    private long CatchUpMarkUs => (_options.DurationMs - 1_000) * 1000;
+
+    /// <summary>The operator starts joiner <paramref name="joiner"/>'s machine (once the cluster admitted it).</summary>
+    internal void StartJoiner(int joiner)
+    {
+        _joinerStartedUs.TryAdd(joiner, _simulation.NowUs);
+        _simulation.Nodes[NodeCount + joiner].Start();
+    }
+
+    /// <summary>The membership client finished admitting the next joiner (added as a voter, or added and promoted).</summary>
+    internal void JoinerAdmitted(bool promoted)
+    {
+        _joinersAdmitted++;
+        if (promoted) LearnersPromoted++;
+    }
+
+    /// <summary>Joiners that were added as learners and then promoted to voters.</summary>
+    public int LearnersPromoted { get; private set; }
+
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}");
+        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}");
 
     private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
 
@@ -222,7 +339,7 @@ public sealed class KvScenario : ISimulationScenario
     {
         var live = Processes().ToList();
         if (live.Count == 0) return null;
-        var leader = live.Where(p => p.Node.IsLeader).MaxBy(p => p.Node.Raft.Term);
+        var leader = Leader();
         return leader is not null && _random.Chance(_options.LeaderAffinity) ? leader : live[_random.NextInt32(live.Count)];
     }
 
@@ -396,18 +513,23 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
 
     private readonly KvScenario _scenario;
     private readonly ulong[] _voters;
+    private readonly bool _joining;
     private readonly Queue<Action> _work = new();
     private NodeContext _context = null!;
     private NodeDriver _driver = null!;
     private bool _turnScheduled;
     private SnapshotToPersist? _pendingSnapshot;
 
-    public KeelProcess(KvScenario scenario, int simId, ulong[] voters)
+    public KeelProcess(KvScenario scenario, int simId, ulong raftId, ulong[] voters, bool joining)
     {
         _scenario = scenario;
-        RaftId = (ulong)simId + 1;
+        SimId = simId;
+        RaftId = raftId;
         _voters = voters;
+        _joining = joining;
     }
+
+    public int SimId { get; }
 
     public ulong RaftId { get; }
     public KeelNode Node { get; private set; } = null!;
@@ -428,7 +550,10 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         Node = KeelNode.Open(new KeelNodeOptions
         {
             NodeId = RaftId,
+            // A joining member ignores the founders and learns everything, its own admission included, from the leader
+            // (as the server does for a member whose identity file says it joined).
             Voters = _voters,
+            JoinExisting = _joining,
             Random = context.Random.Split("keel"),
             TickMs = _scenario.TickMs,
             RequestTimeoutMs = 2_000,
@@ -436,6 +561,7 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
             UnsafeLocalReadsOnLeader = _scenario.UnsafeLocalReadsOnLeader,
             SnapshotEveryEntries = _scenario.Options.SnapshotEveryEntries ?? 10_000,
             SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
+            SnapshotChunkBytes = _scenario.Options.SnapshotChunkBytes ?? KeelNodeOptions.DefaultSnapshotChunkBytes,
             PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
         }, new SimStorageDirectory(context.Disk, "wal/"));
         _work.Clear();
@@ -479,6 +605,9 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     public void Read(ulong requestId, RangeRequest request, bool linearizable) =>
         Enqueue(() => Node.Read(requestId, request, linearizable));
 
+    public void ChangeMember(ulong requestId, MemberChange change) =>
+        Enqueue(() => Node.SubmitMemberChange(requestId, change));
+
     private void Enqueue(Action work)
     {
         _work.Enqueue(work);
@@ -508,7 +637,7 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         var durable = false;
         try
         {
-            new SnapshotStore(new SimStorageDirectory(context.Disk, "wal/")).Save(snapshot.Index, snapshot.Term, snapshot.Image.SizeBytes, snapshot.Image.EncodeTo);
+            new SnapshotStore(new SimStorageDirectory(context.Disk, "wal/")).Save(snapshot.Index, snapshot.Term, snapshot.Image.SizeBytes, snapshot.Image.EncodeTo, snapshot.StreamedSnapshotIndexes);
             durable = true;
         }
         catch (IOException)
@@ -526,7 +655,9 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     void INodeDriverHost.Send(Message message)
     {
         var bytes = RaftMessageCodec.Encode(message);
-        _context.Send((int)message.To - 1, bytes, sizeBytes: bytes.Length);
+        // A member id no machine has (none today) is dropped, as the server's transport drops a peer with no address.
+        var to = _scenario.SimIdOf(message.To);
+        if (to >= 0) _context.Send(to, bytes, sizeBytes: bytes.Length);
     }
 
     void INodeDriverHost.Answer(KvResult result) => _scenario.OnResponse(result);
@@ -632,5 +763,85 @@ internal sealed class LeaseClient
                 break;
         }
         _scenario.Simulation.Schedule(random.NextInt64(100_000, 600_000), Next, "lease-client-next");
+    }
+}
+
+/// <summary>
+/// The operator who grows the cluster: asks a member to add each joiner (etcd MemberAdd; as a learner on a coin flip),
+/// retrying on errors and timeouts, starts the joiner's machine once the cluster answered, and promotes a learner
+/// (etcd MemberPromote). An add whose answer was lost is recognised by "member ID already exist" on the retry, a
+/// promotion whose answer was lost by "can only promote a learner member".
+/// </summary>
+internal sealed class MembershipClient
+{
+    private readonly KvScenario _scenario;
+    private int _joiner;
+    private bool _asLearner;
+    private bool _promoting;
+
+    public MembershipClient(KvScenario scenario)
+    {
+        _scenario = scenario;
+        _asLearner = scenario.ClientRandom.Chance(0.5);
+    }
+
+    public void Next()
+    {
+        var simulation = _scenario.Simulation;
+        if (_joiner >= _scenario.Options.JoiningMembers || simulation.NowUs >= (_scenario.Options.DurationMs - 200) * 1000) return;
+        var target = _scenario.PickTarget();
+        if (target is null)
+        {
+            simulation.Schedule(50_000, Next, "membership-client-retry");
+            return;
+        }
+        var simId = _scenario.NodeCount + _joiner;
+        var change = _promoting
+            ? MemberChange.Promote(_scenario.RaftIdOf(simId))
+            : MemberChange.Add([KvScenario.JoinerPeerUrl(_joiner)], _asLearner);
+        var requestId = _scenario.NextRequestId();
+        var answered = false;
+        _scenario.Expect(requestId, result =>
+        {
+            answered = true;
+            OnAnswer(result);
+        });
+        simulation.Schedule(_scenario.Options.ClientTimeoutMs * 1000, () =>
+        {
+            if (answered) return;
+            _scenario.Forget(requestId);
+            OnAnswer(null);
+        }, "membership-client-timeout");
+        target.ChangeMember(requestId, change);
+    }
+
+    private void OnAnswer(KvResult? result)
+    {
+        var simulation = _scenario.Simulation;
+        var random = _scenario.ClientRandom;
+        var message = result?.Error?.Message;
+        var done = result is { IsError: false } ||
+            message == (_promoting ? "etcdserver: can only promote a learner member" : "etcdserver: member ID already exist");
+        if (!done)
+        {
+            simulation.Schedule(random.NextInt64(100_000, 400_000), Next, "membership-client-retry");
+            return;
+        }
+        if (!_promoting)
+        {
+            // Admitted: the operator starts the new machine now, as after `etcdctl member add`.
+            _scenario.StartJoiner(_joiner);
+            if (_asLearner)
+            {
+                _promoting = true;
+                simulation.Schedule(random.NextInt64(200_000, 800_000), Next, "membership-client-promote");
+                return;
+            }
+        }
+        _scenario.JoinerAdmitted(promoted: _promoting);
+        _promoting = false;
+        _joiner++;
+        _asLearner = random.Chance(0.5);
+        simulation.Schedule(random.NextInt64(200_000, 1_500_000), Next, "membership-client-next");
     }
 }

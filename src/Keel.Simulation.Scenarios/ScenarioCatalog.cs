@@ -28,16 +28,28 @@ public static class ScenarioCatalog
             EnforceGoals = settings.Bug == PlantedBug.None,
         }),
         "raft" => new RaftScenario(new RaftScenarioOptions { Nodes = settings.Nodes, Bug = settings.Bug }),
-        "kv" => new KvScenario(new KvScenarioOptions
+        "kv" => new KvScenario(KvOptions(settings)),
+        "gossip" => new GossipScenario(new GossipScenarioOptions { Nodes = settings.Nodes ?? 100 }),
+        _ => throw new ArgumentException($"unknown scenario '{name}'; known: {string.Join(", ", Scenarios.Select(s => s.Name))}", nameof(name)),
+    };
+
+    private static KvScenarioOptions KvOptions(ScenarioSettings settings)
+    {
+        var options = new KvScenarioOptions
         {
             Nodes = settings.Nodes,
             SnapshotEveryEntries = settings.SnapshotEveryEntries,
             SnapshotTrailingEntries = settings.SnapshotEveryEntries is null ? 1_024UL : 10UL,
             BackgroundSnapshots = settings.BackgroundSnapshots,
-        }),
-        "gossip" => new GossipScenario(new GossipScenarioOptions { Nodes = settings.Nodes ?? 100 }),
-        _ => throw new ArgumentException($"unknown scenario '{name}'; known: {string.Join(", ", Scenarios.Select(s => s.Name))}", nameof(name)),
-    };
+            JoiningMembers = settings.JoiningMembers,
+            SnapshotChunkBytes = settings.SnapshotChunkBytes,
+        };
+        // Joining takes an add, maybe a promotion and a snapshot transfer, each retried after timeouts: a longer calm
+        // tail (the fault window stays 5 s) gives every run time to finish the first.
+        return settings.JoiningMembers > 0
+            ? options with { DurationMs = KvScenarioOptions.JoinDurationMs, CalmTailMs = KvScenarioOptions.JoinCalmTailMs }
+            : options;
+    }
 }
 
 /// <summary>Command-line settings shared by scenarios.</summary>
@@ -47,5 +59,7 @@ public static class ScenarioCatalog
 /// <param name="NemesisCrashes">Whether the nemesis crashes and restarts nodes besides the scenario's own.</param>
 /// <param name="SnapshotEveryEntries">kv: the snapshot interval (10 entries kept for slow followers), or the node default.</param>
 /// <param name="BackgroundSnapshots">kv: snapshots captured on the loop and encoded and written later, as the server does.</param>
+/// <param name="JoiningMembers">kv: members added to the running cluster (MemberAdd, then the machine starts and joins).</param>
+/// <param name="SnapshotChunkBytes">kv: the largest snapshot piece a leader streams in one message, or the node default.</param>
 public sealed record ScenarioSettings(int? Nodes = null, PlantedBug Bug = PlantedBug.None, long? MaxClockStepMs = null, bool NemesisCrashes = false,
-    int? SnapshotEveryEntries = null, bool BackgroundSnapshots = false);
+    int? SnapshotEveryEntries = null, bool BackgroundSnapshots = false, int JoiningMembers = 0, int? SnapshotChunkBytes = null);

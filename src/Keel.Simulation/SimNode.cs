@@ -103,6 +103,16 @@ public sealed class SimNode
         _simulation.Trace(0x43524153 /* CRAS */, Id, CrashCount);
     }
 
+    /// <summary>
+    /// Starts a node that has not run yet (a member that joins a running cluster): its first
+    /// <see cref="ISimProcess.Start"/> runs now. Does nothing once the node has started.
+    /// </summary>
+    public void Start()
+    {
+        if (State != NodeState.NotStarted) return;
+        Boot();
+    }
+
     /// <summary>Restarts a crashed node: a fresh process over the same disk.</summary>
     public void Restart()
     {
