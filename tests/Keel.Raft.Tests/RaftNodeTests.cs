@@ -354,14 +354,7 @@ public sealed class RaftNodeTests
         cluster.Stabilize();
 
         // Healed, the leader hears from node 3 at its next heartbeat and starts streaming the older snapshot.
-        cluster.Heal();
-        for (var round = 0; round < 20 && !cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot); round++)
-        {
-            cluster.Tick(1, 1);
-            foreach (var id in cluster.Nodes.Keys) cluster.ProcessReady(id);
-            if (!cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot)) foreach (var id in cluster.Nodes.Keys) cluster.Deliver(id);
-        }
-        var firstChunk = Assert.Single(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot);
+        var firstChunk = HealUntilSnapshotChunkToNode3(cluster);
         Assert.Equal(0ul, firstChunk.Snapshot!.Offset);
         Assert.True(firstChunk.Snapshot.TotalBytes > 8, "the image must take more than one chunk");
 
@@ -398,14 +391,7 @@ public sealed class RaftNodeTests
         cluster.Stabilize();
         leaderHost.Storage.CreateSnapshot(leaderHost.AppliedIndex, leader.Membership, leaderHost.SnapshotData(leaderHost.AppliedIndex));
         leaderHost.Storage.Compact(leaderHost.AppliedIndex);
-        cluster.Heal();
-        for (var round = 0; round < 20 && !cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot); round++)
-        {
-            cluster.Tick(1, 1);
-            foreach (var id in cluster.Nodes.Keys) cluster.ProcessReady(id);
-            if (!cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot)) foreach (var id in cluster.Nodes.Keys) cluster.Deliver(id);
-        }
-        var first = Assert.Single(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot);
+        var first = HealUntilSnapshotChunkToNode3(cluster);
         cluster.Network.Clear();
         var index = first.Snapshot!.Metadata.Index;
         Assert.True(first.Snapshot.TotalBytes > 32, "the image must take several chunks");
@@ -423,6 +409,20 @@ public sealed class RaftNodeTests
         cluster.StepInto(new Message { Type = MessageType.SnapshotResponse, From = 3, To = 1, Term = leader.Term, Index = index, Context = 8, Reject = true });
         cluster.ProcessReady(1);
         Assert.DoesNotContain(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot);
+    }
+
+    // Heals a cluster whose leader (1) compacted its log while node 3 was cut off, and runs it until the leader has
+    // heard from node 3 and sent the first chunk of its snapshot, which is returned (still in the network).
+    private static Message HealUntilSnapshotChunkToNode3(ClusterDriver cluster)
+    {
+        cluster.Heal();
+        for (var round = 0; round < 20 && !cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot); round++)
+        {
+            cluster.Tick(1, 1);
+            foreach (var id in cluster.Nodes.Keys) cluster.ProcessReady(id);
+            if (!cluster.Network.Any(m => m.To == 3 && m.Type == MessageType.Snapshot)) foreach (var id in cluster.Nodes.Keys) cluster.Deliver(id);
+        }
+        return Assert.Single(cluster.Network, m => m.To == 3 && m.Type == MessageType.Snapshot);
     }
 
     // A stored image the test can delete, as snapshot retention deletes an older file.

@@ -94,7 +94,7 @@ public sealed class SnapshotStoreTests
         var store = new SnapshotStore(directory, retain: 2);
         store.Save(100, 1, Payload(1, 100));
         store.Save(200, 1, Payload(2, 100));
-        // Snapshot 100 is being streamed: the save of 300 keeps it beyond the retention of two, and deletes 200.
+        // Snapshot 100 is being streamed: the save of 300 keeps it beyond the retention of two (200 and 300).
         store.Save(300, 1, Payload(3, 100), streamed: [100]);
         Assert.Equal([SnapshotStore.FileName(100, 1), SnapshotStore.FileName(200, 1), SnapshotStore.FileName(300, 1)], Snapshots(directory));
         store.AssertInvariants(streamed: [100]);
