@@ -183,7 +183,12 @@ public sealed class KeelElection
     public async IAsyncEnumerable<KeyValue> ObserveAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var request = new LeaderRequest { Name = Keys.Of(Name) };
+        // What was delivered last: a reconnect skips that same leader state (same key, same mod revision) and any state
+        // read at an older revision (a lagging member). Not "mod revision only": the next leader's key was created when
+        // it began to campaign, often before the previous leader's last proclamation, so its mod revision is lower.
+        ByteString? lastKey = null;
         var lastModRevision = 0L;
+        var lastRevision = 0L;
         var failuresInARow = 0;
         while (true)
         {
@@ -208,8 +213,10 @@ public sealed class KeelElection
                     throw new OperationCanceledException("keel: observe cancelled", cancelled, cancellationToken);
                 }
                 failuresInARow = 0;
-                if (current.Kv is null || current.Kv.ModRevision <= lastModRevision) continue;
-                lastModRevision = current.Kv.ModRevision;
+                if (current.Kv is null) continue;
+                var revision = current.Header?.Revision ?? 0;
+                if (revision < lastRevision || (current.Kv.ModRevision == lastModRevision && current.Kv.Key.Equals(lastKey))) continue;
+                (lastKey, lastModRevision, lastRevision) = (current.Kv.Key, current.Kv.ModRevision, revision);
                 yield return KeyValue.From(current.Kv);
             }
             cancellationToken.ThrowIfCancellationRequested();

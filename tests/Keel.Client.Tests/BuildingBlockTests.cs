@@ -224,6 +224,9 @@ public sealed class BuildingBlockTests(ClusterFixture fixture) : IClassFixture<C
         await using var otherClient = fixture.NewClient();
         var bTask = otherClient.Election("elect/e").CampaignAsync("b", cancellationToken: cancel.Token);
         await PollAsync(() => Task.FromResult(observed.Contains("a")), "the observer saw a");
+        // b's key exists before a proclaims again: when b leads, its key's mod revision is below a2's, and an observer
+        // must still report it (the client once skipped it, comparing mod revisions across keys).
+        await PollAsync(async () => (await Client.GetPrefixAsync("elect/e/")).Kvs.Count == 2, "b's contender key");
         Assert.False(bTask.IsCompleted, "b must wait while a leads");
 
         await a.ProclaimAsync("a2");
