@@ -201,6 +201,13 @@ internal static class ServeCommand
             $"(peers on {string.Join(", ", options.ListenPeerUrls)}), data in {Path.GetFullPath(options.DataDir)}");
         using var registration = cancellation.Register(() => server.Lifetime.StopApplication());
         await server.WaitForShutdownAsync();
+        if (server.Host.RemovedFromCluster.IsCompleted)
+        {
+            // etcd exits with an error here too: the member cannot go on, and a supervisor must not restart it as is.
+            Console.Error.WriteLine($"keel: member {options.Name} stopped: the member has been permanently removed from the cluster; " +
+                $"do not restart it on {Path.GetFullPath(options.DataDir)}: add it again and start it with an empty data directory");
+            return 1;
+        }
         return 0;
     }
 

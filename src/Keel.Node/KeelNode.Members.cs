@@ -53,7 +53,16 @@ public sealed partial class KeelNode
             return;
         }
         if (change.Kind == MemberChangeKind.Add) change = change.WithMemberId(MemberIdFor(change.PeerUrls));
-        if (CheckMemberChange(change) is { } refused)
+        // Only the leader answers from its member table at once: a follower's may be behind (a joiner still receiving
+        // its snapshot has none and would say "member not found" of every founder). Wherever it was submitted, the
+        // change is checked again where it applies, on every replica in log order (ApplyMemberChange,
+        // RefusedAtApply), as etcd validates configuration changes when it applies them.
+        if (change.Kind == MemberChangeKind.Add && change.PeerUrls.Count == 0)
+        {
+            Respond(KvResult.Failed(requestId, KeelError.MembershipRefused("keel: a member needs at least one peer URL", "InvalidArgument")));
+            return;
+        }
+        if (IsLeader && CheckMemberChange(change) is { } refused)
         {
             Respond(KvResult.Failed(requestId, refused));
             return;
@@ -185,24 +194,68 @@ public sealed partial class KeelNode
         return new KvResult { RequestId = 0, Members = Members };
     }
 
+    /// <summary>
+    /// This member applied its own removal from the cluster (etcd: "the member has been permanently removed from the
+    /// cluster"): it is no longer in the configuration, will get no more entries, and must stop; the driver tells its
+    /// host (<see cref="INodeDriverHost.Removed"/>), which stops the member. Set when the configuration that drops it
+    /// is applied (for a joint change, when the joint configuration is left).
+    /// </summary>
+    public bool IsRemoved { get; private set; }
+
+    private static bool IsMemberOf(Keel.Quorum.Membership membership, ulong id) => membership.Voters.Contains(id) || membership.IsLearner(id);
+
+    // Refused by every replica alike (the entry applies as a no-op), with etcd's text for whoever proposed it: a
+    // removal of a member the table does not hold, a promotion of a member that is not a learner, and an add as learner
+    // of a member already there. A proposal from a member whose table was behind gets here, and so does the conf change
+    // of an add retried after "leader changed", which may commit after the retry's, even after a promotion: Raft would
+    // apply that AddLearner as a demotion of the voter (etcd's Cluster API has no demotion).
+    private KeelError? RefusedAtApply(ConfChangeV2 change)
+    {
+        foreach (var item in change.Changes)
+        {
+            var known = _members.TryGetValue(item.NodeId, out var member);
+            switch (item.Type)
+            {
+                case ConfigurationChangeType.RemoveNode when !known:
+                    return KeelError.MembershipRefused("etcdserver: member not found", "NotFound");
+                case ConfigurationChangeType.AddVoter when known && !member!.IsLearner:
+                    return KeelError.MembershipRefused("etcdserver: can only promote a learner member");
+                case ConfigurationChangeType.AddLearner when known:
+                    return KeelError.MembershipRefused("etcdserver: member ID already exist");
+            }
+        }
+        return null;
+    }
+
     private void ApplyConfChangeEntry(Entry entry)
     {
         var change = ConfChangeV2.Decode(entry.Data.Span);
+        if (RefusedAtApply(change) is { } refusedAtApply)
+        {
+            foreach (var item in change.Changes)
+                if (TakeWaiting(item, _members.ContainsKey(item.NodeId)) is { } refusedWaiting) Respond(KvResult.Failed(refusedWaiting.RequestId, refusedAtApply));
+            return;
+        }
+        var wasMember = IsMemberOf(_raft.Membership, Id);
         try
         {
             _raft.ApplyConfChange(change);
+            // Only a member that was in the configuration can be removed: a joiner that restored a snapshot taken
+            // before its own admission is not in it yet, and is added by a later entry.
+            if (wasMember && !_raft.Membership.IsJoint && !IsMemberOf(_raft.Membership, Id)) IsRemoved = true;
         }
         catch (ConfigurationChangeException refused)
         {
             // Every replica refuses the same entry the same way; the member table stays as it was.
             foreach (var item in change.Changes)
-                if (_memberChangesAwaitingConf.Remove(item.NodeId, out var waiting))
+                if (TakeWaiting(item, _members.ContainsKey(item.NodeId)) is { } waiting)
                     Respond(KvResult.Failed(waiting.RequestId, KeelError.MembershipRefused("keel: configuration change refused: " + refused.Message)));
             return;
         }
         foreach (var item in change.Changes)
         {
             var id = item.NodeId;
+            var wasKnown = _members.ContainsKey(id);
             MemberInfo? added = null;
             switch (item.Type)
             {
@@ -221,9 +274,27 @@ public sealed partial class KeelNode
                     _pendingMemberAdds.Remove(id);
                     break;
             }
-            if (_memberChangesAwaitingConf.Remove(id, out var waiting))
+            if (TakeWaiting(item, wasKnown) is { } waiting)
                 Respond(new KvResult { RequestId = waiting.RequestId, Members = Members, AddedMember = added ?? (_members.TryGetValue(id, out var m) && waiting.Kind == MemberChangeKind.Add ? m : null) });
         }
+    }
+
+    // The change waiting for this applied item, taken off the waiting list: a change waits for its own kind of item (an
+    // add for an add of a new member, a promotion for a voter item of a known learner, a removal for a removal), so a
+    // late entry of an add that was retried does not answer the promotion of the same member that followed it.
+    private PendingMemberChange? TakeWaiting(ConfigurationChangeItem item, bool wasKnown)
+    {
+        if (!_memberChangesAwaitingConf.TryGetValue(item.NodeId, out var waiting)) return null;
+        var matches = waiting.Kind switch
+        {
+            MemberChangeKind.Add => item.Type is ConfigurationChangeType.AddVoter or ConfigurationChangeType.AddLearner,
+            MemberChangeKind.Promote => item.Type == ConfigurationChangeType.AddVoter && wasKnown,
+            MemberChangeKind.Remove => item.Type == ConfigurationChangeType.RemoveNode,
+            _ => false,
+        };
+        if (!matches) return null;
+        _memberChangesAwaitingConf.Remove(item.NodeId);
+        return waiting;
     }
 
     private void ProposeDeferredConfChanges()

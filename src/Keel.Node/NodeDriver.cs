@@ -38,6 +38,13 @@ public interface INodeDriverHost
 
     /// <summary>After a turn's output went out, on the loop: status, logs, watchers.</summary>
     void AfterTurn();
+
+    /// <summary>
+    /// The member applied its own removal from the cluster (<see cref="KeelNode.IsRemoved"/>); called once, after the
+    /// turn's output went out (so the removal's own answer reached its client when it was proposed here). The host
+    /// must stop the member, loudly, as etcd does: it gets no more entries and must not serve stale reads.
+    /// </summary>
+    void Removed();
 }
 
 /// <summary>Takes the next queued work item of a turn; false when none is queued.</summary>
@@ -64,6 +71,7 @@ public sealed class NodeDriver
     private List<KvResult> _responses = [];
     private List<KvResult> _answering = [];
     private long _lastTickMonotonicMs = long.MinValue;
+    private bool _removalReported;
 
     /// <summary>Drives <paramref name="node"/>, ticking it every <paramref name="tickEveryMs"/>.</summary>
     public NodeDriver(KeelNode node, INodeDriverHost host, int tickEveryMs)
@@ -165,5 +173,10 @@ public sealed class NodeDriver
         _answering.Clear();
         if (Node.Outbox.TakeSnapshotToPersist() is { } snapshot) _host.WriteSnapshotInBackground(snapshot);
         _host.AfterTurn();
+        if (Node.IsRemoved && !_removalReported)
+        {
+            _removalReported = true;
+            _host.Removed();
+        }
     }
 }

@@ -153,6 +153,8 @@ public sealed class KeelServer : IAsyncDisposable
         // On SIGTERM or Ctrl-C a leader hands off before Kestrel stops taking requests: clients keep writing through
         // the new leader while this member drains.
         app.Lifetime.ApplicationStopping.Register(() => host.HandOffLeadershipAsync().Wait(TimeSpan.FromMilliseconds(3L * options.ElectionTimeoutMs)));
+        // A member removed from the cluster stops by itself, as etcd's does.
+        _ = host.RemovedFromCluster.ContinueWith(_ => app.Lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         TelemetrySetup.MapMetrics(app);
         Dashboard.DashboardEndpoints.Map(app, host, gossip, telemetry);
         try

@@ -107,8 +107,10 @@ public sealed class MembershipChangeTests(ITestOutputHelper output) : IAsyncLife
 
         var removed = await MembershipCommandAsync(restCtl, "member", "remove", leaderId.ToString("x"));
         Assert.True(removed.ExitCode == 0, $"{removed}\n{Cluster.DescribeOutput()}");
-        // The operator stops the removed member (etcd exits by itself once it learns it was removed).
-        await Cluster.KillAsync(leader);
+        // The removed member stops by itself once it applied its removal, with an error, as etcd does.
+        var exitCode = await Cluster.WaitForExitAsync(leader, StepTimeout);
+        Assert.True(exitCode != 0, $"the removed member exited with 0\n{Cluster.DescribeOutput()}");
+        Assert.Contains("permanently removed from the cluster", Cluster.Members[leader].Output.Text(), StringComparison.Ordinal);
 
         var successor = await Cluster.FindLeaderAsync();
         Assert.Contains(successor, rest);

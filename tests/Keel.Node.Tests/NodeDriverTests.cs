@@ -35,6 +35,8 @@ public sealed class NodeDriverTests
         public void OnTicked(long monotonicMs) => Ticks++;
         public void BeforeAnswers() => AnswersSeenBeforeRelease = Answers.Count;
         public void AfterTurn() { }
+        public void Removed() => RemovedCalls++;
+        public int RemovedCalls { get; private set; }
     }
 
     private static (NodeDriver Driver, ManualHost Host, SimDisk Disk, Queue<Action> Work) SingleMember(int snapshotEvery = 10_000)

@@ -35,6 +35,7 @@ public sealed class NodeHost : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly IDisposable _directoryLock;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _removed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _startTimestamp;
     private ulong _nextRequestId;
     private Task? _loop;
@@ -101,6 +102,21 @@ public sealed class NodeHost : IAsyncDisposable
 
     /// <summary>This member's id.</summary>
     public ulong MemberId => Node.Id;
+
+    /// <summary>
+    /// Completes when this member applied its own removal from the cluster (etcd: "the member has been permanently
+    /// removed from the cluster"): the server then stops, as etcd does, instead of lingering as a member nobody sends
+    /// entries to.
+    /// </summary>
+    public Task RemovedFromCluster => _removed.Task;
+
+    private void OnRemovedFromCluster()
+    {
+        _logger.LogError("member {Name} ({Id:x16}) was removed from the cluster (etcdserver: the member has been permanently removed from the cluster); it stops now. " +
+            "Its data directory {DataDir} must not be reused: to bring it back, add it again (member add) and start it with an empty data directory and --initial-cluster-state existing",
+            Options.Name, MemberId, Options.DataDir);
+        _removed.TrySetResult();
+    }
 
     /// <summary>The bootstrap members.</summary>
     public IReadOnlyList<InitialMember> InitialMembers { get; }
@@ -590,6 +606,8 @@ public sealed class NodeHost : IAsyncDisposable
         }
 
         public void AfterTurn() => host.AfterTurn();
+
+        public void Removed() => host.OnRemovedFromCluster();
     }
 
     private void OnTicked(long monotonicMs)
