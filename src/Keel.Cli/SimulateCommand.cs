@@ -31,10 +31,11 @@ internal static class SimulateCommand
         var background = new Option<bool>("--background-snapshots") { Description = "kv: snapshots as the server takes them: captured on the loop, encoded and written later." };
         var join = new Option<int>("--join") { Description = "kv: add this many members to the running cluster (member add, then the new machine joins; some as learners promoted later)." };
         var chunk = new Option<int?>("--snapshot-chunk-bytes") { Description = "kv: the largest snapshot piece a leader streams in one message (64 KiB by default)." };
+        var remove = new Option<int>("--remove") { Description = "kv: after the joiners, remove this many founding members (member remove; the leader may be one) and stop them." };
         var table = new Option<bool>("--table") { Description = "Print the scenario's measurements as a Markdown table (aggregated over --seeds)." };
-        var command = new Command("sim", "Run the deterministic simulator.") { scenario, seed, seeds, startSeed, nodes, bug, maxStep, crashes, snapshotEvery, background, join, chunk, table };
+        var command = new Command("sim", "Run the deterministic simulator.") { scenario, seed, seeds, startSeed, nodes, bug, maxStep, crashes, snapshotEvery, background, join, chunk, remove, table };
         command.SetAction(parse => Run(parse.GetValue(scenario), parse.GetValue(seed), parse.GetValue(seeds), parse.GetValue(startSeed),
-            new ScenarioSettings(parse.GetValue(nodes), parse.GetValue(bug), parse.GetValue(maxStep), parse.GetValue(crashes), parse.GetValue(snapshotEvery), parse.GetValue(background), parse.GetValue(join), parse.GetValue(chunk)), parse.GetValue(table)));
+            new ScenarioSettings(parse.GetValue(nodes), parse.GetValue(bug), parse.GetValue(maxStep), parse.GetValue(crashes), parse.GetValue(snapshotEvery), parse.GetValue(background), parse.GetValue(join), parse.GetValue(chunk), parse.GetValue(remove)), parse.GetValue(table)));
         return command;
     }
 

@@ -63,6 +63,13 @@ public sealed record KvScenarioOptions
     /// that learns everything from the leader's snapshot. It is crashed, paused and partitioned like the others.
     /// </summary>
     public int JoiningMembers { get; init; }
+    /// <summary>
+    /// Founding members removed after the joiners were admitted, one after another (etcd MemberRemove, any of them,
+    /// the leader included). A removed member stops by itself, for good, once it applies its removal (as the server
+    /// does); the operator stops one that is still running a second after the cluster answered (a member cut off while
+    /// it was removed never learns it). At most one fewer than the founders.
+    /// </summary>
+    public int RemovingMembers { get; init; }
     /// <summary>The run's length for <c>--join</c> (<see cref="DurationMs"/>): the 5-s fault window, then a 5-s calm tail.</summary>
     public const long JoinDurationMs = 10_000;
     /// <summary>The calm tail for <c>--join</c> (<see cref="CalmTailMs"/>).</summary>
@@ -108,6 +115,7 @@ public sealed class KvScenario : ISimulationScenario
         _options.BackgroundSnapshots ? "--background-snapshots" : "",
         _options.SnapshotChunkBytes is { } chunk ? $"--snapshot-chunk-bytes {chunk}" : "",
         _options.JoiningMembers > 0 ? $"--join {_options.JoiningMembers}" : "",
+        _options.RemovingMembers > 0 ? $"--remove {_options.RemovingMembers}" : "",
     }.Where(a => a.Length > 0));
     /// <summary>Snapshots installed from a leader, over all nodes and boots (after Finish).</summary>
     public int SnapshotsInstalled { get; internal set; }
@@ -169,7 +177,9 @@ public sealed class KvScenario : ISimulationScenario
             _raftIds.Add(KeelNode.MemberIdFor([JoinerPeerUrl(j)]));
             simulation.AddNode(id => new KeelProcess(this, id, RaftIdOf(id), voters, joining: true), plan.DrawClock(random.Split("clock", NodeCount + j)));
         }
-        if (_options.JoiningMembers > 0)
+        if (_options.RemovingMembers >= NodeCount)
+            throw new ArgumentException($"cannot remove {_options.RemovingMembers} of {NodeCount} founding members: one must stay");
+        if (_options.JoiningMembers > 0 || _options.RemovingMembers > 0)
         {
             var members = new MembershipClient(this);
             simulation.Schedule(_random.NextInt64(200_000, faultWindowMs * 500), members.Next, "membership-client");
@@ -207,6 +217,7 @@ public sealed class KvScenario : ISimulationScenario
         if (!live.Any(p => p.Node.IsLeader)) return "liveness: no leader after healing";
         if (_completedAfterHeal == 0) return "liveness: no request completed after healing";
         if (CheckJoiners() is { } joinFailure) return joinFailure;
+        if (CheckRemovals() is { } removalFailure) return removalFailure;
         return CheckReplicas();
     }
 
@@ -254,6 +265,58 @@ public sealed class KvScenario : ISimulationScenario
         return null;
     }
 
+    // Every removal the client saw answered left the leader's configuration and the member tables, and its machine
+    // was stopped.
+    private string? CheckRemovals()
+    {
+        if (_removed.Count == 0) return null;
+        var leader = Leader()!;
+        var membership = leader.Node.Raft.Membership;
+        foreach (var simId in _removed)
+        {
+            var raftId = _raftIds[simId];
+            if (membership.Voters.Contains(raftId) || membership.IsLearner(raftId))
+                return $"removed member {raftId:x} is still in leader {leader.Node.Id}'s configuration {membership}";
+            if (leader.Node.Members.Any(m => m.Id == raftId)) return $"removed member {raftId:x} is still in leader {leader.Node.Id}'s member table";
+            RemovedMembers++;
+        }
+        return null;
+    }
+
+    private readonly List<int> _removed = [];
+
+    /// <summary>Founding members removed from the cluster (and stopped) whose removal was checked at the end (after Finish).</summary>
+    public int RemovedMembers { get; private set; }
+
+    /// <summary>Members that applied their own removal and stopped by themselves (the server's behaviour).</summary>
+    public int MembersStoppedThemselves { get; private set; }
+
+    /// <summary>Machine <paramref name="simId"/> applied its own removal: it stops for good.</summary>
+    internal void MemberStoppedItself(int simId)
+    {
+        var node = _simulation.Nodes[simId];
+        if (node.State == NodeState.Decommissioned) return;
+        MembersStoppedThemselves++;
+        node.Decommission();
+    }
+
+    /// <summary>
+    /// The cluster answered the removal of machine <paramref name="simId"/>. The member stops by itself once it applies
+    /// its removal; one cut off may never learn it, so the operator stops it a second later if it still runs.
+    /// </summary>
+    internal void MemberRemoved(int simId)
+    {
+        _removed.Add(simId);
+        _simulation.Schedule(1_000_000, () => _simulation.Nodes[simId].Decommission(), "operator-stops-removed-member");
+    }
+
+    /// <summary>A founding member not removed yet, drawn by the client (the leader may be drawn).</summary>
+    internal int? FounderToRemove()
+    {
+        var candidates = Enumerable.Range(0, NodeCount).Where(i => !_removed.Contains(i)).ToList();
+        return candidates.Count <= 1 ? null : candidates[_random.NextInt32(candidates.Count)];
+    }
+
     private int _joinersAdmitted;
     private readonly Dictionary<int, long> _joinerStartedUs = [];
 
@@ -278,7 +341,7 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}");
+        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}");
 
     private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
 
@@ -294,7 +357,7 @@ public sealed class KvScenario : ISimulationScenario
     internal IEnumerable<KeelProcess> Processes()
     {
         foreach (var node in _simulation.Nodes)
-            if (node.Process is KeelProcess process && node.State != NodeState.Crashed && process.Started) yield return process;
+            if (node.Process is KeelProcess process && node.State is NodeState.Up or NodeState.Paused && process.Started) yield return process;
     }
 
     private string? CheckStep()
@@ -673,6 +736,9 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     void INodeDriverHost.BeforeAnswers() { }
 
     void INodeDriverHost.AfterTurn() { }
+
+    // As the server does: a member that applied its own removal stops, for good (after this event, not inside it).
+    void INodeDriverHost.Removed() => _scenario.Simulation.Schedule(0, () => _scenario.MemberStoppedItself(SimId), "removed-member-stops");
 }
 
 /// <summary>
@@ -767,10 +833,11 @@ internal sealed class LeaseClient
 }
 
 /// <summary>
-/// The operator who grows the cluster: asks a member to add each joiner (etcd MemberAdd; as a learner on a coin flip),
+/// The operator who changes the cluster: asks a member to add each joiner (etcd MemberAdd; as a learner on a coin flip),
 /// retrying on errors and timeouts, starts the joiner's machine once the cluster answered, and promotes a learner
-/// (etcd MemberPromote). An add whose answer was lost is recognised by "member ID already exist" on the retry, a
-/// promotion whose answer was lost by "can only promote a learner member".
+/// (etcd MemberPromote); then removes founders (etcd MemberRemove) and stops each once its removal was answered. An add
+/// whose answer was lost is recognised by "member ID already exist" on the retry, a promotion whose answer was lost by
+/// "can only promote a learner member", a removal by "member not found".
 /// </summary>
 internal sealed class MembershipClient
 {
@@ -778,6 +845,8 @@ internal sealed class MembershipClient
     private int _joiner;
     private bool _asLearner;
     private bool _promoting;
+    private int _removals;
+    private int? _removing;
 
     public MembershipClient(KvScenario scenario)
     {
@@ -788,17 +857,29 @@ internal sealed class MembershipClient
     public void Next()
     {
         var simulation = _scenario.Simulation;
-        if (_joiner >= _scenario.Options.JoiningMembers || simulation.NowUs >= (_scenario.Options.DurationMs - 200) * 1000) return;
+        if (simulation.NowUs >= (_scenario.Options.DurationMs - 200) * 1000) return;
+        var joining = _joiner < _scenario.Options.JoiningMembers;
+        if (!joining && _removals >= _scenario.Options.RemovingMembers) return;
         var target = _scenario.PickTarget();
         if (target is null)
         {
             simulation.Schedule(50_000, Next, "membership-client-retry");
             return;
         }
-        var simId = _scenario.NodeCount + _joiner;
-        var change = _promoting
-            ? MemberChange.Promote(_scenario.RaftIdOf(simId))
-            : MemberChange.Add([KvScenario.JoinerPeerUrl(_joiner)], _asLearner);
+        MemberChange change;
+        if (joining)
+        {
+            var simId = _scenario.NodeCount + _joiner;
+            change = _promoting
+                ? MemberChange.Promote(_scenario.RaftIdOf(simId))
+                : MemberChange.Add([KvScenario.JoinerPeerUrl(_joiner)], _asLearner);
+        }
+        else
+        {
+            _removing ??= _scenario.FounderToRemove();
+            if (_removing is not { } victim) return;
+            change = MemberChange.Remove(_scenario.RaftIdOf(victim));
+        }
         var requestId = _scenario.NextRequestId();
         var answered = false;
         _scenario.Expect(requestId, result =>
@@ -820,6 +901,21 @@ internal sealed class MembershipClient
         var simulation = _scenario.Simulation;
         var random = _scenario.ClientRandom;
         var message = result?.Error?.Message;
+        if (_removing is { } victim)
+        {
+            if (result is { IsError: false } || message == "etcdserver: member not found")
+            {
+                _scenario.MemberRemoved(victim);
+                _removing = null;
+                _removals++;
+                simulation.Schedule(random.NextInt64(200_000, 1_500_000), Next, "membership-client-next");
+            }
+            else
+            {
+                simulation.Schedule(random.NextInt64(100_000, 400_000), Next, "membership-client-retry");
+            }
+            return;
+        }
         var done = result is { IsError: false } ||
             message == (_promoting ? "etcdserver: can only promote a learner member" : "etcdserver: member ID already exist");
         if (!done)

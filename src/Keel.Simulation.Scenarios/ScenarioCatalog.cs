@@ -42,11 +42,12 @@ public static class ScenarioCatalog
             SnapshotTrailingEntries = settings.SnapshotEveryEntries is null ? 1_024UL : 10UL,
             BackgroundSnapshots = settings.BackgroundSnapshots,
             JoiningMembers = settings.JoiningMembers,
+            RemovingMembers = settings.RemovingMembers,
             SnapshotChunkBytes = settings.SnapshotChunkBytes,
         };
         // Joining takes an add, maybe a promotion and a snapshot transfer, each retried after timeouts: a longer calm
         // tail (the fault window stays 5 s) gives every run time to finish the first.
-        return settings.JoiningMembers > 0
+        return settings.JoiningMembers > 0 || settings.RemovingMembers > 0
             ? options with { DurationMs = KvScenarioOptions.JoinDurationMs, CalmTailMs = KvScenarioOptions.JoinCalmTailMs }
             : options;
     }
@@ -61,5 +62,6 @@ public static class ScenarioCatalog
 /// <param name="BackgroundSnapshots">kv: snapshots captured on the loop and encoded and written later, as the server does.</param>
 /// <param name="JoiningMembers">kv: members added to the running cluster (MemberAdd, then the machine starts and joins).</param>
 /// <param name="SnapshotChunkBytes">kv: the largest snapshot piece a leader streams in one message, or the node default.</param>
+/// <param name="RemovingMembers">kv: founding members removed (MemberRemove) after the joiners, each stopped once removed.</param>
 public sealed record ScenarioSettings(int? Nodes = null, PlantedBug Bug = PlantedBug.None, long? MaxClockStepMs = null, bool NemesisCrashes = false,
-    int? SnapshotEveryEntries = null, bool BackgroundSnapshots = false, int JoiningMembers = 0, int? SnapshotChunkBytes = null);
+    int? SnapshotEveryEntries = null, bool BackgroundSnapshots = false, int JoiningMembers = 0, int? SnapshotChunkBytes = null, int RemovingMembers = 0);

@@ -26,6 +26,8 @@ public enum NodeState
     Paused,
     /// <summary>Down: events are dropped until a restart.</summary>
     Crashed,
+    /// <summary>Stopped for good by the operator (a member removed from its cluster): events are dropped, no restart.</summary>
+    Decommissioned,
 }
 
 /// <summary>
@@ -90,12 +92,27 @@ public sealed class SimNode
     public bool WasPausedDuring(long fromUs, long toUs) => _pauses.Any(p => p.StartUs <= toUs && p.EndUs >= fromUs);
 
     /// <summary>Crashes the node now: its process and timers vanish, unsynced disk writes are lost or torn.</summary>
-    public void Crash()
+    public void Crash() => GoDown(NodeState.Crashed);
+
+    /// <summary>
+    /// Stops the node for good, as an operator stops a member removed from its cluster: like a crash, but it is never
+    /// restarted (<see cref="Restart"/> and a nemesis's healing leave it down).
+    /// </summary>
+    public void Decommission()
     {
-        if (State is NodeState.Crashed or NodeState.NotStarted) return;
-        State = NodeState.Crashed;
-        CrashCount++;
-        LastCrashUs = _simulation.NowUs;
+        if (State == NodeState.Crashed) State = NodeState.Decommissioned;
+        else GoDown(NodeState.Decommissioned);
+    }
+
+    private void GoDown(NodeState state)
+    {
+        if (State is NodeState.Crashed or NodeState.NotStarted or NodeState.Decommissioned) return;
+        State = state;
+        if (state == NodeState.Crashed)
+        {
+            CrashCount++;
+            LastCrashUs = _simulation.NowUs;
+        }
         Process = null;
         Context = null;
         _backlog.Clear();
@@ -147,7 +164,7 @@ public sealed class SimNode
 
     internal void Dispatch(in ScheduledEvent scheduled)
     {
-        if (scheduled.Incarnation != Incarnation || State is NodeState.Crashed or NodeState.NotStarted) return;
+        if (scheduled.Incarnation != Incarnation || State is NodeState.Crashed or NodeState.NotStarted or NodeState.Decommissioned) return;
         if (scheduled.Kind == EventKind.Resume)
         {
             if (State == NodeState.Paused && _simulation.NowUs >= _pausedUntilUs) DrainBacklog();
@@ -172,7 +189,7 @@ public sealed class SimNode
             Handle(_backlog[index]);
             index++;
         }
-        if (State == NodeState.Crashed) return;
+        if (State is NodeState.Crashed or NodeState.Decommissioned) return;
         _backlog.RemoveRange(0, index);
     }
 

@@ -129,14 +129,16 @@ public sealed class KvJoinSimulationTests
     /// background, so newer snapshots are saved while older ones are still being streamed. Every seed must stay
     /// linearizable, with converged replicas and member tables; every admitted joiner must end a caught-up voter; and no
     /// transfer may be abandoned, since retention keeps a file while a leader streams it (without that, 3 of these 40
-    /// seeds lost a transfer, and before transfers could be abandoned the leader threw). Replay one with
-    /// <c>./keel sim kv --seed N --snapshot-every 10 --background-snapshots --snapshot-chunk-bytes 256 --join 2</c>.
+    /// seeds lost a transfer, and before transfers could be abandoned the leader threw). Then a founder (perhaps the
+    /// leader) is removed: it must leave the configuration and member tables, and stop by itself once it applied its
+    /// removal. Replay one with <c>./keel sim kv --seed N --snapshot-every 10 --background-snapshots
+    /// --snapshot-chunk-bytes 256 --join 2 --remove 1</c>.
     /// </summary>
     [Fact]
-    public void Every_seed_is_linearizable_while_members_join_and_learners_are_promoted()
+    public void Every_seed_is_linearizable_while_members_join_learners_are_promoted_and_a_founder_is_removed()
     {
         var failures = new List<string>();
-        int joined = 0, promoted = 0, installed = 0;
+        int joined = 0, promoted = 0, installed = 0, removed = 0, stoppedThemselves = 0;
         long abandoned = 0;
         const int seeds = 40;
         for (ulong seed = 1; seed <= seeds; seed++)
@@ -148,6 +150,7 @@ public sealed class KvJoinSimulationTests
                 SnapshotChunkBytes = 256,
                 BackgroundSnapshots = true,
                 JoiningMembers = 2,
+                RemovingMembers = 1,
                 DurationMs = KvScenarioOptions.JoinDurationMs,
                 CalmTailMs = KvScenarioOptions.JoinCalmTailMs,
             });
@@ -157,11 +160,15 @@ public sealed class KvJoinSimulationTests
             promoted += scenario.LearnersPromoted;
             installed += scenario.SnapshotsInstalled;
             abandoned += scenario.SnapshotTransfersAbandoned;
+            removed += scenario.RemovedMembers;
+            stoppedThemselves += scenario.MembersStoppedThemselves;
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         Assert.True(joined >= seeds, $"only {joined} members joined over {seeds} seeds");
         Assert.True(promoted > 0, "no joiner was added as a learner and promoted");
         Assert.True(installed >= joined, $"{installed} snapshots installed for {joined} joiners, each of which starts empty");
         Assert.Equal(0, abandoned);
+        Assert.True(removed >= seeds / 2, $"only {removed} founders removed over {seeds} seeds");
+        Assert.True(stoppedThemselves > 0, "no removed member stopped by itself");
     }
 }
