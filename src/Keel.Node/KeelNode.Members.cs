@@ -202,8 +202,6 @@ public sealed partial class KeelNode
     /// </summary>
     public bool IsRemoved { get; private set; }
 
-    private static bool IsMemberOf(Keel.Quorum.Membership membership, ulong id) => membership.Voters.Contains(id) || membership.IsLearner(id);
-
     // Refused by every replica alike (the entry applies as a no-op), with etcd's text for whoever proposed it: a
     // removal of a member the table does not hold, a promotion of a member that is not a learner, and an add as learner
     // of a member already there. A proposal from a member whose table was behind gets here, and so does the conf change
@@ -236,13 +234,13 @@ public sealed partial class KeelNode
                 if (TakeWaiting(item, _members.ContainsKey(item.NodeId)) is { } refusedWaiting) Respond(KvResult.Failed(refusedWaiting.RequestId, refusedAtApply));
             return;
         }
-        var wasMember = IsMemberOf(_raft.Membership, Id);
+        var wasMember = _raft.Membership.Contains(Id);
         try
         {
             _raft.ApplyConfChange(change);
             // Only a member that was in the configuration can be removed: a joiner that restored a snapshot taken
             // before its own admission is not in it yet, and is added by a later entry.
-            if (wasMember && !_raft.Membership.IsJoint && !IsMemberOf(_raft.Membership, Id)) IsRemoved = true;
+            if (wasMember && !_raft.Membership.IsJoint && !_raft.Membership.Contains(Id)) IsRemoved = true;
         }
         catch (ConfigurationChangeException refused)
         {

@@ -51,6 +51,9 @@ public sealed class Membership : IEquatable<Membership>
     /// <summary>Whether a joint configuration change is in flight.</summary>
     public bool IsJoint => Voters.IsJoint;
 
+    /// <summary>Whether <paramref name="id"/> is in the configuration at all: a voter of either half, or a learner.</summary>
+    public bool Contains(ulong id) => Voters.Contains(id) || IsLearner(id);
+
     /// <summary>Whether <paramref name="id"/> is a learner (now or after leaving the joint configuration).</summary>
     public bool IsLearner(ulong id) => Array.BinarySearch(_learners, id) >= 0 || Array.BinarySearch(_learnersNext, id) >= 0;
 

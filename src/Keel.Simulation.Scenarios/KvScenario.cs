@@ -276,7 +276,7 @@ public sealed class KvScenario : ISimulationScenario
         foreach (var simId in _removed)
         {
             var raftId = _raftIds[simId];
-            if (membership.Voters.Contains(raftId) || membership.IsLearner(raftId))
+            if (membership.Contains(raftId))
                 return $"removed member {raftId:x} is still in leader {leader.Node.Id}'s configuration {membership}";
             if (leader.Node.Members.Any(m => m.Id == raftId)) return $"removed member {raftId:x} is still in leader {leader.Node.Id}'s member table";
             RemovedMembers++;
@@ -412,9 +412,21 @@ public sealed class KvScenario : ISimulationScenario
     internal ulong NextRequestId() => ++_nextRequestId;
     internal KvScenarioOptions Options => _options;
     internal void CountLeaseGranted() => LeasesGranted++;
-    private readonly Dictionary<ulong, Action<KvResult>> _otherRequests = [];
-    internal void Expect(ulong requestId, Action<KvResult> onAnswer) => _otherRequests[requestId] = onAnswer;
-    internal void Forget(ulong requestId) => _otherRequests.Remove(requestId);
+    private readonly Dictionary<ulong, Action<KvResult?>> _otherRequests = [];
+    /// <summary>
+    /// A new request id whose answer goes to <paramref name="onAnswer"/>, or null after the client timeout if none came
+    /// by then (a late answer is then dropped).
+    /// </summary>
+    internal ulong Expect(Action<KvResult?> onAnswer, string timeoutLabel)
+    {
+        var requestId = NextRequestId();
+        _otherRequests[requestId] = onAnswer;
+        _simulation.Schedule(_options.ClientTimeoutMs * 1000, () =>
+        {
+            if (_otherRequests.Remove(requestId)) onAnswer(null);
+        }, timeoutLabel);
+        return requestId;
+    }
 
     // Sends (again) a write; the timeout fires only for the attempt it was set for.
     private void Send(ClientOp op, KeelProcess target)
@@ -787,19 +799,7 @@ internal sealed class LeaseClient
             simulation.Schedule(random.NextInt64(100_000, 400_000), Next, "lease-client-next");
             return;
         }
-        var requestId = _scenario.NextRequestId();
-        var answered = false;
-        _scenario.Expect(requestId, result =>
-        {
-            answered = true;
-            OnAnswer(command, result);
-        });
-        simulation.Schedule(_scenario.Options.ClientTimeoutMs * 1000, () =>
-        {
-            if (answered) return;
-            _scenario.Forget(requestId);
-            OnAnswer(command, null);
-        }, "lease-client-timeout");
+        var requestId = _scenario.Expect(result => OnAnswer(command, result), "lease-client-timeout");
         target.Submit(requestId, command, command.Kind == KvCommandKind.LeaseGrant ? $"lease-client-{_id}-{_round}" : null);
     }
 
@@ -881,19 +881,7 @@ internal sealed class MembershipClient
             if (_removing is not { } victim) return;
             change = MemberChange.Remove(_scenario.RaftIdOf(victim));
         }
-        var requestId = _scenario.NextRequestId();
-        var answered = false;
-        _scenario.Expect(requestId, result =>
-        {
-            answered = true;
-            OnAnswer(result);
-        });
-        simulation.Schedule(_scenario.Options.ClientTimeoutMs * 1000, () =>
-        {
-            if (answered) return;
-            _scenario.Forget(requestId);
-            OnAnswer(null);
-        }, "membership-client-timeout");
+        var requestId = _scenario.Expect(OnAnswer, "membership-client-timeout");
         target.ChangeMember(requestId, change);
     }
 
