@@ -86,6 +86,66 @@ internal sealed class KeyHistory(byte[] key)
 }
 
 /// <summary>
+/// A key's slot in the <see cref="KeyIndex"/>: its retained versions, oldest first. A key whose only retained version is a
+/// live one is held as that very <see cref="KeyValue"/> (the object the watch history and responses share), with no
+/// <see cref="KeyHistory"/>; any other key (more versions, or a tombstone) has a history.
+/// </summary>
+/// <remarks>
+/// Most keys of a large store are written once, or compacted down to their latest version: a million of them are 64 MB
+/// less this way (issue 11: the heap held a 64-byte history beside every 64-byte version). The store keeps the form
+/// canonical, so a key with one live version is never a history (<see cref="MvccStore.AssertInvariants"/>): a put or
+/// delete of a single key makes it a history, and a compaction that leaves one live version makes it single again. A
+/// single version is immutable, so a frozen capture may share it; a history follows <see cref="KeyHistory"/>'s rules.
+/// </remarks>
+internal readonly struct KeyEntry
+{
+    private readonly object _item;
+
+    public KeyEntry(KeyValue single)
+    {
+        Invariant.Check(single.Version > 0, "a key held as one version holds a live version");
+        _item = single;
+    }
+
+    public KeyEntry(KeyHistory history) => _item = history;
+
+    public static implicit operator KeyEntry(KeyHistory history) => new(history);
+
+    /// <summary>Whether the slot holds nothing (the default value: an unused slot of a leaf).</summary>
+    public bool IsEmpty => _item is null;
+
+    /// <summary>The key's only version, when that is how it is held; otherwise null.</summary>
+    public KeyValue? Single => _item as KeyValue;
+
+    /// <summary>The key's history, when it has one; otherwise null.</summary>
+    public KeyHistory? History => _item as KeyHistory;
+
+    public byte[] Key => _item is KeyValue single ? single.Key : ((KeyHistory)_item).Key;
+
+    /// <summary>Number of retained versions (tombstones included).</summary>
+    public int Count => _item is KeyHistory history ? history.Count : 1;
+
+    public KeyRevision this[int index]
+    {
+        get
+        {
+            if (_item is KeyHistory history) return history[index];
+            Debug.Assert(index == 0, "a single version is at index 0");
+            var single = (KeyValue)_item;
+            return new KeyRevision(single.ModRevision, single);
+        }
+    }
+
+    /// <summary>The newest retained version.</summary>
+    public KeyRevision Last => this[Count - 1];
+
+    /// <summary>The versions as they are now, for a <see cref="StoreImage"/> or a read on another thread.</summary>
+    public CapturedHistory Capture() => _item is KeyHistory history
+        ? history.Capture()
+        : new CapturedHistory(((KeyValue)_item).Key, this[0], null, 1);
+}
+
+/// <summary>
 /// A key's versions captured at one moment (see <see cref="KeyHistory.Capture"/>): immutable from then on, so it can be
 /// read on another thread while the store keeps changing.
 /// </summary>

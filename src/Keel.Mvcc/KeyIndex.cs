@@ -4,7 +4,7 @@ using Keel.Core;
 namespace Keel.Mvcc;
 
 /// <summary>
-/// The store's sorted index from key to <see cref="KeyHistory"/>: a B+tree (up to <see cref="MaxEntries"/> entries per
+/// The store's sorted index from key to its versions (<see cref="KeyEntry"/>): a B+tree (up to <see cref="MaxEntries"/> entries per
 /// node) whose nodes are copy-on-write per generation, so <see cref="Freeze"/> captures the whole index in O(1) for a
 /// snapshot encoded on another thread while the store goes on (issue 11: walking a sorted set of a million keys on the
 /// node loop stalled it for 130–180 ms at every snapshot).
@@ -46,12 +46,12 @@ internal sealed class KeyIndex : IKeyLookup
         return frozen;
     }
 
-    public bool TryGetValue(ReadOnlySpan<byte> key, out KeyHistory history) => TryFind(_root, key, out history);
+    public bool TryGetValue(ReadOnlySpan<byte> key, out KeyEntry entry) => TryFind(_root, key, out entry);
 
     /// <summary>Adds a key's history; false (and nothing changes) if the key is present.</summary>
-    public bool Add(KeyHistory history)
+    public bool Add(KeyEntry history)
     {
-        ArgumentNullException.ThrowIfNull(history);
+        Invariant.Check(!history.IsEmpty, "an added key has versions");
         _root = Writable(_root);
         var split = Insert(_root, history, out var added);
         if (!added) return false;
@@ -65,9 +65,9 @@ internal sealed class KeyIndex : IKeyLookup
     /// left full instead of split in half (a restore reads its keys in order: a million keys load without a million
     /// descents, into half the leaves). False, and nothing changes, if the key is not the greatest.
     /// </summary>
-    public bool AddGreatest(KeyHistory history)
+    public bool AddGreatest(KeyEntry history)
     {
-        ArgumentNullException.ThrowIfNull(history);
+        Invariant.Check(!history.IsEmpty, "an added key has versions");
         if (Count > 0 && Compare(Greatest(_root), history.Key) >= 0) return false;
         _root = Writable(_root);
         if (AppendRight(_root, history) is { } grown) GrowRoot(grown);
@@ -93,7 +93,7 @@ internal sealed class KeyIndex : IKeyLookup
         return leaf.Items[leaf.Count - 1].Key;
     }
 
-    private (byte[] Separator, Node Right)? AppendRight(Node node, KeyHistory history)
+    private (byte[] Separator, Node Right)? AppendRight(Node node, KeyEntry history)
     {
         if (node is Leaf leaf)
         {
@@ -136,9 +136,9 @@ internal sealed class KeyIndex : IKeyLookup
     }
 
     /// <summary>Puts <paramref name="history"/> in the slot of the present history with the same key (a writable copy of it).</summary>
-    public void Replace(KeyHistory history)
+    public void Replace(KeyEntry history)
     {
-        ArgumentNullException.ThrowIfNull(history);
+        Invariant.Check(!history.IsEmpty, "a replacing entry has versions");
         _root = Writable(_root);
         var node = _root;
         while (node is Inner inner)
@@ -153,9 +153,9 @@ internal sealed class KeyIndex : IKeyLookup
     }
 
     /// <summary>The histories of keys at or after <paramref name="start"/>, in key order.</summary>
-    public IEnumerable<KeyHistory> From(byte[] start) => Enumerate(_root, start);
+    public IEnumerable<KeyEntry> From(byte[] start) => Enumerate(_root, start);
 
-    public IEnumerator<KeyHistory> GetEnumerator() => Enumerate(_root, null).GetEnumerator();
+    public IEnumerator<KeyEntry> GetEnumerator() => Enumerate(_root, null).GetEnumerator();
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
@@ -197,7 +197,7 @@ internal sealed class KeyIndex : IKeyLookup
     /// Inserts below a writable node in one descent: a present key is found on the way and its entry is left as it is
     /// (the path may have been copied; frozen views never see that).
     /// </summary>
-    private (byte[] Separator, Node Right)? Insert(Node node, KeyHistory history, out bool added)
+    private (byte[] Separator, Node Right)? Insert(Node node, KeyEntry history, out bool added)
     {
         if (node is Leaf leaf)
         {
@@ -249,7 +249,7 @@ internal sealed class KeyIndex : IKeyLookup
             Invariant.Check(position >= 0, "a removed key is in the index");
             Array.Copy(leaf.Items, position + 1, leaf.Items, position, leaf.Count - position - 1);
             leaf.Count--;
-            leaf.Items[leaf.Count] = null!;
+            leaf.Items[leaf.Count] = default;
             return leaf.Count == 0;
         }
         var inner = (Inner)node;
@@ -267,16 +267,16 @@ internal sealed class KeyIndex : IKeyLookup
         return inner.Count == 0;
     }
 
-    private static bool TryFind(Node node, ReadOnlySpan<byte> key, out KeyHistory history)
+    private static bool TryFind(Node node, ReadOnlySpan<byte> key, out KeyEntry history)
     {
         while (node is Inner inner) node = inner.Children[ChildIndex(inner, key)];
         var leaf = (Leaf)node;
         var position = Search(leaf, key);
-        history = position >= 0 ? leaf.Items[position] : null!;
+        history = position >= 0 ? leaf.Items[position] : default;
         return position >= 0;
     }
 
-    private static IEnumerable<KeyHistory> Enumerate(Node root, byte[]? start)
+    private static IEnumerable<KeyEntry> Enumerate(Node root, byte[]? start)
     {
         var path = new Stack<(Inner Node, int Next)>();
         var node = root;
@@ -348,11 +348,11 @@ internal sealed class KeyIndex : IKeyLookup
     {
         public int Count => count;
 
-        public bool TryGetValue(ReadOnlySpan<byte> key, out KeyHistory history) => TryFind(root, key, out history);
+        public bool TryGetValue(ReadOnlySpan<byte> key, out KeyEntry entry) => TryFind(root, key, out entry);
 
-        public IEnumerable<KeyHistory> From(byte[] start) => Enumerate(root, start);
+        public IEnumerable<KeyEntry> From(byte[] start) => Enumerate(root, start);
 
-        public IEnumerator<KeyHistory> GetEnumerator() => Enumerate(root, null).GetEnumerator();
+        public IEnumerator<KeyEntry> GetEnumerator() => Enumerate(root, null).GetEnumerator();
 
         IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
     }
@@ -370,7 +370,7 @@ internal sealed class KeyIndex : IKeyLookup
     private sealed class Leaf(long generation) : Node(generation)
     {
         // One spare slot: a leaf overflows by one before it splits.
-        public readonly KeyHistory[] Items = new KeyHistory[MaxEntries + 1];
+        public readonly KeyEntry[] Items = new KeyEntry[MaxEntries + 1];
 
         public override Node CopyAt(long generation)
         {
@@ -397,14 +397,14 @@ internal sealed class KeyIndex : IKeyLookup
 }
 
 /// <summary>Sorted key lookups shared by the live index and a frozen capture of it, so one range code serves both.</summary>
-internal interface IKeyLookup : IEnumerable<KeyHistory>
+internal interface IKeyLookup : IEnumerable<KeyEntry>
 {
     /// <summary>Number of keys.</summary>
     int Count { get; }
 
     /// <summary>The history of <paramref name="key"/>, if present.</summary>
-    bool TryGetValue(ReadOnlySpan<byte> key, out KeyHistory history);
+    bool TryGetValue(ReadOnlySpan<byte> key, out KeyEntry entry);
 
     /// <summary>The histories of keys at or after <paramref name="start"/>, in key order.</summary>
-    IEnumerable<KeyHistory> From(byte[] start);
+    IEnumerable<KeyEntry> From(byte[] start);
 }

@@ -17,6 +17,9 @@ public sealed partial class MvccStore
         return size;
     }
 
+    /// <summary>How many keys are held as their one live version, with no history object (tests of the representation).</summary>
+    internal int CountKeysHeldAsOneVersion() => _index.Count(entry => entry.Single is not null);
+
     /// <summary>
     /// Checks every structural invariant (O(size of the store); for tests and the simulator): revisions and compaction
     /// in bounds; one log record per revision from the compaction (or 2) to the current, with non-decreasing
@@ -49,9 +52,11 @@ public sealed partial class MvccStore
         var tombstonesAboveCompaction = new HashSet<(byte[] Key, long Revision)>(TombstoneComparer.Instance);
         foreach (var history in _index)
         {
-            Invariant.Check(history.Generation <= _index.Generation, "no key history is newer than its index");
+            Invariant.Check(history.History is not { } held || held.Generation <= _index.Generation, "no key history is newer than its index");
             var entries = history;
             Invariant.Check(entries.Count > 0, "an indexed key has a retained version");
+            Invariant.Check(history.Single is not null || entries.Count > 1 || entries[0].Kv is null,
+                "a key whose one retained version is live is held as that version (no history object)");
             Invariant.Check(entries[0].Kv is not null, "a key's history starts with a put");
             for (var i = 0; i < entries.Count; i++)
             {

@@ -74,21 +74,22 @@ public sealed partial class MvccStore
         var keyCount = reader.ReadCount(8);
         for (var k = 0; k < keyCount; k++)
         {
-            var history = new KeyHistory(reader.ReadBytes(reader.ReadCount(1)).ToArray());
+            var key = reader.ReadBytes(reader.ReadCount(1)).ToArray();
             var entryCount = reader.ReadCount(9);
-            for (var e = 0; e < entryCount; e++)
+            KeyEntry entry;
+            var first = entryCount > 0 ? ReadIndexedVersion(ref reader, key) : default;
+            // One live version (most keys): held as that version, with no history (the canonical form).
+            if (entryCount == 1 && first.Kv is { Version: > 0 } single) entry = new KeyEntry(single);
+            else
             {
-                var revision = reader.I64();
-                var live = reader.U8() != 0;
-                if (!live) { history.Add(new KeyRevision(revision, null)); continue; }
-                var create = reader.I64();
-                var versionNumber = reader.I64();
-                var lease = reader.I64();
-                var value = reader.ReadBytes(reader.ReadCount(1)).ToArray();
-                history.Add(new KeyRevision(revision, new KeyValue(history.Key, create, revision, versionNumber, value, lease)));
+                // Zero versions stay an empty history here, for the invariant check to refuse with its message.
+                var history = new KeyHistory(key);
+                if (entryCount > 0) history.Add(first);
+                for (var e = 1; e < entryCount; e++) history.Add(ReadIndexedVersion(ref reader, key));
+                entry = history;
             }
             // Images are written in key order; any other order (or a duplicate) takes the general path.
-            if (!store._index.AddGreatest(history) && !store._index.Add(history))
+            if (!store._index.AddGreatest(entry) && !store._index.Add(entry))
                 throw new EncodingFormatException(reader.Position, "a key appears twice in the snapshot");
         }
         var recordCount = reader.ReadCount(20);
@@ -120,6 +121,19 @@ public sealed partial class MvccStore
         return store;
     }
 
+    /// <summary>One version of a key as the image's index holds it: a put (stamps and value) or a tombstone.</summary>
+    private static KeyRevision ReadIndexedVersion(ref BinarySpanReader reader, byte[] key)
+    {
+        var revision = reader.I64();
+        var live = reader.U8() != 0;
+        if (!live) return new KeyRevision(revision, null);
+        var create = reader.I64();
+        var versionNumber = reader.I64();
+        var lease = reader.I64();
+        var value = reader.ReadBytes(reader.ReadCount(1)).ToArray();
+        return new KeyRevision(revision, new KeyValue(key, create, revision, versionNumber, value, lease));
+    }
+
     /// <summary>One version-2 event of <paramref name="revision"/>, sharing the index's objects.</summary>
     private Change ReadChange(ref BinarySpanReader reader, long revision)
     {
@@ -127,7 +141,7 @@ public sealed partial class MvccStore
         if (type is not (EventType.Put or EventType.Delete))
             throw new EncodingFormatException(reader.Position, $"unknown event type {(int)type} in the snapshot");
         var keyBytes = reader.ReadBytes(reader.ReadCount(1));
-        var history = _index.TryGetValue(keyBytes, out var found) ? found : null;
+        KeyEntry? history = _index.TryGetValue(keyBytes, out var found) ? found : (KeyEntry?)null;
         var key = history?.Key ?? keyBytes.ToArray();
         var kv = type == EventType.Put
             ? ReadVersionRef(ref reader, history, key) ?? throw new EncodingFormatException(reader.Position, "a put event without its version")
@@ -136,7 +150,7 @@ public sealed partial class MvccStore
         return new Change(type, kv, prev);
     }
 
-    private static KeyValue? ReadVersionRef(ref BinarySpanReader reader, KeyHistory? history, byte[] key)
+    private static KeyValue? ReadVersionRef(ref BinarySpanReader reader, KeyEntry? history, byte[] key)
     {
         switch (reader.U8())
         {
@@ -144,8 +158,8 @@ public sealed partial class MvccStore
                 return null;
             case IndexedVersion:
                 var revision = reader.I64();
-                var index = history is null ? -1 : LastAtOrBelow(history, revision);
-                if (index < 0 || history![index].Revision != revision || history[index].Kv is not { } kv)
+                var index = history is { } found ? LastAtOrBelow(found, revision) : -1;
+                if (index < 0 || history!.Value[index].Revision != revision || history.Value[index].Kv is not { } kv)
                     throw new EncodingFormatException(reader.Position, $"an event refers to version {revision} of a key, which the snapshot's index does not hold");
                 return kv;
             case InlineVersion:

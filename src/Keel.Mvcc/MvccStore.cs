@@ -137,9 +137,16 @@ public sealed partial class MvccStore
             if (last < 0) continue;
             // Keep the version current at the compaction revision unless it is a tombstone (key_index.go compact).
             var keepFrom = found[last].Kv is null ? last + 1 : last;
+            // A key held as its one live version keeps it (keepFrom is 0): only histories are compacted.
             if (keepFrom == 0) continue;
             for (var i = 0; i < keepFrom; i++) _sizeBytes -= SizeOfEntry(found[i]);
-            var history = Writable(found);
+            if (keepFrom == found.Count - 1 && found.Last.Kv is { } only)
+            {
+                // One live version left: the key is held as that version again (no history object).
+                _index.Replace(new KeyEntry(only));
+                continue;
+            }
+            var history = Writable(found.History!);
             history.RemoveOldest(keepFrom);
             if (history.Count == 0)
             {
@@ -212,13 +219,14 @@ public sealed partial class MvccStore
 
     private PutResponse PutCore(PutRequest request, long writeRevision)
     {
-        var history = FindOrAdd(request.Key);
-        var previous = LiveAt(history, writeRevision);
+        var exists = _index.TryGetValue(request.Key, out var entry);
+        var previous = exists ? LiveAt(entry, writeRevision) : null;
         var value = request.IgnoreValue ? previous!.Value : request.HandsOverValue ? request.Value : request.Value.ToArray();
         var lease = request.IgnoreLease ? previous!.Lease : request.Lease;
-        var kv = new KeyValue(history.Key, previous?.CreateRevision ?? writeRevision, writeRevision,
+        var kv = new KeyValue(exists ? entry.Key : request.Key.ToArray(), previous?.CreateRevision ?? writeRevision, writeRevision,
             (previous?.Version ?? 0) + 1, value, lease);
-        Append(history, writeRevision, kv);
+        if (exists) Append(entry, writeRevision, kv);
+        else AddKey(kv);
         _pendingEvents.Add(new Change(EventType.Put, kv, previous));
         return new PutResponse(writeRevision, request.PrevKv ? previous : null);
     }
@@ -237,13 +245,29 @@ public sealed partial class MvccStore
         return new DeleteRangeResponse(ReadRevisionInWrite, previous.Count, request.PrevKv ? previous : []);
     }
 
-    private void Append(KeyHistory history, long revision, KeyValue? kv)
+    /// <summary>Adds a version (or a tombstone) to an indexed key; a key held as one version becomes a history.</summary>
+    private void Append(KeyEntry key, long revision, KeyValue? kv)
     {
-        Invariant.Check(history.Count == 0 || history.Last.Revision < revision,
-            "a key changes at most once per revision");
+        Invariant.Check(key.Last.Revision < revision, "a key changes at most once per revision");
         var entry = new KeyRevision(revision, kv);
-        Writable(history).Add(entry);
+        if (key.History is { } history) Writable(history).Add(entry);
+        else
+        {
+            var single = key.Single!;
+            var grown = new KeyHistory(single.Key) { Generation = _index.Generation };
+            grown.Add(new KeyRevision(single.ModRevision, single));
+            grown.Add(entry);
+            _index.Replace(grown);
+        }
         _sizeBytes += SizeOfEntry(entry);
+    }
+
+    /// <summary>Indexes a key that has no retained version, held as its first version.</summary>
+    private void AddKey(KeyValue first)
+    {
+        var added = _index.Add(new KeyEntry(first));
+        Invariant.Check(added, "an added key was not in the index");
+        _sizeBytes += KeyOverheadBytes + first.Key.Length + SizeOfEntry(new KeyRevision(first.ModRevision, first));
     }
 
     /// <summary>
@@ -258,24 +282,15 @@ public sealed partial class MvccStore
         return copy;
     }
 
-    private KeyHistory FindOrAdd(byte[] key)
-    {
-        if (_index.TryGetValue(key, out var found)) return found;
-        var created = new KeyHistory(key.ToArray()) { Generation = _index.Generation };
-        _index.Add(created);
-        _sizeBytes += KeyOverheadBytes + created.Key.Length;
-        return created;
-    }
-
     /// <summary>The live version of a key at <paramref name="revision"/>, or null (never written, deleted, or not yet created).</summary>
-    private static KeyValue? LiveAt(KeyHistory entries, long revision)
+    private static KeyValue? LiveAt(KeyEntry entries, long revision)
     {
         var index = LastAtOrBelow(entries, revision);
         return index < 0 ? null : entries[index].Kv;
     }
 
     /// <summary>Index of the last entry with revision at most <paramref name="revision"/>, or -1.</summary>
-    private static int LastAtOrBelow(KeyHistory entries, long revision)
+    private static int LastAtOrBelow(KeyEntry entries, long revision)
     {
         // Most keys have one retained version: answer without the search.
         if (entries.Count == 1) return entries[0].Revision <= revision ? 0 : -1;
@@ -300,9 +315,9 @@ public sealed partial class MvccStore
     private static bool IsFromKey(byte[] rangeEnd) => rangeEnd is [0];
 
     /// <summary>The index entries of the keys in a request range, in key order (including keys not live now).</summary>
-    private IEnumerable<KeyHistory> KeysIn(byte[] key, byte[] rangeEnd) => KeysIn(_index, key, rangeEnd);
+    private IEnumerable<KeyEntry> KeysIn(byte[] key, byte[] rangeEnd) => KeysIn(_index, key, rangeEnd);
 
-    private static IEnumerable<KeyHistory> KeysIn(IKeyLookup index, byte[] key, byte[] rangeEnd)
+    private static IEnumerable<KeyEntry> KeysIn(IKeyLookup index, byte[] key, byte[] rangeEnd)
     {
         if (rangeEnd.Length == 0)
         {

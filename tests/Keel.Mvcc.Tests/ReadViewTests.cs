@@ -167,3 +167,68 @@ public class ReadViewTests
 
     private sealed record Published(StoreReadView View, string Expected);
 }
+
+/// <summary>
+/// The index holds a key whose one retained version is live as that version, with no history object (issue 11: 64 bytes
+/// a key). A second version or a tombstone makes it a history, a compaction down to one live version makes it single
+/// again, and a restore builds the same form; views captured in between keep reading what they saw.
+/// </summary>
+public class KeyRepresentationTests
+{
+    private static readonly RangeRequest Everything = new() { Key = [0], RangeEnd = FromKey };
+
+    [Fact]
+    public void Keys_move_between_one_version_and_a_history_as_they_are_written_deleted_and_compacted()
+    {
+        var store = new MvccStore();
+        store.Put("a", "1");
+        store.Put("b", "1");
+        store.Put("c", "1");
+        Assert.Equal(3, store.CountKeysHeldAsOneVersion());
+        var before = store.CaptureReadView();
+
+        store.Put("a", "2");
+        store.Delete("b");
+        store.AssertInvariants();
+        Assert.Equal(1, store.CountKeysHeldAsOneVersion());
+        Assert.Equal("1", S(store.Get("a", revision: 2)!.Value));
+        Assert.Equal("2", S(store.Get("a")!.Value));
+        Assert.Null(store.Get("b"));
+        var between = store.CaptureReadView();
+
+        store.Compact(store.CurrentRevision);
+        store.AssertInvariants();
+        // "a" is down to its live version again and "b" (deleted at or below the compaction) is gone.
+        Assert.Equal(2, store.CountKeysHeldAsOneVersion());
+        Assert.Equal(2, store.IndexedKeyCount);
+        Assert.Equal(2, store.Get("a")!.Version);
+        Assert.Equal(2, store.Get("a")!.CreateRevision);
+
+        store.Put("c", "2");
+        Assert.Equal(1, store.CountKeysHeldAsOneVersion());
+        Assert.Equal(["a", "b", "c"], before.Range(Everything).Keys());
+        Assert.Equal(["1", "1", "1"], before.Range(Everything).Kvs.Select(kv => S(kv.Value)));
+        Assert.Equal(["a", "c"], between.Range(Everything).Keys());
+        Assert.Equal(["2", "1"], between.Range(Everything).Kvs.Select(kv => S(kv.Value)));
+
+        var restored = MvccStore.Restore(store.Snapshot());
+        Assert.Equal(1, restored.CountKeysHeldAsOneVersion());
+        Assert.Equal(store.HashKv(0), restored.HashKv(0));
+        Assert.Equal(store.SizeBytes, restored.SizeBytes);
+        // A put after the restore turns the restored single version into a history like any other.
+        restored.Put("a", "3");
+        restored.AssertInvariants();
+        Assert.Equal(0, restored.CountKeysHeldAsOneVersion());
+        Assert.Equal(3, restored.Get("a")!.Version);
+    }
+
+    [Fact]
+    public void A_store_loaded_with_new_keys_holds_no_history_object()
+    {
+        var store = new MvccStore();
+        for (var i = 0; i < 10_000; i++) store.Put($"key/{i:D5}", "v");
+        store.AssertInvariants();
+        Assert.Equal(10_000, store.CountKeysHeldAsOneVersion());
+        Assert.Equal(10_000, MvccStore.Restore(store.Snapshot()).CountKeysHeldAsOneVersion());
+    }
+}
