@@ -45,7 +45,12 @@ public sealed class DurableRaftLog
     /// Lets go of <see cref="RecoveredSnapshot"/>'s image once the state is restored from it: Raft reads the image from
     /// its file when a follower needs it, so memory need not hold it (hundreds of MB at a million keys).
     /// </summary>
-    public void ReleaseRecoveredSnapshot() => RecoveredSnapshot = null;
+    public void ReleaseRecoveredSnapshot()
+    {
+        // A mapped file is unmapped now, not at some later finalization.
+        RecoveredSnapshot?.Dispose();
+        RecoveredSnapshot = null;
+    }
 
     /// <summary>The durable snapshot file at (<paramref name="index"/>, <paramref name="term"/>), for Raft to read when a follower needs it.</summary>
     /// <exception cref="SnapshotFileException">The file is missing or its header is damaged.</exception>

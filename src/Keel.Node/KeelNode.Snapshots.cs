@@ -186,10 +186,11 @@ public sealed partial class KeelNode
 
     private static BinaryReader OpenSnapshot(ReadOnlyMemory<byte> data)
     {
-        // Read the image in place when it is an array (it is, from the WAL and from peers): no copy of a large image.
-        var stream = MemoryMarshal.TryGetArray(data, out var segment)
+        // Read the image in place, whether it is an array (from the WAL and from peers) or a mapped file (the newest
+        // snapshot at start-up): no copy of a large image.
+        Stream stream = MemoryMarshal.TryGetArray(data, out var segment)
             ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
-            : new MemoryStream(data.ToArray(), writable: false);
+            : new ReadOnlyMemoryStream(data);
         var reader = new BinaryReader(stream, Encoding.UTF8);
         if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutKeyring or SnapshotVersionWithoutAuth or SnapshotVersionWithoutAlarms))
             throw new InvalidCommandException("not a Keel node snapshot (wrong magic or version)");

@@ -1,3 +1,4 @@
+using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using Keel.Core.Storage;
 using Microsoft.Win32.SafeHandles;
@@ -10,7 +11,7 @@ namespace Keel.Storage;
 /// a full flush and to <c>ftruncate</c> elsewhere), and a directory fsync by opening the directory read-only.
 /// </summary>
 /// <remarks>Follows etcd <c>client/pkg/fileutil</c> (<c>Fdatasync</c>, <c>Preallocate</c>, <c>Fsync</c> of the WAL directory).</remarks>
-public sealed class FileSystemDirectory : IStorageDirectory
+public sealed class FileSystemDirectory : IMappingStorageDirectory
 {
     /// <summary>Opens (creating if needed) the directory at <paramref name="path"/>.</summary>
     public FileSystemDirectory(string path)
@@ -51,6 +52,9 @@ public sealed class FileSystemDirectory : IStorageDirectory
 
     /// <inheritdoc />
     public bool Exists(string name) => File.Exists(FullPath(name));
+
+    /// <inheritdoc />
+    public IReadOnlyFileMapping MapForRead(string name, long offsetBytes) => FileMapping.Open(FullPath(name), name, offsetBytes);
 
     /// <inheritdoc />
     public IStorageFile Create(string name) => Open(name, FileMode.CreateNew);
@@ -207,5 +211,70 @@ public sealed class FileSystemDirectory : IStorageDirectory
         [DllImport("libc", SetLastError = true)]
         public static extern int close(int fd);
 #pragma warning restore SYSLIB1054
+    }
+}
+
+/// <summary>
+/// A read-only memory mapping of part of a file, exposed as <see cref="ReadOnlyMemory{T}"/> through a
+/// <see cref="System.Buffers.MemoryManager{T}"/>; the pages are the page cache's own, so reading them allocates no process memory.
+/// </summary>
+internal sealed unsafe class FileMapping : System.Buffers.MemoryManager<byte>, IReadOnlyFileMapping
+{
+    private readonly MemoryMappedFile? _file;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly byte* _start;
+    private readonly int _length;
+    private bool _disposed;
+
+    private FileMapping(MemoryMappedFile? file, MemoryMappedViewAccessor? view, byte* start, int length)
+    {
+        _file = file;
+        _view = view;
+        _start = start;
+        _length = length;
+    }
+
+    public static FileMapping Open(string path, string name, long offsetBytes)
+    {
+        var lengthBytes = new FileInfo(path) is { Exists: true } info ? info.Length : throw new FileNotFoundException($"'{name}' does not exist", path);
+        ArgumentOutOfRangeException.ThrowIfNegative(offsetBytes);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offsetBytes, lengthBytes);
+        var mappedBytes = lengthBytes - offsetBytes;
+        if (mappedBytes > int.MaxValue) throw new IOException($"'{name}' has {mappedBytes} bytes after offset {offsetBytes}, more than one mapping can address (2 GiB)");
+        // An empty file cannot be mapped; there is nothing to map either.
+        if (mappedBytes == 0) return new FileMapping(null, null, null, 0);
+        var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        try
+        {
+            var view = file.CreateViewAccessor(0, lengthBytes, MemoryMappedFileAccess.Read);
+            byte* start = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
+            return new FileMapping(file, view, start + view.PointerOffset + offsetBytes, (int)mappedBytes);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    ReadOnlyMemory<byte> IReadOnlyFileMapping.Memory => _disposed ? throw new ObjectDisposedException(nameof(FileMapping)) : CreateMemory(_length);
+
+    public override Span<byte> GetSpan() => _disposed ? throw new ObjectDisposedException(nameof(FileMapping)) : new(_start, _length);
+
+    public override System.Buffers.MemoryHandle Pin(int elementIndex = 0) => new(_start + elementIndex);
+
+    public override void Unpin() { }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (_disposed) return;
+        _disposed = true;
+        if (_view is not null)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+        }
+        _file?.Dispose();
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using Keel.Core;
 using Keel.Core.Storage;
 
 namespace Keel.Storage;
@@ -8,7 +9,14 @@ namespace Keel.Storage;
 /// <param name="Index">The last log index the snapshot covers.</param>
 /// <param name="Term">The term of that entry.</param>
 /// <param name="Data">The opaque state-machine image.</param>
-public sealed record StoredSnapshot(ulong Index, ulong Term, ReadOnlyMemory<byte> Data);
+public sealed record StoredSnapshot(ulong Index, ulong Term, ReadOnlyMemory<byte> Data) : IDisposable
+{
+    /// <summary>The file mapping <see cref="Data"/> lies in, when the directory mapped the file instead of reading it.</summary>
+    internal IDisposable? Mapping { get; init; }
+
+    /// <summary>Unmaps the file when it was mapped (<see cref="Data"/> must not be used after); nothing otherwise.</summary>
+    public void Dispose() => Mapping?.Dispose();
+}
 
 /// <summary>
 /// Durable, checksummed snapshots: each is written to a temporary file, fsynced, renamed into place and the directory
@@ -214,15 +222,37 @@ public sealed class SnapshotStore
             return null;
         }
         problem = "";
-        var data = new byte[file.LengthBytes - HeaderBytes];
-        file.Read(HeaderBytes, data);
-        var crc = Crc32C.Finish(Crc32C.Append(CrcOfHeader(header), data));
-        if (crc != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(28)))
+        // A directory that maps files hands out the page cache's pages (no copy into fresh memory, see
+        // IMappingStorageDirectory); the simulator's disk is read into an array.
+        var mapping = _directory is IMappingStorageDirectory mapper ? mapper.MapForRead(name, HeaderBytes) : null;
+        try
         {
-            problem = "CRC32C mismatch";
-            return null;
+            ReadOnlyMemory<byte> data;
+            if (mapping is not null) data = mapping.Memory;
+            else
+            {
+                var copy = new byte[file.LengthBytes - HeaderBytes];
+                file.Read(HeaderBytes, copy);
+                data = copy;
+            }
+            Invariant.Check(data.Length == file.LengthBytes - HeaderBytes, "a snapshot is read whole");
+            var crc = Crc32C.Finish(Crc32C.Append(CrcOfHeader(header), data.Span));
+            if (crc != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(28)))
+            {
+                problem = "CRC32C mismatch";
+                mapping?.Dispose();
+                return null;
+            }
+            return new StoredSnapshot(BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(4)), BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(12)), data)
+            {
+                Mapping = mapping,
+            };
         }
-        return new StoredSnapshot(BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(4)), BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(12)), data);
+        catch
+        {
+            mapping?.Dispose();
+            throw;
+        }
     }
 }
 

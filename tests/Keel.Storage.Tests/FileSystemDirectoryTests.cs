@@ -13,6 +13,50 @@ public sealed class FileSystemDirectoryTests : IDisposable
     }
 
     [Fact]
+    public void A_mapped_file_reads_its_bytes_in_place_and_stays_readable_after_the_file_is_deleted()
+    {
+        var directory = new FileSystemDirectory(_path);
+        var content = Enumerable.Range(0, 100_000).Select(i => (byte)(i * 7)).ToArray();
+        using (var file = directory.Create("s")) file.Write(0, content);
+        using var mapping = directory.MapForRead("s", 32);
+        Assert.False(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(mapping.Memory, out _), "mapped, not copied into an array");
+        Assert.Equal(content.AsSpan(32).ToArray(), mapping.Memory.ToArray());
+        directory.Delete("s");
+        Assert.Equal(content[^1], mapping.Memory.Span[^1]);
+        using (var empty = directory.Create("e")) { }
+        using var emptyMapping = directory.MapForRead("e", 0);
+        Assert.True(emptyMapping.Memory.IsEmpty);
+        Assert.Throws<FileNotFoundException>(() => directory.MapForRead("missing", 0));
+    }
+
+    [Fact]
+    public void The_newest_snapshot_is_loaded_from_a_mapping_and_a_damaged_one_is_still_refused()
+    {
+        var directory = new FileSystemDirectory(_path);
+        var store = new SnapshotStore(directory, retain: 3);
+        var older = Enumerable.Range(0, 300_000).Select(i => (byte)i).ToArray();
+        var newer = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 3)).ToArray();
+        store.Save(100, 1, older);
+        store.Save(200, 1, newer);
+        using (var loaded = store.LoadNewest([]))
+        {
+            Assert.Equal(200UL, loaded!.Index);
+            Assert.False(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(loaded.Data, out _), "the image is the file's mapping");
+            Assert.Equal(newer, loaded.Data.ToArray());
+        }
+        // One flipped bit in the newest file: the mapped bytes fail the checksum and the older snapshot is used.
+        var path = Path.Combine(_path, SnapshotStore.FileName(200, 1));
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x04;
+        File.WriteAllBytes(path, bytes);
+        var warnings = new List<string>();
+        using var fallback = new SnapshotStore(directory, retain: 3).LoadNewest(warnings);
+        Assert.Equal(100UL, fallback!.Index);
+        Assert.Equal(older, fallback.Data.ToArray());
+        Assert.Contains(warnings, w => w.Contains("CRC32C mismatch", StringComparison.Ordinal) && w.Contains(SnapshotStore.FileName(200, 1), StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void The_file_operations_do_what_the_seam_promises()
     {
         var directory = new FileSystemDirectory(_path);

@@ -201,7 +201,7 @@ public sealed class NodeHost : IAsyncDisposable
                 MaxRequestsAwaitingLeader = options.MaxRequestsAwaitingLeader,
                 AutoCompaction = options.AutoCompaction,
                 RestoreImage = restoreImage,
-            }, new TimedStorageDirectory(directory, statistics));
+            }, TimedStorageDirectory.Wrap(directory, statistics));
         }
         catch
         {

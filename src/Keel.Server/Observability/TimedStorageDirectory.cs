@@ -8,8 +8,19 @@ namespace Keel.Server.Observability;
 /// <c>etcd_disk_wal_fsync_duration_seconds</c>). Timing lives here, in the server shell, so the I/O-free node core
 /// never reads a clock of its own.
 /// </summary>
-internal sealed class TimedStorageDirectory(IStorageDirectory inner, NodeHostStatistics statistics) : IStorageDirectory
+internal class TimedStorageDirectory(IStorageDirectory inner, NodeHostStatistics statistics) : IStorageDirectory
 {
+    /// <summary>Wraps <paramref name="inner"/>, keeping its ability to map files if it has it.</summary>
+    public static TimedStorageDirectory Wrap(IStorageDirectory inner, NodeHostStatistics statistics) =>
+        inner is IMappingStorageDirectory mapping ? new Mapping(mapping, statistics) : new TimedStorageDirectory(inner, statistics);
+
+    // Mapping reads no sync: nothing to time.
+    private sealed class Mapping(IMappingStorageDirectory inner, NodeHostStatistics statistics)
+        : TimedStorageDirectory(inner, statistics), IMappingStorageDirectory
+    {
+        public IReadOnlyFileMapping MapForRead(string name, long offsetBytes) => inner.MapForRead(name, offsetBytes);
+    }
+
     public IReadOnlyList<string> ListFiles() => inner.ListFiles();
 
     public bool Exists(string name) => inner.Exists(name);
