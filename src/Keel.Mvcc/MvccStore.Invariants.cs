@@ -48,7 +48,8 @@ public sealed partial class MvccStore
         _index.AssertInvariants();
         // The versions above the compaction, for the log check below: a set lookup per logged change instead of a
         // search of the index (a restore of a million keys runs this check; the searches were a quarter of it).
-        var putsAboveCompaction = new HashSet<KeyValue>(ReferenceEqualityComparer.Instance);
+        // Sized up front: growing a set of a million versions rehashes it about twenty times (a restart runs this).
+        var putsAboveCompaction = new HashSet<KeyValue>((int)Math.Min(_log.ChangeCount, int.MaxValue), ReferenceEqualityComparer.Instance);
         var tombstonesAboveCompaction = new HashSet<(byte[] Key, long Revision)>(TombstoneComparer.Instance);
         foreach (var history in _index)
         {

@@ -121,7 +121,8 @@ public sealed class DurableRaftLog
             if (entry.Index <= snapshotIndex) continue;
             var payload = entry.Payload.Span;
             Invariant.Check(payload.Length >= 1, "a WAL entry carries at least its entry type");
-            entries.Add(new Entry(entry.Index, entry.Term, (EntryType)payload[0], payload[1..].ToArray()));
+            // Recovery hands out each entry in an array of its own: the entry's data is a slice of it, not a copy.
+            entries.Add(new Entry(entry.Index, entry.Term, (EntryType)payload[0], entry.Payload[1..]));
         }
         Invariant.Check(entries.Count == 0 || entries[0].Index == snapshotIndex + 1,
             "the WAL continues right after the newest snapshot (no entry between them was compacted away)");

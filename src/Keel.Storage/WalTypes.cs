@@ -50,7 +50,7 @@ public sealed class WalRecovery
     /// <summary>The newest snapshot marker (index 0 if none).</summary>
     public WalSnapshotMarker Snapshot { get; }
 
-    /// <summary>The entries after <see cref="Snapshot"/>, contiguous and ascending.</summary>
+    /// <summary>The entries after <see cref="Snapshot"/>, contiguous and ascending; each payload is an array of its own (never a view of a segment).</summary>
     public IReadOnlyList<WalEntry> Entries { get; }
 
     /// <summary>The segment whose unacknowledged torn tail was cut off, or null if the log ended cleanly.</summary>

@@ -36,6 +36,22 @@ public sealed partial class WriteAheadLog
         }
 
         var state = new RecoveryState();
+        // Segments are mapped where the directory can (the page cache's pages, no fresh copy of 64 MB per segment) and
+        // stay mapped until the entries kept are copied out, below.
+        var mappings = new List<IDisposable>();
+        try
+        {
+            return Recover(directory, options, segments, state, mappings, warnings, out recovery);
+        }
+        finally
+        {
+            foreach (var mapping in mappings) mapping.Dispose();
+        }
+    }
+
+    private static WriteAheadLog Recover(IStorageDirectory directory, WalOptions options, List<Segment> segments, RecoveryState state,
+        List<IDisposable> mappings, List<string> warnings, out WalRecovery recovery)
+    {
         IStorageFile? active = null;
         long activeOffset = 0;
         string? tornFile = null;
@@ -48,7 +64,7 @@ public sealed partial class WriteAheadLog
             var keepOpen = false;
             try
             {
-                var bytes = ReadAll(file);
+                var bytes = ReadOrMap(directory, file, mappings);
                 var scan = ScanSegment(bytes, segment, isLast, i == 0, options, state);
                 if (scan.HeaderMissing)
                 {
@@ -65,7 +81,7 @@ public sealed partial class WriteAheadLog
                 {
                     tornFile = segment.Name;
                     tornOffset = cut;
-                    tornBytes = LastNonZero(bytes) + 1 - cut;
+                    tornBytes = bytes.Span.LastIndexOfAnyExcept((byte)0) + 1 - cut;
                     file.Truncate(cut);
                     file.Preallocate(options.SegmentSizeBytes);
                     file.Sync();
@@ -119,6 +135,9 @@ public sealed partial class WriteAheadLog
         var skip = 0;
         while (skip < entries.Count && entries[skip].Index <= state.Snapshot.Index) skip++;
         if (skip > 0) entries.RemoveRange(0, skip);
+        // Each kept entry gets its own array: nothing handed out refers to a segment's mapping (unmapped on return) or
+        // keeps a whole 64 MB segment array alive for one entry.
+        for (var e = 0; e < entries.Count; e++) entries[e] = entries[e] with { Payload = entries[e].Payload.ToArray() };
         recovery = new WalRecovery(state.HardState, state.Snapshot, entries, tornFile, tornOffset, tornBytes, warnings);
         var wal = new WriteAheadLog(directory, options, segments, active, activeOffset, state.LastIndex, state.HardState, state.Snapshot);
         wal.AssertInvariants();
@@ -135,8 +154,9 @@ public sealed partial class WriteAheadLog
 
     private readonly record struct SegmentScan(long EndOffset, long? TornAtOffset, string? TornReason, bool HeaderMissing);
 
-    private static SegmentScan ScanSegment(byte[] bytes, Segment segment, bool isLast, bool isFirst, WalOptions options, RecoveryState state)
+    private static SegmentScan ScanSegment(ReadOnlyMemory<byte> memory, Segment segment, bool isLast, bool isFirst, WalOptions options, RecoveryState state)
     {
+        var bytes = memory.Span;
         var offset = 0;
         var outcome = WalRecord.TryRead(bytes, 0, options.MaxPayloadBytes, out var type, out var payloadOffset, out var payloadBytes, out var problem);
         if (outcome != WalRecord.Outcome.Record || type != WalRecordType.SegmentHeader || payloadBytes != 16)
@@ -146,8 +166,8 @@ public sealed partial class WriteAheadLog
             throw new WalCorruptionException(segment.Name, 0,
                 outcome == WalRecord.Outcome.Record ? "the segment does not start with a segment header" : $"the segment header is damaged: {problem}");
         }
-        var sequence = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(payloadOffset));
-        var firstIndex = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(payloadOffset + 8));
+        var sequence = BinaryPrimitives.ReadUInt64LittleEndian(bytes[payloadOffset..]);
+        var firstIndex = BinaryPrimitives.ReadUInt64LittleEndian(bytes[(payloadOffset + 8)..]);
         if (sequence != segment.Sequence || firstIndex != segment.FirstIndex)
             throw new WalCorruptionException(segment.Name, 0,
                 $"the header says sequence {sequence} and first index {firstIndex}, which does not match the file name");
@@ -170,7 +190,7 @@ public sealed partial class WriteAheadLog
                 throw new WalCorruptionException(segment.Name, offset, outcome == WalRecord.Outcome.Corrupt ? problem : "the segment's opening hard state and snapshot marker are missing");
             if (type != expected)
                 throw new WalCorruptionException(segment.Name, offset, $"the segment's opening records are out of order: found {type} where {expected} belongs");
-            Apply(bytes, segment, offset, type, payloadOffset, payloadBytes, state);
+            Apply(memory, segment, offset, type, payloadOffset, payloadBytes, state);
             offset = payloadOffset + payloadBytes + 1;
         }
 
@@ -180,11 +200,11 @@ public sealed partial class WriteAheadLog
             switch (outcome)
             {
                 case WalRecord.Outcome.Record:
-                    Apply(bytes, segment, offset, type, payloadOffset, payloadBytes, state);
+                    Apply(memory, segment, offset, type, payloadOffset, payloadBytes, state);
                     offset = payloadOffset + payloadBytes + 1;
                     continue;
                 case WalRecord.Outcome.CleanEnd:
-                    if (!bytes.AsSpan(offset).ContainsAnyExcept((byte)0)) return new SegmentScan(offset, null, null, false);
+                    if (!bytes[offset..].ContainsAnyExcept((byte)0)) return new SegmentScan(offset, null, null, false);
                     if (isLast) return new SegmentScan(offset, offset, "non-zero bytes after an empty record header", false);
                     throw new WalCorruptionException(segment.Name, offset, "non-zero bytes follow the end of the records in a segment that is not the last");
                 case WalRecord.Outcome.Torn:
@@ -196,9 +216,9 @@ public sealed partial class WriteAheadLog
         }
     }
 
-    private static void Apply(byte[] bytes, Segment segment, int recordOffset, WalRecordType type, int payloadOffset, int payloadBytes, RecoveryState state)
+    private static void Apply(ReadOnlyMemory<byte> bytes, Segment segment, int recordOffset, WalRecordType type, int payloadOffset, int payloadBytes, RecoveryState state)
     {
-        var payload = bytes.AsSpan(payloadOffset, payloadBytes);
+        var payload = bytes.Span.Slice(payloadOffset, payloadBytes);
         switch (type)
         {
             case WalRecordType.Entry when payloadBytes >= 16:
@@ -215,7 +235,7 @@ public sealed partial class WriteAheadLog
                     var keep = index <= entries[0].Index ? 0 : (int)(index - entries[0].Index);
                     entries.RemoveRange(keep, entries.Count - keep);
                 }
-                entries.Add(new WalEntry(index, term, bytes.AsMemory(payloadOffset + 16, payloadBytes - 16)));
+                entries.Add(new WalEntry(index, term, bytes.Slice(payloadOffset + 16, payloadBytes - 16)));
                 state.LastIndex = index;
                 return;
             }
@@ -253,5 +273,12 @@ public sealed partial class WriteAheadLog
         return bytes;
     }
 
-    private static long LastNonZero(byte[] bytes) => bytes.AsSpan().LastIndexOfAnyExcept((byte)0);
+    /// <summary>A segment's bytes: mapped when the directory maps files (the mapping is added to <paramref name="mappings"/>), read otherwise.</summary>
+    private static ReadOnlyMemory<byte> ReadOrMap(IStorageDirectory directory, IStorageFile file, List<IDisposable> mappings)
+    {
+        if (directory is not IMappingStorageDirectory mapper) return ReadAll(file);
+        var mapping = mapper.MapForRead(file.Name, 0);
+        mappings.Add(mapping);
+        return mapping.Memory;
+    }
 }

@@ -30,6 +30,51 @@ public sealed class FileSystemDirectoryTests : IDisposable
     }
 
     [Fact]
+    public void A_wal_recovered_from_mapped_segments_hands_out_entries_of_their_own_and_cuts_a_torn_tail()
+    {
+        var directory = new FileSystemDirectory(_path);
+        var options = new WalOptions { SegmentSizeBytes = 4096 };
+        var payloads = Enumerable.Range(1, 60).Select(i => Enumerable.Range(0, 100 + i).Select(b => (byte)(b * i)).ToArray()).ToList();
+        using (var wal = WriteAheadLog.Open(directory, options, out _))
+        {
+            // A full segment rolls at the next sync.
+            for (var i = 0; i < payloads.Count; i++)
+            {
+                wal.Append(new WalEntry((ulong)i + 1, 1, payloads[i]));
+                wal.Sync();
+            }
+        }
+        var segmentNames = directory.ListFiles().Where(n => n.EndsWith(".wal", StringComparison.Ordinal)).ToList();
+        Assert.True(segmentNames.Count >= 3, $"the entries span several segments ({segmentNames.Count})");
+        // A torn record at the end of the newest segment (a write the crash cut short).
+        var newest = Path.Combine(_path, segmentNames[^1]);
+        var bytes = File.ReadAllBytes(newest);
+        var end = Array.FindLastIndex(bytes, b => b != 0) + 1;
+        bytes[end] = 0x7f;
+        bytes[end + 1] = 0x01;
+        File.WriteAllBytes(newest, bytes);
+
+        using (var recovered = WriteAheadLog.Open(directory, options, out var recovery))
+        {
+            Assert.Equal(segmentNames[^1], recovery.TornTailFile);
+            Assert.Equal(payloads.Count, recovery.Entries.Count);
+            for (var i = 0; i < payloads.Count; i++)
+            {
+                Assert.Equal(payloads[i], recovery.Entries[i].Payload.ToArray());
+                // Its own array, whole: not a view of a (now unmapped) segment.
+                Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(recovery.Entries[i].Payload, out var segment));
+                Assert.Equal((0, payloads[i].Length), (segment.Offset, segment.Array!.Length));
+            }
+            recovered.Append(new WalEntry(61, 1, new byte[] { 1, 2, 3 }));
+            recovered.Sync();
+        }
+        using var again = WriteAheadLog.Open(directory, options, out var second);
+        Assert.Null(second.TornTailFile);
+        Assert.Equal(61, second.Entries.Count);
+        Assert.Equal(new byte[] { 1, 2, 3 }, second.Entries[^1].Payload.ToArray());
+    }
+
+    [Fact]
     public void The_newest_snapshot_is_loaded_from_a_mapping_and_a_damaged_one_is_still_refused()
     {
         var directory = new FileSystemDirectory(_path);
