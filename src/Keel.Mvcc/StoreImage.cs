@@ -82,22 +82,21 @@ public sealed class StoreImage
     public byte[] ToArray()
     {
         var buffer = new byte[ImageSize.CheckFitsOneArray(SizeBytes, "the MVCC store's snapshot image")];
-        WriteTo(buffer);
+        var writer = new ChunkedImageWriter(buffer);
+        WriteTo(writer);
+        writer.Complete();
         return buffer;
     }
 
     /// <summary>
-    /// Writes the image ("KMVC" version 2, see <see cref="MvccStore.Snapshot"/>) into <paramref name="destination"/>,
-    /// which must be exactly <see cref="SizeBytes"/> long, so a caller can place it inside a larger image without a
-    /// second copy.
+    /// Writes the image ("KMVC" version 2, see <see cref="MvccStore.Snapshot"/>) through <paramref name="writer"/>, which
+    /// may stream it in bounded chunks (a snapshot file) or write it into an array; <see cref="SizeBytes"/> bytes in all.
     /// </summary>
-    /// <exception cref="ArgumentException">The destination is not exactly the image's size.</exception>
-    public void WriteTo(Span<byte> destination)
+    public void WriteTo(ChunkedImageWriter writer)
     {
-        if (destination.Length != SizeBytes)
-            throw new ArgumentException($"the destination is {destination.Length} bytes; the image is {SizeBytes}", nameof(destination));
-        var writer = new BinarySpanWriter(destination);
-        ChecksummedFrame.WriteHeader(ref writer, Magic, MvccStore.CurrentSnapshotVersion);
+        ArgumentNullException.ThrowIfNull(writer);
+        var start = writer.Position;
+        writer.BeginFrame(Magic, MvccStore.CurrentSnapshotVersion);
         writer.I64(_currentRevision);
         writer.I64(_compactRevision);
         writer.I64(_lastHybridTimestamp);
@@ -134,13 +133,13 @@ public sealed class StoreImage
                 writer.I32(change.Kv.Key.Length);
                 writer.Bytes(change.Kv.Key);
                 var history = Find(change.Kv.Key);
-                if (change.Type == EventType.Put) WriteVersionRef(ref writer, history, change.Kv);
+                if (change.Type == EventType.Put) WriteVersionRef(writer, history, change.Kv);
                 if (change.PrevKv is null) writer.U8(MvccStore.NoVersion);
-                else WriteVersionRef(ref writer, history, change.PrevKv);
+                else WriteVersionRef(writer, history, change.PrevKv);
             }
         }
-        ChecksummedFrame.WriteChecksum(ref writer);
-        writer.AssertFull();
+        writer.EndFrame();
+        Invariant.Check(writer.Position - start == SizeBytes, "encoded size was computed wrongly");
     }
 
     /// <summary>The payload size, summed in 64 bits (a 32-bit sum wrapped past 2 GiB of state on every member at once).</summary>
@@ -185,7 +184,7 @@ public sealed class StoreImage
     /// <summary>The captured history of <paramref name="key"/> (a lookup in the frozen index).</summary>
     private CapturedHistory? Find(byte[] key) => _index.TryGetValue(key, out var history) ? history.Capture() : null;
 
-    private static void WriteVersionRef(ref BinarySpanWriter writer, CapturedHistory? history, KeyValue kv)
+    private static void WriteVersionRef(ChunkedImageWriter writer, CapturedHistory? history, KeyValue kv)
     {
         if (IsIndexed(history, kv))
         {

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Keel.Core;
 using Keel.Core.Encoding;
 using Keel.Mvcc;
@@ -48,38 +47,34 @@ public sealed class NodeImage
     {
         if (_encoded is { } done) return done;
         var image = new byte[ImageSize.CheckFitsOneArray(SizeBytes, "the node's snapshot image")];
-        EncodeTo(image);
+        var writer = new ChunkedImageWriter(image);
+        EncodeTo(writer);
+        writer.Complete();
         return _encoded = image;
     }
 
     /// <summary>
-    /// Encodes the image into <paramref name="image"/>, exactly <see cref="SizeBytes"/> long (memory the caller owns,
-    /// e.g. native memory freed once the image is written to its file).
+    /// Encodes the image through <paramref name="writer"/>, which streams it in bounded chunks (a snapshot file: no buffer
+    /// of the image's size, issue 11) or writes it into an array; exactly <see cref="SizeBytes"/> bytes.
     /// </summary>
     /// <exception cref="ImageTooLargeException">The store's image would not fit in one span (about 2 GiB).</exception>
-    /// <exception cref="ArgumentException">The destination is not exactly the image's size.</exception>
-    public void EncodeTo(Span<byte> image)
+    /// <exception cref="ArgumentException">The writer does not expect exactly the image's size.</exception>
+    public void EncodeTo(ChunkedImageWriter writer)
     {
+        ArgumentNullException.ThrowIfNull(writer);
         // Layout (unchanged since version 2): head, then the store, lease and idempotency images as length-prefixed
         // blobs, then the alarms and auth. Sizes are summed in 64 bits and checked against the array limit.
-        if (image.Length != SizeBytes) throw new ArgumentException($"the destination is {image.Length} bytes; the image is {SizeBytes}", nameof(image));
-        var storeBytes = _store.SizeBytes;
-        var position = 0;
-        _head.CopyTo(image);
-        position += _head.Length;
-        BinaryPrimitives.WriteInt32LittleEndian(image[position..], ImageSize.CheckFitsOneArray(storeBytes, "the MVCC store's snapshot image"));
-        position += 4;
-        _store.WriteTo(image.Slice(position, (int)storeBytes));
-        position += (int)storeBytes;
+        if (writer.TotalBytes != SizeBytes || writer.Position != 0)
+            throw new ArgumentException($"the writer expects {writer.TotalBytes} bytes from offset {writer.Position}; the image is {SizeBytes}", nameof(writer));
+        writer.Bytes(_head);
+        writer.I32(ImageSize.CheckFitsOneArray(_store.SizeBytes, "the MVCC store's snapshot image"));
+        _store.WriteTo(writer);
         foreach (var blob in new[] { _leases, _idempotency })
         {
-            BinaryPrimitives.WriteInt32LittleEndian(image[position..], blob.Length);
-            position += 4;
-            blob.CopyTo(image[position..]);
-            position += blob.Length;
+            writer.I32(blob.Length);
+            writer.Bytes(blob);
         }
-        _tail.CopyTo(image[position..]);
-        position += _tail.Length;
-        Invariant.Check(position == image.Length, "the node image was sized exactly");
+        writer.Bytes(_tail);
+        Invariant.Check(writer.Position == SizeBytes, "the node image was sized exactly");
     }
 }

@@ -32,7 +32,7 @@ public sealed class SnapshotStoreTests
         var directory = new MemoryDirectory();
         var store = new SnapshotStore(directory);
         var image = Payload(7, 10_000);
-        store.Save(700, 3, image.Length, destination => image.CopyTo(destination));
+        store.Save(700, 3, image.Length, writer => writer.Bytes(image));
         var file = store.OpenFile(700, 3);
         Assert.Equal(image.Length, file.LengthBytes);
 
@@ -155,7 +155,7 @@ public sealed class SnapshotStoreTests
         var size = SnapshotStore.SyncEveryBytes * 2 + 12_345;
         CrashDuringSaveLeavesOldOrNew(seeds: 3, crashPoints: 10, newBytes: size,
             store => store.Save(20, 1, Payload(20, 200)),
-            store => store.Save(30, 2, size, destination => Payload(30, size).CopyTo(destination)));
+            store => store.Save(30, 2, size, writer => writer.Bytes(Payload(30, size))));
     }
 
     /// <summary>
