@@ -22,7 +22,7 @@ namespace Keel.Mvcc;
 /// </remarks>
 internal sealed class KeyIndex : IKeyLookup
 {
-    /// <summary>Most entries (leaf histories or inner children) in one node.</summary>
+    /// <summary>Most entries (key entries in a leaf or inner children) in one node.</summary>
     internal const int MaxEntries = 64;
 
     private Node _root;
@@ -48,12 +48,12 @@ internal sealed class KeyIndex : IKeyLookup
 
     public bool TryGetValue(ReadOnlySpan<byte> key, out KeyEntry entry) => TryFind(_root, key, out entry);
 
-    /// <summary>Adds a key's history; false (and nothing changes) if the key is present.</summary>
-    public bool Add(KeyEntry history)
+    /// <summary>Adds a key's entry; false (and nothing changes) if the key is present.</summary>
+    public bool Add(KeyEntry entry)
     {
-        Invariant.Check(!history.IsEmpty, "an added key has versions");
+        Invariant.Check(!entry.IsEmpty, "an added key has versions");
         _root = Writable(_root);
-        var split = Insert(_root, history, out var added);
+        var split = Insert(_root, entry, out var added);
         if (!added) return false;
         if (split is { } grown) GrowRoot(grown);
         Count++;
@@ -65,12 +65,12 @@ internal sealed class KeyIndex : IKeyLookup
     /// left full instead of split in half (a restore reads its keys in order: a million keys load without a million
     /// descents, into half the leaves). False, and nothing changes, if the key is not the greatest.
     /// </summary>
-    public bool AddGreatest(KeyEntry history)
+    public bool AddGreatest(KeyEntry entry)
     {
-        Invariant.Check(!history.IsEmpty, "an added key has versions");
-        if (Count > 0 && Compare(Greatest(_root), history.Key) >= 0) return false;
+        Invariant.Check(!entry.IsEmpty, "an added key has versions");
+        if (Count > 0 && Compare(Greatest(_root), entry.Key) >= 0) return false;
         _root = Writable(_root);
-        if (AppendRight(_root, history) is { } grown) GrowRoot(grown);
+        if (AppendRight(_root, entry) is { } grown) GrowRoot(grown);
         Count++;
         return true;
     }
@@ -93,23 +93,23 @@ internal sealed class KeyIndex : IKeyLookup
         return leaf.Items[leaf.Count - 1].Key;
     }
 
-    private (byte[] Separator, Node Right)? AppendRight(Node node, KeyEntry history)
+    private (byte[] Separator, Node Right)? AppendRight(Node node, KeyEntry entry)
     {
         if (node is Leaf leaf)
         {
             if (leaf.Count < MaxEntries)
             {
-                leaf.Items[leaf.Count++] = history;
+                leaf.Items[leaf.Count++] = entry;
                 return null;
             }
             var right = new Leaf(_generation) { Count = 1 };
-            right.Items[0] = history;
-            return (history.Key, right);
+            right.Items[0] = entry;
+            return (entry.Key, right);
         }
         var inner = (Inner)node;
         var last = inner.Count - 1;
         var child = inner.Children[last] = Writable(inner.Children[last]);
-        if (AppendRight(child, history) is not { } split) return null;
+        if (AppendRight(child, entry) is not { } split) return null;
         if (inner.Count < MaxEntries)
         {
             inner.Keys[inner.Count - 1] = split.Separator;
@@ -135,24 +135,24 @@ internal sealed class KeyIndex : IKeyLookup
         return true;
     }
 
-    /// <summary>Puts <paramref name="history"/> in the slot of the present history with the same key (a writable copy of it).</summary>
-    public void Replace(KeyEntry history)
+    /// <summary>Puts <paramref name="entry"/> in the slot of the present entry with the same key (a writable copy of it, or the key's other form).</summary>
+    public void Replace(KeyEntry entry)
     {
-        Invariant.Check(!history.IsEmpty, "a replacing entry has versions");
+        Invariant.Check(!entry.IsEmpty, "a replacing entry has versions");
         _root = Writable(_root);
         var node = _root;
         while (node is Inner inner)
         {
-            var index = ChildIndex(inner, history.Key);
+            var index = ChildIndex(inner, entry.Key);
             node = inner.Children[index] = Writable(inner.Children[index]);
         }
         var leaf = (Leaf)node;
-        var position = Search(leaf, history.Key);
-        Invariant.Check(position >= 0, "a replaced key history is in the index");
-        leaf.Items[position] = history;
+        var position = Search(leaf, entry.Key);
+        Invariant.Check(position >= 0, "a replaced key entry is in the index");
+        leaf.Items[position] = entry;
     }
 
-    /// <summary>The histories of keys at or after <paramref name="start"/>, in key order.</summary>
+    /// <summary>The entries of keys at or after <paramref name="start"/>, in key order.</summary>
     public IEnumerable<KeyEntry> From(byte[] start) => Enumerate(_root, start);
 
     public IEnumerator<KeyEntry> GetEnumerator() => Enumerate(_root, null).GetEnumerator();
@@ -197,16 +197,16 @@ internal sealed class KeyIndex : IKeyLookup
     /// Inserts below a writable node in one descent: a present key is found on the way and its entry is left as it is
     /// (the path may have been copied; frozen views never see that).
     /// </summary>
-    private (byte[] Separator, Node Right)? Insert(Node node, KeyEntry history, out bool added)
+    private (byte[] Separator, Node Right)? Insert(Node node, KeyEntry entry, out bool added)
     {
         if (node is Leaf leaf)
         {
-            var found = Search(leaf, history.Key);
+            var found = Search(leaf, entry.Key);
             added = found < 0;
             if (!added) return null;
             var position = ~found;
             Array.Copy(leaf.Items, position, leaf.Items, position + 1, leaf.Count - position);
-            leaf.Items[position] = history;
+            leaf.Items[position] = entry;
             leaf.Count++;
             if (leaf.Count <= MaxEntries) return null;
             var right = new Leaf(_generation);
@@ -218,9 +218,9 @@ internal sealed class KeyIndex : IKeyLookup
             return (right.Items[0].Key, right);
         }
         var inner = (Inner)node;
-        var index = ChildIndex(inner, history.Key);
+        var index = ChildIndex(inner, entry.Key);
         var child = inner.Children[index] = Writable(inner.Children[index]);
-        if (Insert(child, history, out added) is not { } split) return null;
+        if (Insert(child, entry, out added) is not { } split) return null;
         // The new right child goes after the one that split, with its separator.
         Array.Copy(inner.Children, index + 1, inner.Children, index + 2, inner.Count - index - 1);
         Array.Copy(inner.Keys, index, inner.Keys, index + 1, inner.Count - 1 - index);
@@ -267,12 +267,12 @@ internal sealed class KeyIndex : IKeyLookup
         return inner.Count == 0;
     }
 
-    private static bool TryFind(Node node, ReadOnlySpan<byte> key, out KeyEntry history)
+    private static bool TryFind(Node node, ReadOnlySpan<byte> key, out KeyEntry entry)
     {
         while (node is Inner inner) node = inner.Children[ChildIndex(inner, key)];
         var leaf = (Leaf)node;
         var position = Search(leaf, key);
-        history = position >= 0 ? leaf.Items[position] : default;
+        entry = position >= 0 ? leaf.Items[position] : default;
         return position >= 0;
     }
 
@@ -361,7 +361,7 @@ internal sealed class KeyIndex : IKeyLookup
     {
         public long Generation { get; } = generation;
 
-        /// <summary>Entries in use: histories in a leaf, children in an inner node.</summary>
+        /// <summary>Entries in use: key entries in a leaf, children in an inner node.</summary>
         public int Count;
 
         public abstract Node CopyAt(long generation);
@@ -402,9 +402,9 @@ internal interface IKeyLookup : IEnumerable<KeyEntry>
     /// <summary>Number of keys.</summary>
     int Count { get; }
 
-    /// <summary>The history of <paramref name="key"/>, if present.</summary>
+    /// <summary>The entry of <paramref name="key"/>, if present.</summary>
     bool TryGetValue(ReadOnlySpan<byte> key, out KeyEntry entry);
 
-    /// <summary>The histories of keys at or after <paramref name="start"/>, in key order.</summary>
+    /// <summary>The entries of keys at or after <paramref name="start"/>, in key order.</summary>
     IEnumerable<KeyEntry> From(byte[] start);
 }

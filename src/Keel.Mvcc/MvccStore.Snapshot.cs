@@ -141,8 +141,8 @@ public sealed partial class MvccStore
         if (type is not (EventType.Put or EventType.Delete))
             throw new EncodingFormatException(reader.Position, $"unknown event type {(int)type} in the snapshot");
         var keyBytes = reader.ReadBytes(reader.ReadCount(1));
-        KeyEntry? history = _index.TryGetValue(keyBytes, out var found) ? found : (KeyEntry?)null;
-        var key = history?.Key ?? keyBytes.ToArray();
+        _index.TryGetValue(keyBytes, out var history);
+        var key = history.IsEmpty ? keyBytes.ToArray() : history.Key;
         var kv = type == EventType.Put
             ? ReadVersionRef(ref reader, history, key) ?? throw new EncodingFormatException(reader.Position, "a put event without its version")
             : new KeyValue(key, 0, revision, 0, [], 0);
@@ -150,7 +150,8 @@ public sealed partial class MvccStore
         return new Change(type, kv, prev);
     }
 
-    private static KeyValue? ReadVersionRef(ref BinarySpanReader reader, KeyEntry? history, byte[] key)
+    // history: the key's entry in the index restored so far; empty if the index does not hold the key.
+    private static KeyValue? ReadVersionRef(ref BinarySpanReader reader, KeyEntry history, byte[] key)
     {
         switch (reader.U8())
         {
@@ -158,8 +159,8 @@ public sealed partial class MvccStore
                 return null;
             case IndexedVersion:
                 var revision = reader.I64();
-                var index = history is { } found ? LastAtOrBelow(found, revision) : -1;
-                if (index < 0 || history!.Value[index].Revision != revision || history.Value[index].Kv is not { } kv)
+                var index = history.IsEmpty ? -1 : LastAtOrBelow(history, revision);
+                if (index < 0 || history[index].Revision != revision || history[index].Kv is not { } kv)
                     throw new EncodingFormatException(reader.Position, $"an event refers to version {revision} of a key, which the snapshot's index does not hold");
                 return kv;
             case InlineVersion:

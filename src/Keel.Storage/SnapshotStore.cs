@@ -103,21 +103,15 @@ public sealed class SnapshotStore
                 });
                 encode(writer);
                 writer.Complete();
-                Invariant.Check(offset == lengthBytes, "the encoder wrote the announced length");
                 BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(28), Crc32C.Finish(crc));
                 file.Write(0, header);
                 file.Sync();
             }
             Publish(temp, FileName(index, term));
         }
-        catch (DiskFullException)
-        {
-            DeleteTemp(temp);
-            throw;
-        }
         catch
         {
-            // An encoder that failed (a bug, or an image too large) leaves no half file behind.
+            // A full disk, or an encoder that failed (a bug, or an image too large), leaves no half file behind.
             DeleteTemp(temp);
             throw;
         }
