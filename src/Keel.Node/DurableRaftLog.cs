@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Keel.Core;
 using Keel.Core.Storage;
 using Keel.Quorum;
@@ -18,7 +19,7 @@ namespace Keel.Node;
 /// snapshot that is not durable (etcd's order). A snapshot received from the leader (InstallSnapshot) is persisted the
 /// same way in <see cref="Persist"/>. Opening restores Raft's storage from the newest snapshot and the WAL entries after it.
 /// </remarks>
-public sealed class DurableRaftLog
+public sealed class DurableRaftLog : IRaftEntryArchive
 {
     /// <summary>Every member starts from a snapshot at this index holding the initial configuration (as etcd-io/raft tests do).</summary>
     public const ulong BootstrapIndex = 1;
@@ -171,6 +172,79 @@ public sealed class DurableRaftLog
         // compacted at a later snapshot.
         _unsynced = (true, 0);
         return TryCompletePersist();
+    }
+
+    /// <summary>
+    /// Keeps Raft's in-memory log within <paramref name="maxPayloadBytesInMemory"/> of payload: when it holds more, the
+    /// payloads of the oldest entries up to <paramref name="appliedIndex"/> that are durable are let go of until a quarter
+    /// of the bound is free, and Raft reads them back from the WAL when a lagging follower needs them. Without it the log
+    /// between two snapshots (up to <c>--snapshot-count</c> entries, 100,000 by default) is held whole: 30 MB of
+    /// 300-byte puts, or gigabytes of large values. Returns the number of entries released.
+    /// </summary>
+    public int ReleaseAppliedPayloads(ulong appliedIndex, long maxPayloadBytesInMemory)
+    {
+        if (Storage.PayloadBytesInMemory <= maxPayloadBytesInMemory) return 0;
+        var through = Math.Min(appliedIndex, _wal.DurableLastIndex);
+        var first = Math.Max(Storage.ReleasedThroughIndex + 1, Storage.FirstIndex);
+        if (through < first) return 0;
+        // Every entry released must be readable from the WAL: locations are contiguous, so both ends tell.
+        if (!_wal.CanRead(first) || !_wal.CanRead(through))
+        {
+            Debug.Assert(false, $"entries {first}..{through} are in Raft's log but cannot be read back from the WAL");
+            return 0;
+        }
+        return Storage.ReleasePayloads(through, maxPayloadBytesInMemory - maxPayloadBytesInMemory / 4, this);
+    }
+
+    /// <summary>Entries read back from the WAL for Raft since the log was opened (a lagging follower's catch-up).</summary>
+    public long EntriesReadBack { get; private set; }
+
+    // The entries read back last, contiguous: a lagging follower is probed with the same entries every heartbeat
+    // until it answers, and followers catching up read consecutive ranges; both are served from here, not the disk.
+    // Released entries are committed, so what this holds never changes; compaction cuts requests off before they reach it.
+    private readonly List<Entry> _readBack = [];
+    private long _readBackBytes;
+
+    /// <summary>Bound of the read-back window (<see cref="EntriesReadBack"/>'s entries kept for repeated reads): 2 MiB.</summary>
+    public const long ReadBackWindowBytes = 2L * 1024 * 1024;
+
+    /// <inheritdoc/>
+    void IRaftEntryArchive.ReadEntries(ulong low, ulong high, long maxBytes, List<Entry> into)
+    {
+        long size = 0;
+        var index = low;
+        if (_readBack.Count > 0 && low >= _readBack[0].Index && low <= _readBack[^1].Index)
+        {
+            for (var k = (int)(low - _readBack[0].Index); k < _readBack.Count && index < high; k++, index++)
+            {
+                size += _readBack[k].PayloadBytes;
+                if (index > low && size > maxBytes) return;
+                into.Add(_readBack[k]);
+            }
+            if (index == high) return;
+        }
+        // The window continues where it ends, or starts again here.
+        if (_readBack.Count == 0 || _readBack[^1].Index + 1 != index)
+        {
+            _readBack.Clear();
+            _readBackBytes = 0;
+        }
+        using var reader = _wal.OpenReader();
+        for (; index < high; index++)
+        {
+            var read = reader.Read(index);
+            Invariant.Check(read.Payload.Length >= 1, "a WAL entry carries at least its entry type");
+            var entry = new Entry(index, read.Term, (EntryType)read.Payload.Span[0], read.Payload[1..]);
+            EntriesReadBack++;
+            _readBack.Add(entry);
+            _readBackBytes += entry.PayloadBytes;
+            size += entry.PayloadBytes;
+            if (index > low && size > maxBytes) break;
+            into.Add(entry);
+        }
+        var drop = 0;
+        while (_readBackBytes > ReadBackWindowBytes && drop < _readBack.Count - 1) _readBackBytes -= _readBack[drop++].PayloadBytes;
+        if (drop > 0) _readBack.RemoveRange(0, drop);
     }
 
     /// <summary>Drops WAL segments wholly at or below <paramref name="index"/> (covered by the durable snapshot).</summary>

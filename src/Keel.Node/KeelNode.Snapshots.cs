@@ -39,6 +39,12 @@ public sealed partial class KeelNode
     /// </summary>
     public long SnapshotImageBytesInMemory => _log.Storage.Snapshot is { Stored: null } inMemory ? inMemory.Data.Length : 0;
 
+    /// <summary>Bytes of entry payloads Raft's log holds in memory (bounded by <see cref="KeelNodeOptions.RaftLogMemoryBytes"/> once applied).</summary>
+    public long RaftLogBytesInMemory => _log.Storage.PayloadBytesInMemory;
+
+    /// <summary>Entries read back from the WAL for lagging followers since this node opened.</summary>
+    public long EntriesReadBack => _log.EntriesReadBack;
+
     /// <summary>The first index still in Raft's stored log (entries before it were compacted into a snapshot).</summary>
     public ulong FirstLogIndex => _log.Storage.FirstIndex;
 

@@ -96,6 +96,7 @@ public sealed partial class KeelNode
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.TickMs);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.AppliedProposalWindowEntries);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.SnapshotEveryEntries);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.RaftLogMemoryBytes);
         if (!double.IsFinite(options.SnapshotMinLogBytesPerStoreByte) || options.SnapshotMinLogBytesPerStoreByte < 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.SnapshotMinLogBytesPerStoreByte, "SnapshotMinLogBytesPerStoreByte must be a finite number of at least 0");
         return new KeelNode(options, directory);
@@ -266,6 +267,7 @@ public sealed partial class KeelNode
             _bytesAppliedSinceSnapshot += entry.Data.Length;
             Apply(entry);
         }
+        if (ready.CommittedEntries.Count > 0) _log.ReleaseAppliedPayloads(AppliedIndex, _options.RaftLogMemoryBytes);
         foreach (var state in ready.ReadStates) OnReadState(state);
         ServeAppliedReads();
         _raft.Advance(ready);

@@ -118,6 +118,17 @@ public sealed record KeelNodeOptions
     /// </summary>
     public double SnapshotMinLogBytesPerStoreByte { get; init; } = 1.0 / 16;
 
+    /// <summary>
+    /// Bytes of applied entries' payloads Raft's log keeps in memory (default 8 MiB); older applied entries are read back
+    /// from the WAL when a follower needs them. The log between two snapshots is otherwise held whole: up to
+    /// <see cref="SnapshotEveryEntries"/> entries, which with large values is gigabytes (etcd holds it whole). Entries
+    /// not yet applied are always in memory, whatever this says.
+    /// </summary>
+    public long RaftLogMemoryBytes { get; init; } = DefaultRaftLogMemoryBytes;
+
+    /// <summary>The default of <see cref="RaftLogMemoryBytes"/>: 8 MiB.</summary>
+    public const long DefaultRaftLogMemoryBytes = 8L * 1024 * 1024;
+
     /// <summary>Entries kept in the log below the commit index after a compaction, for slightly slow followers (etcd keeps 5,000).</summary>
     public ulong SnapshotTrailingEntries { get; init; } = 1_024;
 

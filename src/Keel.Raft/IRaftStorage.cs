@@ -52,3 +52,17 @@ public interface IRaftStorage
     /// <summary>Discards entries up to and including <paramref name="compactIndex"/>, which must be covered by the snapshot.</summary>
     void Compact(ulong compactIndex);
 }
+
+/// <summary>
+/// Where <see cref="MemoryRaftStorage"/> reads back entries whose payloads it let go of
+/// (<see cref="MemoryRaftStorage.ReleasePayloads"/>): the durable log the driver wrote them to (Keel's WAL). It keeps
+/// the log's memory bounded by bytes rather than by the snapshot interval's entry count.
+/// </summary>
+public interface IRaftEntryArchive
+{
+    /// <summary>
+    /// Appends the durable entries [<paramref name="low"/>, <paramref name="high"/>) to <paramref name="into"/> with their
+    /// payloads, stopping once their payload exceeds <paramref name="maxBytes"/> (at least one entry is returned).
+    /// </summary>
+    void ReadEntries(ulong low, ulong high, long maxBytes, List<Entry> into);
+}

@@ -15,6 +15,12 @@ public sealed class MemoryRaftStorage : IRaftStorage
     private HardState _hardState;
     private Snapshot _snapshot;
 
+    // Entries at or below _releasedThrough hold no payload here (their index and term stay): they are read back from
+    // _archive. Only applied, durable entries are released, so none of them is ever overwritten.
+    private ulong _releasedThrough;
+    private IRaftEntryArchive? _archive;
+    private long _payloadBytesInMemory;
+
     /// <summary>Creates an empty log whose initial configuration is <paramref name="bootstrap"/>.</summary>
     public MemoryRaftStorage(Membership bootstrap)
     {
@@ -22,6 +28,12 @@ public sealed class MemoryRaftStorage : IRaftStorage
         _snapshot = new Snapshot(new SnapshotMetadata(0, 0, bootstrap), ReadOnlyMemory<byte>.Empty);
         _entries.Add(new Entry(0, 0, EntryType.Normal, ReadOnlyMemory<byte>.Empty));
     }
+
+    /// <summary>Bytes of entry payloads held in memory (entries not released to the archive).</summary>
+    public long PayloadBytesInMemory => _payloadBytesInMemory;
+
+    /// <summary>The highest index whose payload was released to the archive (0: none).</summary>
+    public ulong ReleasedThroughIndex => _releasedThrough;
 
     /// <summary>The persisted hard state.</summary>
     public HardState HardState => _hardState;
@@ -59,7 +71,24 @@ public sealed class MemoryRaftStorage : IRaftStorage
         if (low <= offset) return StorageStatus.Compacted;
         if (high > LastIndex + 1) return StorageStatus.Unavailable;
         long size = 0;
-        for (var i = low; i < high; i++)
+        var i = low;
+        if (i <= _releasedThrough)
+        {
+            var archivedHigh = Math.Min(high, _releasedThrough + 1);
+            var first = into.Count;
+            _archive!.ReadEntries(i, archivedHigh, maxBytes, into);
+            Invariant.Check(into.Count > first, "the archive returns at least one entry");
+            for (var k = first; k < into.Count; k++, i++)
+            {
+                var read = into[k];
+                var held = _entries[(int)(i - offset)];
+                Invariant.Check(read.Index == i && read.Term == held.Term && read.Type == held.Type,
+                    "an entry read back from the archive is the one the log holds (index, term and type)");
+                size += read.PayloadBytes;
+            }
+            if (i < archivedHigh) return StorageStatus.Ok;
+        }
+        for (; i < high; i++)
         {
             var entry = _entries[(int)(i - offset)];
             size += entry.PayloadBytes;
@@ -83,12 +112,15 @@ public sealed class MemoryRaftStorage : IRaftStorage
         var skip = first > entries[0].Index ? (int)(first - entries[0].Index) : 0;
         var start = entries[skip].Index;
         Invariant.Check(start <= LastIndex + 1, "storage append must not leave a gap in the log");
+        Invariant.Check(start > _releasedThrough, "an entry released to the archive (applied) is never overwritten");
         var keep = (int)(start - _entries[0].Index);
+        for (var i = keep; i < _entries.Count; i++) _payloadBytesInMemory -= _entries[i].Data.Length;
         _entries.RemoveRange(keep, _entries.Count - keep);
         for (var i = skip; i < entries.Count; i++)
         {
             Invariant.Check(entries[i].Index == start + (ulong)(i - skip), "appended entries must be contiguous");
             _entries.Add(entries[i]);
+            _payloadBytesInMemory += entries[i].Data.Length;
         }
     }
 
@@ -100,6 +132,9 @@ public sealed class MemoryRaftStorage : IRaftStorage
         if (snapshot.Metadata.Index <= _snapshot.Metadata.Index) return false;
         _snapshot = snapshot;
         _entries.Clear();
+        _payloadBytesInMemory = 0;
+        // Nothing at or below the snapshot is held any more; nothing above it was released.
+        _releasedThrough = snapshot.Metadata.Index;
         _entries.Add(new Entry(snapshot.Metadata.Index, snapshot.Metadata.Term, EntryType.Normal, ReadOnlyMemory<byte>.Empty));
         return true;
     }
@@ -155,6 +190,7 @@ public sealed class MemoryRaftStorage : IRaftStorage
             throw new ArgumentOutOfRangeException(nameof(compactIndex), compactIndex,
                 $"cannot compact beyond the snapshot index {_snapshot.Metadata.Index}: those entries are in no snapshot");
         var cut = (int)(compactIndex - offset);
+        for (var i = 1; i <= cut; i++) _payloadBytesInMemory -= _entries[i].Data.Length;
         var dummy = _entries[cut];
         _entries.RemoveRange(0, cut);
         _entries[0] = new Entry(dummy.Index, dummy.Term, EntryType.Normal, ReadOnlyMemory<byte>.Empty);
@@ -169,5 +205,40 @@ public sealed class MemoryRaftStorage : IRaftStorage
             Invariant.Check(_entries[i].Term >= _entries[i - 1].Term, "terms in the log never decrease");
         }
         Invariant.Check(_snapshot.Metadata.Index >= _entries[0].Index, "the log may not start after the snapshot");
+        long bytes = 0;
+        for (var i = 1; i < _entries.Count; i++)
+        {
+            Invariant.Check(_entries[i].Index > _releasedThrough || _entries[i].Data.IsEmpty, "a released entry holds no payload");
+            bytes += _entries[i].Data.Length;
+        }
+        Invariant.Check(bytes == _payloadBytesInMemory, "the payload bytes in memory are counted exactly");
+        Invariant.Check(_releasedThrough <= LastIndex, "only stored entries are released");
+    }
+
+    /// <summary>
+    /// Lets go of the payloads of the oldest entries up to <paramref name="throughIndex"/> (which must be applied and
+    /// durable in <paramref name="archive"/>) until at most <paramref name="keepBytes"/> of payload stay in memory; their
+    /// index and term stay, and <see cref="TryGetEntries"/> reads them back from <paramref name="archive"/>. Returns the
+    /// number of entries released.
+    /// </summary>
+    public int ReleasePayloads(ulong throughIndex, long keepBytes, IRaftEntryArchive archive)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        Invariant.Check(_archive is null || ReferenceEquals(_archive, archive), "one archive per log");
+        if (_payloadBytesInMemory <= keepBytes) return 0;
+        _archive = archive;
+        var offset = _entries[0].Index;
+        var last = Math.Min(throughIndex, LastIndex);
+        var released = 0;
+        for (var i = Math.Max(_releasedThrough, offset) + 1; i <= last && _payloadBytesInMemory > keepBytes; i++)
+        {
+            var k = (int)(i - offset);
+            var entry = _entries[k];
+            _payloadBytesInMemory -= entry.Data.Length;
+            _entries[k] = entry with { Data = ReadOnlyMemory<byte>.Empty };
+            _releasedThrough = i;
+            released++;
+        }
+        return released;
     }
 }

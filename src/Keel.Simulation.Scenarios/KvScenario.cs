@@ -119,6 +119,9 @@ public sealed class KvScenario : ISimulationScenario
     }.Where(a => a.Length > 0));
     /// <summary>Snapshots installed from a leader, over all nodes and boots (after Finish).</summary>
     public int SnapshotsInstalled { get; internal set; }
+
+    /// <summary>Entries the live members read back from their WALs (released from memory) by the end of the run.</summary>
+    public long EntriesReadBack { get; private set; }
     /// <summary>
     /// Snapshot transfers a leader abandoned because retention deleted the file it streamed (a newer snapshot was
     /// saved), counted over the nodes alive at the end (after Finish).
@@ -213,6 +216,7 @@ public sealed class KvScenario : ISimulationScenario
         foreach (var process in live) process.Node.AssertInvariants();
         HighestSnapshotIndex = live.Count == 0 ? 0 : live.Max(p => p.Node.SnapshotIndex);
         SnapshotsInstalled += live.Sum(p => p.Node.SnapshotsInstalled);
+        EntriesReadBack = live.Sum(p => p.Node.EntriesReadBack);
         SnapshotTransfersAbandoned += live.Sum(p => p.Node.Raft.SnapshotTransfersAbandoned);
         if (!live.Any(p => p.Node.IsLeader)) return "liveness: no leader after healing";
         if (_completedAfterHeal == 0) return "liveness: no request completed after healing";
@@ -342,7 +346,7 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}");
+        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}");
 
     private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
 
@@ -639,6 +643,8 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
             SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
             SnapshotChunkBytes = _scenario.Options.SnapshotChunkBytes ?? KeelNodeOptions.DefaultSnapshotChunkBytes,
             PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
+            // A log of a few entries in memory: every catch-up of a lagging member reads entries back from its WAL.
+            RaftLogMemoryBytes = 1024,
         }, new SimStorageDirectory(context.Disk, "wal/"));
         _work.Clear();
         _turnScheduled = false;

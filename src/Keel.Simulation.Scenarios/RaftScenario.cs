@@ -91,6 +91,7 @@ public sealed class RaftScenario : ISimulationScenario
     {
         if (_violation is not null) return _violation;
         if (CheckLogMatching() is { } mismatch) return mismatch;
+        EntriesReadBack = Processes().Sum(p => p.EntriesReadBack);
         // Liveness: a leader exists, every node has applied every committed entry (nothing committed was lost across
         // crashes), and every proposal accepted by a leader once the cluster had a second to settle committed in time.
         var leaders = Processes().Where(p => p.Node.Role == RaftRole.Leader).ToList();
@@ -117,7 +118,10 @@ public sealed class RaftScenario : ISimulationScenario
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
         $"{NodeCount} nodes; {_committed.Count} entries committed, {_acceptedAtUs.Count} proposals appended by a leader, {_dropped} refused; " +
-        $"{_leaderOfTerm.Count} terms with a leader, {_leaderChanges} leadership changes observed");
+        $"{_leaderOfTerm.Count} terms with a leader, {_leaderChanges} leadership changes observed; {EntriesReadBack} entries read back from WALs");
+
+    /// <summary>Entries the live nodes read back from their WALs (released from memory) by the end of the run.</summary>
+    public long EntriesReadBack { get; private set; }
 
     internal IEnumerable<RaftProcess> Processes()
     {
@@ -283,6 +287,7 @@ internal sealed class RaftProcess : ISimProcess
 {
     // Small segments: the simulated disk keeps files in memory, and several segments exercise rolls and recovery.
     private const long WalSegmentBytes = 256 * 1024;
+    private const long RaftLogMemoryBytes = 256;
 
     private readonly RaftScenario _scenario;
     private readonly ulong[] _voters;
@@ -299,6 +304,7 @@ internal sealed class RaftProcess : ISimProcess
     public ulong RaftId { get; }
     public RaftNode Node { get; private set; } = null!;
     public ulong AppliedIndex { get; private set; }
+    public long EntriesReadBack => _log.EntriesReadBack;
 
     public void Start(NodeContext context)
     {
@@ -349,6 +355,8 @@ internal sealed class RaftProcess : ISimProcess
                 _scenario.OnApplied(this, entry);
                 AppliedIndex = entry.Index;
             }
+            // A tiny in-memory log: a lagging follower's catch-up and the log comparison read entries back from the WAL.
+            _log.ReleaseAppliedPayloads(AppliedIndex, RaftLogMemoryBytes);
             Node.Advance(ready);
         }
         Node.AssertInvariants();

@@ -134,12 +134,17 @@ public sealed partial class WriteAheadLog
         var entries = state.Entries;
         var skip = 0;
         while (skip < entries.Count && entries[skip].Index <= state.Snapshot.Index) skip++;
-        if (skip > 0) entries.RemoveRange(0, skip);
+        if (skip > 0)
+        {
+            entries.RemoveRange(0, skip);
+            state.Locations.RemoveRange(0, skip);
+        }
         // Each kept entry gets its own array: nothing handed out refers to a segment's mapping (unmapped on return) or
         // keeps a whole 64 MB segment array alive for one entry.
         for (var e = 0; e < entries.Count; e++) entries[e] = entries[e] with { Payload = entries[e].Payload.ToArray() };
         recovery = new WalRecovery(state.HardState, state.Snapshot, entries, tornFile, tornOffset, tornBytes, warnings);
         var wal = new WriteAheadLog(directory, options, segments, active, activeOffset, state.LastIndex, state.HardState, state.Snapshot);
+        wal.AddRecoveredLocations(state.Locations, entries.Count > 0 ? entries[0].Index : 0);
         wal.AssertInvariants();
         return wal;
     }
@@ -147,6 +152,7 @@ public sealed partial class WriteAheadLog
     private sealed class RecoveryState
     {
         public readonly List<WalEntry> Entries = [];
+        public readonly List<EntryLocation> Locations = [];
         public ulong LastIndex;
         public WalHardState HardState;
         public WalSnapshotMarker Snapshot;
@@ -234,8 +240,10 @@ public sealed partial class WriteAheadLog
                     // Raft replaced an uncommitted suffix: the later record wins, as in etcd's WAL ReadAll.
                     var keep = index <= entries[0].Index ? 0 : (int)(index - entries[0].Index);
                     entries.RemoveRange(keep, entries.Count - keep);
+                    state.Locations.RemoveRange(keep, state.Locations.Count - keep);
                 }
                 entries.Add(new WalEntry(index, term, bytes.Slice(payloadOffset + 16, payloadBytes - 16)));
+                state.Locations.Add(new EntryLocation(segment.Sequence, recordOffset));
                 state.LastIndex = index;
                 return;
             }
@@ -254,6 +262,7 @@ public sealed partial class WriteAheadLog
                 {
                     state.LastIndex = marker.Index;
                     state.Entries.Clear();
+                    state.Locations.Clear();
                 }
                 return;
             }

@@ -121,6 +121,7 @@ public sealed partial class WriteAheadLog : IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(fixedPart, index);
         BinaryPrimitives.WriteUInt64LittleEndian(fixedPart[8..], term);
         payloadHead.CopyTo(fixedPart[16..]);
+        NoteBufferedEntry(index, _pendingBytes);
         Buffer(WalRecordType.Entry, fixedPart[..(16 + payloadHead.Length)], payloadRest);
         _lastIndex = index;
     }
@@ -190,6 +191,7 @@ public sealed partial class WriteAheadLog : IDisposable
             _failed = true;
             throw;
         }
+        OnPendingSynced(_durableOffsetBytes);
         _durableOffsetBytes += _pendingBytes;
         _pendingBytes = 0;
         _flushedBytes = 0;
@@ -246,6 +248,7 @@ public sealed partial class WriteAheadLog : IDisposable
         for (var i = 0; i < deletable; i++) _directory.Delete(_segments[i].Name);
         _directory.SyncDirectory();
         _segments.RemoveRange(0, deletable);
+        TrimLocations();
         return deletable;
     }
 
@@ -266,6 +269,9 @@ public sealed partial class WriteAheadLog : IDisposable
         Invariant.Check(_pendingRecords != 0 || (_durableLastIndex == _lastIndex && _durableHardState == _hardState && _durableSnapshot == _snapshot),
             "with nothing pending, the durable state is the current state");
         Invariant.Check(_snapshot.Index <= _lastIndex, "the snapshot lies within the log");
+        Invariant.Check(_locations.Count == 0 || _locations[0].Sequence >= _segments[0].Sequence,
+            "every entry that can be read back lies in a retained segment");
+        Invariant.Check(_pendingEntries.Count <= _pendingRecords, "every buffered entry is a pending record");
     }
 
     /// <summary>Closes the active segment (buffered records that were not synced are dropped, as a crash would).</summary>
