@@ -68,6 +68,8 @@ public class MetricsTests
             Assert.True(scrape.Value("etcd_server_leader_changes_seen_total") >= 1);
             Assert.True(scrape.Has("keel_loop_utilization_ratio"));
             Assert.True(scrape.Has("keel_gossip_members"));
+            Assert.True(scrape.Has("keel_raft_log_memory_bytes"));
+            Assert.True(scrape.Has("keel_raft_entries_read_back_total"));
         }
         Assert.Equal(1, scrapes.Sum(s => s.Value("etcd_server_is_leader")));
         // Process and runtime metrics: real values of this process (the servers share it, so they agree on the slow-moving ones).

@@ -72,6 +72,8 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableCounter("etcd_server_slow_apply_total", () => _host.Statistics.SlowBatches, description: "The total number of slow apply requests (a node loop batch of 100 ms or more).");
         m.CreateObservableCounter("keel_reads_served_from_view_total", () => _host.Statistics.ReadsServedFromView, description: "Serializable reads served on the RPC's thread from the latest store view instead of the node loop.");
         m.CreateObservableGauge("keel_raft_term", () => (long)_host.Status.Term, description: "The current Raft term.");
+        m.CreateObservableGauge("keel_raft_log_memory_bytes", () => _latest.RaftLogBytesInMemory, description: "Bytes of Raft log entry payloads held in memory (applied entries beyond 8 MiB are read back from the WAL).");
+        m.CreateObservableCounter("keel_raft_entries_read_back_total", () => _latest.EntriesReadBack, description: "Raft log entries read back from the WAL for lagging followers (their payloads had left memory).");
 
         // Disk.
         _fsync = m.CreateHistogram("etcd_disk_wal_fsync_duration_seconds", unit: "s",
@@ -381,6 +383,12 @@ public sealed record NodeSample
     /// <summary>The last log index.</summary>
     public ulong LastIndex { get; init; }
 
+    /// <summary><see cref="KeelNode.RaftLogBytesInMemory"/>.</summary>
+    public long RaftLogBytesInMemory { get; init; }
+
+    /// <summary><see cref="KeelNode.EntriesReadBack"/>.</summary>
+    public long EntriesReadBack { get; init; }
+
     /// <summary>True when this member led at the time.</summary>
     public bool IsLeader { get; init; }
 
@@ -412,6 +420,8 @@ public sealed record NodeSample
             ClockRejected = node.Clock.RejectedRemoteCount,
             ClockBackwardJumps = node.Clock.BackwardJumpCount,
             LastIndex = node.Raft.Log.LastIndex,
+            RaftLogBytesInMemory = node.RaftLogBytesInMemory,
+            EntriesReadBack = node.EntriesReadBack,
             IsLeader = node.IsLeader,
             Members = node.Members,
             Followers = followers,
