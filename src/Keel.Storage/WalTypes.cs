@@ -74,7 +74,7 @@ public sealed class WalCorruptionException : Exception
 {
     /// <summary>Creates the exception naming the file, the byte offset and the problem.</summary>
     public WalCorruptionException(string fileName, long offsetBytes, string problem)
-        : base($"WAL corruption in '{fileName}' at byte offset {offsetBytes}: {problem}. Refusing to start, because " +
+        : base($"WAL corruption in '{fileName}' at byte offset {offsetBytes}: {problem}. The member stops and refuses to start, because " +
                "acknowledged writes may be damaged. What to do: keep the file for inspection (do not delete or truncate it " +
                "to force a start); wipe this node's data directory and let it rejoin the cluster so a healthy replica " +
                "sends it a snapshot, or restore the directory from a backup.")
