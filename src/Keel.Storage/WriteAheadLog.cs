@@ -121,8 +121,10 @@ public sealed partial class WriteAheadLog : IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(fixedPart, index);
         BinaryPrimitives.WriteUInt64LittleEndian(fixedPart[8..], term);
         payloadHead.CopyTo(fixedPart[16..]);
-        NoteBufferedEntry(index, _pendingBytes);
+        var recordOffset = _pendingBytes;
         Buffer(WalRecordType.Entry, fixedPart[..(16 + payloadHead.Length)], payloadRest);
+        // Only once buffered: a record refused as too large must leave no location behind.
+        NoteBufferedEntry(index, recordOffset);
         _lastIndex = index;
     }
 

@@ -95,6 +95,19 @@ public sealed class WalReadBackTests : IDisposable
     }
 
     [Fact]
+    public void An_entry_refused_as_too_large_leaves_no_location_behind()
+    {
+        using var wal = WriteAheadLog.Open(new MemoryDirectory(), new WalOptions { SegmentSizeBytes = 1024, MaxPayloadBytes = 100 }, out _);
+        WriteSynced(wal, 1, 2);
+        Assert.Throws<ArgumentException>(() => wal.Append(Entry(3, length: 200)));
+        wal.AssertInvariants(); // nothing buffered, so no buffered entry either
+        var entry = Entry(3, length: 50);
+        wal.Append(entry);
+        wal.Sync();
+        AssertSameEntries([entry], ReadBack(wal, [3]));
+    }
+
+    [Fact]
     public void A_damaged_record_is_reported_with_its_file_and_offset_and_its_neighbours_still_read()
     {
         var directory = new MemoryDirectory();
