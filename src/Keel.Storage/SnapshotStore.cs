@@ -77,6 +77,22 @@ public sealed class SnapshotStore
         ArgumentNullException.ThrowIfNull(encode);
         ArgumentOutOfRangeException.ThrowIfNegative(lengthBytes);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(lengthBytes, (long)Array.MaxLength);
+        Save(index, term, lengthBytes, encode, [], streamed);
+    }
+
+    /// <summary>
+    /// Durably saves a snapshot, then deletes all but the newest <see cref="Retain"/>, except those whose index is in
+    /// <paramref name="streamed"/>: a leader is still streaming them to followers (Raft's
+    /// <c>StreamedSnapshotIndexes</c>), and a later save deletes them once that is done.
+    /// </summary>
+    /// <exception cref="DiskFullException">No space: the temporary file is removed and the existing snapshots are untouched.</exception>
+    public void Save(ulong index, ulong term, ReadOnlySpan<byte> data, IReadOnlyCollection<ulong>? streamed = null) =>
+        Save(index, term, data.Length, null, data, streamed);
+
+    // Both saves: the image (written by `encode`, or `data` as it is) is streamed into a temporary file a chunk at a
+    // time, checksummed as it goes, the header written last, then renamed into place.
+    private void Save(ulong index, ulong term, long lengthBytes, SnapshotEncoder? encode, ReadOnlySpan<byte> data, IReadOnlyCollection<ulong>? streamed)
+    {
         var header = Header(index, term, lengthBytes);
         var temp = BeginTemp(index, term);
         try
@@ -94,63 +110,30 @@ public sealed class SnapshotStore
                     crc = Crc32C.Append(crc, chunk);
                     offset += chunk.Length;
                     unsynced += chunk.Length;
-                    // Synced in steps, as the other Save does (see there).
+                    // Synced every SyncEveryBytes, not once at the end: a single fsync of hundreds of MB of dirty pages
+                    // queues the node loop's own WAL fsync behind it on the same device (measured: loop batches of
+                    // 50-120 ms while a 300-MB snapshot was flushed); small steps let the WAL's syncs through between
+                    // them (RocksDB's bytes_per_sync).
                     if (unsynced >= SyncEveryBytes)
                     {
                         file.Sync();
                         unsynced = 0;
                     }
                 });
-                encode(writer);
+                if (encode is null) writer.Bytes(data);
+                else encode(writer);
                 writer.Complete();
                 BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(28), Crc32C.Finish(crc));
                 file.Write(0, header);
                 file.Sync();
             }
-            Publish(temp, FileName(index, term));
+            _directory.Rename(temp, FileName(index, term));
+            _directory.SyncDirectory();
         }
         catch
         {
             // A full disk, or an encoder that failed (a bug, or an image too large), leaves no half file behind.
-            DeleteTemp(temp);
-            throw;
-        }
-        ApplyRetention(streamed);
-    }
-
-    /// <summary>
-    /// Durably saves a snapshot, then deletes all but the newest <see cref="Retain"/>, except those whose index is in
-    /// <paramref name="streamed"/>: a leader is still streaming them to followers (Raft's
-    /// <c>StreamedSnapshotIndexes</c>), and a later save deletes them once that is done.
-    /// </summary>
-    /// <exception cref="DiskFullException">No space: the temporary file is removed and the existing snapshots are untouched.</exception>
-    public void Save(ulong index, ulong term, ReadOnlySpan<byte> data, IReadOnlyCollection<ulong>? streamed = null)
-    {
-        var header = Header(index, term, data.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(28), Crc32C.Finish(Crc32C.Append(CrcOfHeader(header), data)));
-        var temp = BeginTemp(index, term);
-        try
-        {
-            using (var file = _directory.Create(temp))
-            {
-                file.Write(0, header);
-                // Synced every SyncEveryBytes, not once at the end: a single fsync of hundreds of MB of dirty pages
-                // queues the node loop's own WAL fsync behind it on the same device (measured: loop batches of 50-120
-                // ms while a 300-MB snapshot was flushed); small steps let the WAL's syncs through between them
-                // (RocksDB's bytes_per_sync).
-                for (var offset = 0; offset < data.Length; offset += SyncEveryBytes)
-                {
-                    var piece = data.Slice(offset, Math.Min(SyncEveryBytes, data.Length - offset));
-                    file.Write(HeaderBytes + offset, piece);
-                    if (data.Length > SyncEveryBytes) file.Sync();
-                }
-                file.Sync();
-            }
-            Publish(temp, FileName(index, term));
-        }
-        catch (DiskFullException)
-        {
-            DeleteTemp(temp);
+            try { _directory.Delete(temp); } catch (IOException) { /* recovery ignores a leftover temporary file */ }
             throw;
         }
         ApplyRetention(streamed);
@@ -172,17 +155,6 @@ public sealed class SnapshotStore
         var temp = name[..^Suffix.Length] + TempSuffix;
         if (_directory.Exists(temp)) _directory.Delete(temp);
         return temp;
-    }
-
-    private void Publish(string temp, string name)
-    {
-        _directory.Rename(temp, name);
-        _directory.SyncDirectory();
-    }
-
-    private void DeleteTemp(string temp)
-    {
-        try { _directory.Delete(temp); } catch (IOException) { /* recovery ignores a leftover temporary file */ }
     }
 
     private void ApplyRetention(IReadOnlyCollection<ulong>? streamed)
