@@ -72,6 +72,30 @@ internal sealed class ChunkedLog<T>
         _firstChunkStart += (long)wholeChunks << ChunkShift;
     }
 
+    /// <summary>
+    /// Replaces retained items by <paramref name="map"/>'s answer where it says they changed. A chunk with a change is
+    /// copied first and the copy takes its place, so a <see cref="Frozen"/> view keeps the items it froze (the rule that
+    /// a written slot never changes holds for every chunk a view can reach).
+    /// </summary>
+    public void MapRetained(Func<T, (bool Changed, T Item)> map)
+    {
+        for (var chunk = 0; chunk < _chunks.Count; chunk++)
+        {
+            var chunkStart = _firstChunkStart + ((long)chunk << ChunkShift);
+            var from = (int)Math.Max(0, Start - chunkStart);
+            var to = (int)Math.Min(ChunkSize, End - chunkStart);
+            T[]? copy = null;
+            for (var i = from; i < to; i++)
+            {
+                var (changed, item) = map(_chunks[chunk][i]);
+                if (!changed) continue;
+                copy ??= (T[])_chunks[chunk].Clone();
+                copy[i] = item;
+            }
+            if (copy is not null) _chunks[chunk] = copy;
+        }
+    }
+
     /// <summary>The retained items as they are now, immutable from here on (the chunk references, not the items).</summary>
     public Frozen Freeze() => new([.. _chunks], _firstChunkStart, Start, End);
 

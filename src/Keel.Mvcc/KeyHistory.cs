@@ -66,6 +66,21 @@ internal sealed class KeyHistory(byte[] key)
         _count++;
     }
 
+    /// <summary>
+    /// Replaces every live version by <paramref name="map"/>'s answer (values moved to another segment: same stamps).
+    /// The kept versions go to a new array, as in <see cref="RemoveOldest"/>: a capture may be reading the old one.
+    /// </summary>
+    public void MapVersions(Func<KeyValue, KeyValue> map)
+    {
+        if (_count == 0) return;
+        if (_first.Kv is { } first) _first = new KeyRevision(_first.Revision, map(first));
+        if (_rest is null) return;
+        var rest = new KeyRevision[_rest.Length];
+        for (var i = 0; i < _count - 1; i++)
+            rest[i] = _rest[i].Kv is { } kv ? new KeyRevision(_rest[i].Revision, map(kv)) : _rest[i];
+        _rest = rest;
+    }
+
     /// <summary>Drops the <paramref name="count"/> oldest versions (compaction).</summary>
     public void RemoveOldest(int count)
     {

@@ -85,6 +85,8 @@ public sealed partial class MvccStore
             }
         }
 
+        if (_values is not null) AssertValueSegments(_values);
+
         for (var r = 0; r < _log.Count; r++)
         {
             var revision = _log.RevisionOf(r);
@@ -100,6 +102,29 @@ public sealed partial class MvccStore
                     Invariant.Check(tombstonesAboveCompaction.Contains((change.Kv.Key, revision)), "a logged delete is a tombstone in the index");
             }
         }
+    }
+
+    /// <summary>
+    /// The value segments' counts are what the index refers to: every value the index holds in a segment is in one the
+    /// arena still counts (compaction moved the values out of every segment it retired), and each segment's live bytes,
+    /// and their sum, are the lengths of those values.
+    /// </summary>
+    private void AssertValueSegments(ValueArena values)
+    {
+        var inUse = new Dictionary<ValueSegment, long>(ReferenceEqualityComparer.Instance);
+        foreach (var segment in values.SegmentsInUse()) inUse.Add(segment, 0);
+        long live = 0;
+        foreach (var entries in _index)
+            for (var i = 0; i < entries.Count; i++)
+            {
+                if (entries[i].Kv?.Segment is not { } segment) continue;
+                Invariant.Check(inUse.TryGetValue(segment, out var bytes), "an indexed value is in a segment the store still counts");
+                inUse[segment] = bytes + entries[i].Kv!.ValueLength;
+                live += entries[i].Kv!.ValueLength;
+            }
+        Invariant.Check(live == values.LiveBytes, "the live value bytes are those the index refers to");
+        foreach (var (segment, bytes) in inUse)
+            Invariant.Check(segment.LiveBytes == bytes, "a segment's live bytes are those the index refers to in it");
     }
 
     /// <summary>A tombstone by key content and revision.</summary>

@@ -67,7 +67,7 @@ public sealed partial class MvccStore
             SortTarget.Version => (a, b) => a.Version.CompareTo(b.Version),
             SortTarget.Create => (a, b) => a.CreateRevision.CompareTo(b.CreateRevision),
             SortTarget.Mod => (a, b) => a.ModRevision.CompareTo(b.ModRevision),
-            SortTarget.Value => (a, b) => a.Value.AsSpan().SequenceCompareTo(b.Value),
+            SortTarget.Value => (a, b) => a.ValueSpan.SequenceCompareTo(b.ValueSpan),
             _ => throw new MvccException(MvccError.InvalidRequest, $"keel: invalid sort target {(int)target}"),
         };
         var comparer = Comparer<KeyValue>.Create(compare);

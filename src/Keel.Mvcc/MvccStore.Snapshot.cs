@@ -39,22 +39,26 @@ public sealed partial class MvccStore
     /// Captures the store as it is now for a snapshot encoded later, possibly on another thread, while this store
     /// keeps changing (reference copies only: see <see cref="StoreImage"/>).
     /// </summary>
-    public StoreImage CaptureImage() => StoreImage.Capture(_currentRevision, _compactRevision, _lastHybridTimestamp, _index, _log);
+    public StoreImage CaptureImage() =>
+        StoreImage.Capture(_currentRevision, _compactRevision, _lastHybridTimestamp, _index, _log, _values?.SegmentsInUse() ?? []);
 
     internal static byte CurrentSnapshotVersion => SnapshotVersion;
 
-    /// <summary>Rebuilds a store from <see cref="Snapshot"/> bytes (version 2, or version 1 of older members) and checks its invariants.</summary>
+    /// <summary>
+    /// Rebuilds a store from <see cref="Snapshot"/> bytes (version 2, or version 1 of older members) and checks its
+    /// invariants; its values go into segments from <paramref name="valueSegments"/> (null: an array per value).
+    /// </summary>
     /// <exception cref="EncodingFormatException">The bytes are truncated, damaged or not an MVCC snapshot, or they
     /// decode to a state that breaks the store's invariants (<see cref="EncodingProblem.InconsistentContent"/>: duplicate
     /// keys, revisions out of order... which a checksum cannot rule out when the sender itself was wrong).</exception>
-    public static MvccStore Restore(ReadOnlySpan<byte> snapshot)
+    public static MvccStore Restore(ReadOnlySpan<byte> snapshot, ValueSegmentSource? valueSegments = null)
     {
         var version = snapshot.Length > SnapshotMagic.Length && snapshot[..SnapshotMagic.Length].SequenceEqual(SnapshotMagic)
             && snapshot[SnapshotMagic.Length] == SnapshotVersionFullEvents ? SnapshotVersionFullEvents : SnapshotVersion;
         var reader = ChecksummedFrame.Open(snapshot, SnapshotMagic, version);
         try
         {
-            return ReadStore(ref reader, version);
+            return ReadStore(ref reader, version, valueSegments);
         }
         catch (InvariantViolationException e)
         {
@@ -63,9 +67,9 @@ public sealed partial class MvccStore
         }
     }
 
-    private static MvccStore ReadStore(ref BinarySpanReader reader, byte version)
+    private static MvccStore ReadStore(ref BinarySpanReader reader, byte version, ValueSegmentSource? valueSegments)
     {
-        var store = new MvccStore
+        var store = new MvccStore(valueSegments)
         {
             _currentRevision = reader.I64(),
             _compactRevision = reader.I64(),
@@ -77,7 +81,7 @@ public sealed partial class MvccStore
             var key = reader.ReadBytes(reader.ReadCount(1)).ToArray();
             var entryCount = reader.ReadCount(9);
             KeyEntry entry;
-            var first = entryCount > 0 ? ReadIndexedVersion(ref reader, key) : default;
+            var first = entryCount > 0 ? store.ReadIndexedVersion(ref reader, key) : default;
             // One live version (most keys): held as that version, with no history (the canonical form).
             if (entryCount == 1 && first.Kv is { Version: > 0 } single) entry = new KeyEntry(single);
             else
@@ -85,7 +89,7 @@ public sealed partial class MvccStore
                 // Zero versions stay an empty history here, for the invariant check to refuse with its message.
                 var history = new KeyHistory(key);
                 if (entryCount > 0) history.Add(first);
-                for (var e = 1; e < entryCount; e++) history.Add(ReadIndexedVersion(ref reader, key));
+                for (var e = 1; e < entryCount; e++) history.Add(store.ReadIndexedVersion(ref reader, key));
                 entry = history;
             }
             // Images are written in key order; any other order (or a duplicate) takes the general path.
@@ -122,7 +126,7 @@ public sealed partial class MvccStore
     }
 
     /// <summary>One version of a key as the image's index holds it: a put (stamps and value) or a tombstone.</summary>
-    private static KeyRevision ReadIndexedVersion(ref BinarySpanReader reader, byte[] key)
+    private KeyRevision ReadIndexedVersion(ref BinarySpanReader reader, byte[] key)
     {
         var revision = reader.I64();
         var live = reader.U8() != 0;
@@ -130,8 +134,10 @@ public sealed partial class MvccStore
         var create = reader.I64();
         var versionNumber = reader.I64();
         var lease = reader.I64();
-        var value = reader.ReadBytes(reader.ReadCount(1)).ToArray();
-        return new KeyRevision(revision, new KeyValue(key, create, revision, versionNumber, value, lease));
+        var value = reader.ReadBytes(reader.ReadCount(1));
+        return new KeyRevision(revision, _values is null
+            ? new KeyValue(key, create, revision, versionNumber, value.ToArray(), lease)
+            : _values.Store(key, create, revision, versionNumber, value, lease));
     }
 
     /// <summary>One version-2 event of <paramref name="revision"/>, sharing the index's objects.</summary>

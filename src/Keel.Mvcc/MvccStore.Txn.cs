@@ -162,7 +162,7 @@ public sealed partial class MvccStore
     {
         var order = compare.Target switch
         {
-            CompareTarget.Value => kv.Value.AsSpan().SequenceCompareTo(compare.ValueOperand),
+            CompareTarget.Value => kv.ValueSpan.SequenceCompareTo(compare.ValueOperand),
             CompareTarget.Version => kv.Version.CompareTo(compare.NumberOperand),
             CompareTarget.Create => kv.CreateRevision.CompareTo(compare.NumberOperand),
             CompareTarget.Mod => kv.ModRevision.CompareTo(compare.NumberOperand),

@@ -30,9 +30,47 @@ public sealed partial class MvccStore
     private long _compactRevision;
     private long _lastHybridTimestamp = long.MinValue;
     private long _sizeBytes;
+    private readonly ValueArena? _values;
 
-    /// <summary>Creates an empty store at revision 1.</summary>
+    /// <summary>Creates an empty store at revision 1 that holds each value in an array of its own.</summary>
     public MvccStore() { }
+
+    /// <summary>
+    /// Creates an empty store at revision 1 that copies every value into segments from <paramref name="valueSegments"/>
+    /// (null: an array per value, as <see cref="MvccStore()"/>). The server gives it file-backed segments, so values live
+    /// in the page cache rather than on the GC heap (docs/mvcc.md, "Values in segments").
+    /// </summary>
+    public MvccStore(ValueSegmentSource? valueSegments)
+    {
+        if (valueSegments is not null) _values = new ValueArena(valueSegments);
+    }
+
+    /// <summary>Where the values go (null: an array per value); a store restored from a snapshot keeps it.</summary>
+    public ValueSegmentSource? ValueSegments => _values?.Source;
+
+    /// <summary>Value segments in use (0 without segments).</summary>
+    public int ValueSegmentCount => _values?.SegmentCount ?? 0;
+
+    /// <summary>Bytes of the value segments in use.</summary>
+    public long ValueSegmentBytes => _values?.SegmentBytes ?? 0;
+
+    /// <summary>Bytes of values the index refers to in segments.</summary>
+    public long ValueLiveBytes => _values?.LiveBytes ?? 0;
+
+    /// <summary>Values kept in arrays of their own because no segment could be made (a full disk).</summary>
+    public long ValuesOutsideSegments => _values?.ValuesOutsideSegments ?? 0;
+
+    /// <summary>Values compaction moved out of sparse segments, in all.</summary>
+    public long ValuesMoved => _values?.ValuesMoved ?? 0;
+
+    /// <summary>
+    /// A reader went through the values (a snapshot was encoded): file-backed segments drop their pages from the
+    /// process again. Safe on any thread.
+    /// </summary>
+    internal static void ReleaseResidentPages(ValueSegment[] segments)
+    {
+        foreach (var segment in segments) segment.ReleaseResidentPages();
+    }
 
     /// <summary>The store revision: that of the latest write transaction, 1 for an empty store.</summary>
     public long CurrentRevision => _currentRevision;
@@ -58,7 +96,7 @@ public sealed partial class MvccStore
     private const int RecordOverheadBytes = 48;
     private const int EventOverheadBytes = 32;
 
-    private static long SizeOfEntry(KeyRevision entry) => RevisionOverheadBytes + (entry.Kv?.Value.Length ?? 0);
+    private static long SizeOfEntry(KeyRevision entry) => RevisionOverheadBytes + (entry.Kv?.ValueLength ?? 0);
 
     private static long SizeOfRecords(int records, long events) => (long)RecordOverheadBytes * records + (long)EventOverheadBytes * events;
 
@@ -139,7 +177,11 @@ public sealed partial class MvccStore
             var keepFrom = found[last].Kv is null ? last + 1 : last;
             // A key held as its one live version keeps it (keepFrom is 0): only histories are compacted.
             if (keepFrom == 0) continue;
-            for (var i = 0; i < keepFrom; i++) _sizeBytes -= SizeOfEntry(found[i]);
+            for (var i = 0; i < keepFrom; i++)
+            {
+                _sizeBytes -= SizeOfEntry(found[i]);
+                if (found[i].Kv is { } dropped) _values?.Release(dropped);
+            }
             if (keepFrom == found.Count - 1 && found.Last.Kv is { } only)
             {
                 // One live version left: the key is held as that version again (no history object).
@@ -159,6 +201,40 @@ public sealed partial class MvccStore
         var (records, events) = _log.DropBelow(revision);
         _sizeBytes -= SizeOfRecords(records, events);
         _compactRevision = revision;
+        if (_values is not null) MoveSparseValues(_values);
+    }
+
+    /// <summary>
+    /// Moves the live values out of the sealed segments that compaction left less than half used, so overwrites give
+    /// their space back. The index and the watch history get new versions (same stamps, value in the tail segment) in
+    /// place of the old ones, copy-on-write, so a capture taken before still reads the old segment, which the garbage
+    /// collector frees once nothing refers to it.
+    /// </summary>
+    private void MoveSparseValues(ValueArena values)
+    {
+        var sparse = values.TakeSparseSegments();
+        if (sparse.Count == 0) return;
+        var moved = new Dictionary<KeyValue, KeyValue>(ReferenceEqualityComparer.Instance);
+        KeyValue Moved(KeyValue kv)
+        {
+            if (kv.Segment is not { } segment || !sparse.Contains(segment)) return kv;
+            if (!moved.TryGetValue(kv, out var copy)) moved[kv] = copy = values.Move(kv);
+            return copy;
+        }
+        foreach (var found in _index)
+        {
+            if (found.Single is { } single)
+            {
+                var copy = Moved(single);
+                if (!ReferenceEquals(copy, single)) _index.Replace(new KeyEntry(copy));
+                continue;
+            }
+            var history = found.History!;
+            var any = false;
+            for (var i = 0; i < history.Count && !any; i++) any = history[i].Kv?.Segment is { } segment && sparse.Contains(segment);
+            if (any) Writable(history).MapVersions(Moved);
+        }
+        if (moved.Count > 0) _log.MapVersions(kv => moved.GetValueOrDefault(kv, kv));
     }
 
     /// <summary>
@@ -221,10 +297,19 @@ public sealed partial class MvccStore
     {
         var exists = _index.TryGetValue(request.Key, out var entry);
         var previous = exists ? LiveAt(entry, writeRevision) : null;
-        var value = request.IgnoreValue ? previous!.Value : request.HandsOverValue ? request.Value : request.Value.ToArray();
+        var key = exists ? entry.Key : request.Key.ToArray();
         var lease = request.IgnoreLease ? previous!.Lease : request.Lease;
-        var kv = new KeyValue(exists ? entry.Key : request.Key.ToArray(), previous?.CreateRevision ?? writeRevision, writeRevision,
-            (previous?.Version ?? 0) + 1, value, lease);
+        var create = previous?.CreateRevision ?? writeRevision;
+        var version = (previous?.Version ?? 0) + 1;
+        KeyValue kv;
+        if (request.IgnoreValue)
+        {
+            // The previous version's value, shared where it is held (array or segment), not copied.
+            kv = previous! with { CreateRevision = create, ModRevision = writeRevision, Version = version, Lease = lease };
+            _values?.Share(kv);
+        }
+        else if (_values is not null) kv = _values.Store(key, create, writeRevision, version, request.Value, lease);
+        else kv = new KeyValue(key, create, writeRevision, version, request.HandsOverValue ? request.Value : request.Value.ToArray(), lease);
         if (exists) Append(entry, writeRevision, kv);
         else AddKey(kv);
         _pendingEvents.Add(new Change(EventType.Put, kv, previous));

@@ -51,6 +51,18 @@ internal sealed class RevisionLog
     /// </summary>
     public CapturedRevisionLog Capture() => new(FirstRevision, _timestamps.Freeze(), _changeStarts.Freeze(), _changes.Freeze());
 
+    /// <summary>
+    /// Replaces the versions the retained changes refer to by <paramref name="map"/>'s answer (values moved to another
+    /// segment), copy-on-write per chunk so a capture keeps what it saw.
+    /// </summary>
+    public void MapVersions(Func<KeyValue, KeyValue> map) =>
+        _changes.MapRetained(change =>
+        {
+            var kv = map(change.Kv);
+            var prev = change.PrevKv is { } before ? map(before) : null;
+            return ReferenceEquals(kv, change.Kv) && ReferenceEquals(prev, change.PrevKv) ? (false, change) : (true, new Change(change.Type, kv, prev));
+        });
+
     /// <summary>Drops every record below <paramref name="revision"/>; returns how many records and changes went.</summary>
     public (int Records, long Changes) DropBelow(long revision)
     {

@@ -26,10 +26,13 @@ public sealed class StoreImage
     private readonly long _lastHybridTimestamp;
     private readonly KeyIndex.Frozen _index;
     private readonly CapturedRevisionLog _log;
+    private readonly ValueSegment[] _valueSegments;
     private long _sizeBytes = -1;
 
-    internal StoreImage(long currentRevision, long compactRevision, long lastHybridTimestamp, KeyIndex.Frozen index, CapturedRevisionLog log)
+    internal StoreImage(long currentRevision, long compactRevision, long lastHybridTimestamp, KeyIndex.Frozen index, CapturedRevisionLog log,
+        ValueSegment[] valueSegments)
     {
+        _valueSegments = valueSegments;
         _currentRevision = currentRevision;
         _compactRevision = compactRevision;
         _lastHybridTimestamp = lastHybridTimestamp;
@@ -37,8 +40,9 @@ public sealed class StoreImage
         _log = log;
     }
 
-    internal static StoreImage Capture(long currentRevision, long compactRevision, long lastHybridTimestamp, KeyIndex index, RevisionLog log) =>
-        new(currentRevision, compactRevision, lastHybridTimestamp, index.Freeze(), log.Capture());
+    internal static StoreImage Capture(long currentRevision, long compactRevision, long lastHybridTimestamp, KeyIndex index, RevisionLog log,
+        ValueSegment[] valueSegments) =>
+        new(currentRevision, compactRevision, lastHybridTimestamp, index.Freeze(), log.Capture(), valueSegments);
 
     /// <summary>The store revision the image reflects.</summary>
     public long Revision => _currentRevision;
@@ -67,10 +71,12 @@ public sealed class StoreImage
                 Number(crc, number, kv.CreateRevision);
                 Number(crc, number, kv.Version);
                 Number(crc, number, kv.Lease);
-                Number(crc, number, kv.Value.Length);
-                crc.Append(kv.Value);
+                Number(crc, number, kv.ValueLength);
+                crc.Append(kv.ValueSpan);
             }
         }
+        // Every value was read: file-backed segments give their pages back to the page cache.
+        MvccStore.ReleaseResidentPages(_valueSegments);
         return crc.GetCurrentHashAsUInt32();
     }
 
@@ -116,8 +122,8 @@ public sealed class StoreImage
                 writer.I64(kv.CreateRevision);
                 writer.I64(kv.Version);
                 writer.I64(kv.Lease);
-                writer.I32(kv.Value.Length);
-                writer.Bytes(kv.Value);
+                writer.I32(kv.ValueLength);
+                writer.Bytes(kv.ValueSpan);
             }
         }
         writer.I32(_log.Count);
@@ -140,6 +146,8 @@ public sealed class StoreImage
         }
         writer.EndFrame();
         Invariant.Check(writer.Position - start == SizeBytes, "encoded size was computed wrongly");
+        // Every value was read: file-backed segments give their pages back to the page cache.
+        MvccStore.ReleaseResidentPages(_valueSegments);
     }
 
     /// <summary>The payload size, summed in 64 bits (a 32-bit sum wrapped past 2 GiB of state on every member at once).</summary>
@@ -168,10 +176,10 @@ public sealed class StoreImage
     }
 
     /// <summary>Encoded size of one retained version in the index section.</summary>
-    internal static long VersionBytes(KeyRevision entry) => 8 + 1 + (entry.Kv is null ? 0 : 8 * 3 + 4 + (long)entry.Kv.Value.Length);
+    internal static long VersionBytes(KeyRevision entry) => 8 + 1 + (entry.Kv is null ? 0 : 8 * 3 + 4 + (long)entry.Kv.ValueLength);
 
     private static long VersionRefBytes(CapturedHistory? history, KeyValue kv) =>
-        IsIndexed(history, kv) ? 1 + 8 : 1 + 8 * 4 + 4 + (long)kv.Value.Length;
+        IsIndexed(history, kv) ? 1 + 8 : 1 + 8 * 4 + 4 + (long)kv.ValueLength;
 
     /// <summary>Whether the index holds this very version object (then the image refers to it by revision).</summary>
     private static bool IsIndexed(CapturedHistory? captured, KeyValue kv)
@@ -197,8 +205,8 @@ public sealed class StoreImage
         writer.I64(kv.ModRevision);
         writer.I64(kv.Version);
         writer.I64(kv.Lease);
-        writer.I32(kv.Value.Length);
-        writer.Bytes(kv.Value);
+        writer.I32(kv.ValueLength);
+        writer.Bytes(kv.ValueSpan);
     }
 }
 

@@ -282,7 +282,7 @@ public sealed partial class KeelNode
                 if (!proposalIds.Add(entry.Item2)) throw new InvalidCommandException("a proposal id twice in a node snapshot");
                 applied.Add(entry);
             }
-            var store = MvccStore.Restore(ReadBlobInPlace(reader, data));
+            var store = MvccStore.Restore(ReadBlobInPlace(reader, data), options.ValueSegments);
             var leases = LeaseTable.Restore(ReadBlob(reader), LeaseOptionsFor(options));
             var idempotency = IdempotencyTable.Restore(ReadBlob(reader));
             var alarms = new List<AlarmMember>();

@@ -38,7 +38,7 @@ public sealed partial class KeelNode
     private readonly KeelNodeOptions _options;
     private readonly RaftNode _raft;
     private readonly DurableRaftLog _log;
-    private MvccStore _store = new();
+    private MvccStore _store;
     private readonly HybridLogicalClock _clock = new(new HybridClockOptions { PersistUpperBound = false });
     private readonly DeterministicRandom _random;
     private readonly Outbox _outbox = new();
@@ -50,6 +50,7 @@ public sealed partial class KeelNode
     private KeelNode(KeelNodeOptions options, IStorageDirectory directory)
     {
         _options = options;
+        _store = new MvccStore(options.ValueSegments);
         _random = options.Random.Split("keel-node");
         _leases = NewLeaseTable();
         _idempotency = new IdempotencyTable(options.Idempotency);

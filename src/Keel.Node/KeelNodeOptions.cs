@@ -129,6 +129,14 @@ public sealed record KeelNodeOptions
     /// <summary>The default of <see cref="RaftLogMemoryBytes"/>: 8 MiB.</summary>
     public const long DefaultRaftLogMemoryBytes = 8L * 1024 * 1024;
 
+    /// <summary>
+    /// Where the store keeps its values (<see cref="Keel.Mvcc.MvccStore(Keel.Mvcc.ValueSegmentSource)"/>): null (the
+    /// default) for an array per value on the GC heap; the server gives it file-backed segments in the data directory, so
+    /// values live in the page cache as etcd's bbolt pages do; the simulator gives it small in-memory segments, so every
+    /// run moves values between segments.
+    /// </summary>
+    public Keel.Mvcc.ValueSegmentSource? ValueSegments { get; init; }
+
     /// <summary>Entries kept in the log below the commit index after a compaction, for slightly slow followers (etcd keeps 5,000).</summary>
     public ulong SnapshotTrailingEntries { get; init; } = 1_024;
 

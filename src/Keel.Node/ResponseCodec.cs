@@ -116,7 +116,8 @@ public static class ResponseCodec
         writer.Write(kv.CreateRevision);
         writer.Write(kv.ModRevision);
         writer.Write(kv.Version);
-        WriteBytes(writer, kv.Value);
+        writer.Write(kv.ValueLength);
+        writer.Write(kv.ValueSpan);
         writer.Write(kv.Lease);
     }
 

@@ -122,6 +122,9 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <summary>Entries the live members read back from their WALs (released from memory) by the end of the run.</summary>
     public long EntriesReadBack { get; private set; }
+
+    /// <summary>Values the live members' compactions moved out of sparse value segments by the end of the run.</summary>
+    public long ValuesMoved { get; private set; }
     /// <summary>
     /// Snapshot transfers a leader abandoned because retention deleted the file it streamed (a newer snapshot was
     /// saved), counted over the nodes alive at the end (after Finish).
@@ -217,6 +220,7 @@ public sealed class KvScenario : ISimulationScenario
         HighestSnapshotIndex = live.Count == 0 ? 0 : live.Max(p => p.Node.SnapshotIndex);
         SnapshotsInstalled += live.Sum(p => p.Node.SnapshotsInstalled);
         EntriesReadBack = live.Sum(p => p.Node.EntriesReadBack);
+        ValuesMoved = live.Sum(p => p.Node.Store.ValuesMoved);
         SnapshotTransfersAbandoned += live.Sum(p => p.Node.Raft.SnapshotTransfersAbandoned);
         if (!live.Any(p => p.Node.IsLeader)) return "liveness: no leader after healing";
         if (_completedAfterHeal == 0) return "liveness: no request completed after healing";
@@ -346,7 +350,7 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}");
+        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}, values moved between segments {ValuesMoved}");
 
     private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
 
@@ -624,6 +628,12 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     /// <summary>Background snapshots this process encoded and wrote durably.</summary>
     public int BackgroundSnapshotsWritten { get; private set; }
 
+    /// <summary>Bytes per value segment in the simulation (a few values each).</summary>
+    internal const int ValueSegmentBytes = 256;
+
+    /// <summary>History the simulated leader keeps: it compacts at the revision of a second ago, every second.</summary>
+    internal const long AutoCompactionRetentionMs = 1_000;
+
     public void Start(NodeContext context)
     {
         _context = context;
@@ -645,6 +655,11 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
             PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
             // A log of a few entries in memory: every catch-up of a lagging member reads entries back from its WAL.
             RaftLogMemoryBytes = 1024,
+            // Values in segments as the server keeps them, tiny ones so every run fills, seals and empties many; the
+            // leader compacts every simulated second (the server's periodic compactor), so compaction moves the live
+            // values out of sparse segments while snapshots and reads hold captures of the old ones.
+            ValueSegments = new HeapValueSegmentSource(ValueSegmentBytes),
+            AutoCompaction = new AutoCompactionPolicy(AutoCompactionMode.Periodic, AutoCompactionRetentionMs),
         }, new SimStorageDirectory(context.Disk, "wal/"));
         _work.Clear();
         _turnScheduled = false;

@@ -80,7 +80,7 @@ public class StoreAtScaleTests
             index.Add(history);
             log.Add(i + 2, i, [new Change(EventType.Put, kv, null)]);
         }
-        var payload = StoreImage.Capture(keys + 1, 0, 0, index, log).PayloadBytes();
+        var payload = StoreImage.Capture(keys + 1, 0, 0, index, log, []).PayloadBytes();
         // Header; per key: key and counts, the version (revision, flag, create, version, lease, length, value); per
         // revision: revision, timestamp, count, and an event naming its key and the indexed version (flag + revision).
         const long expected = 8 * 3 + 4 + keys * (4 + 4 + 4 + 8 + 1 + 8 * 3 + 4 + (1L << 20)) + 4 + keys * (8 + 8 + 4 + 1 + 4 + 4 + 1 + 8 + 1);

@@ -10,7 +10,7 @@ public sealed class KvSimulationTests
     {
         var failures = new List<string>();
         var completed = 0;
-        long turns = 0, batched = 0, readBack = 0;
+        long turns = 0, batched = 0, readBack = 0, valuesMoved = 0;
         for (ulong seed = 1; seed <= 200; seed++)
         {
             var scenario = new KvScenario();
@@ -20,6 +20,7 @@ public sealed class KvSimulationTests
             turns += scenario.Turns;
             batched += scenario.BatchedTurns;
             readBack += scenario.EntriesReadBack;
+            valuesMoved += scenario.ValuesMoved;
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         Assert.True(completed > 200 * 20, $"only {completed} operations completed over 200 seeds");
@@ -27,6 +28,9 @@ public sealed class KvSimulationTests
         Assert.True(batched > turns / 100, $"only {batched} of {turns} loop turns ran more than one work item");
         // The members keep 1 KiB of applied entries in memory: lagging members were caught up from the leaders' WALs.
         Assert.True(readBack > 1000, $"only {readBack} entries were read back from a WAL over 200 seeds");
+        // Values live in tiny segments and the leader compacts every second: compactions moved live values out of
+        // sparse segments while captures of the old ones were still being read.
+        Assert.True(valuesMoved > 1000, $"only {valuesMoved} values were moved between segments over 200 seeds");
     }
 }
 

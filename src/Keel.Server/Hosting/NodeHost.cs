@@ -201,6 +201,8 @@ public sealed class NodeHost : IAsyncDisposable
                 MaxRequestsAwaitingLeader = options.MaxRequestsAwaitingLeader,
                 AutoCompaction = options.AutoCompaction,
                 RestoreImage = restoreImage,
+                // Values in mapped files of the data directory, not on the GC heap (docs/mvcc.md, "Values in segments").
+                ValueSegments = new FileValueSegmentSource(Path.Combine(directory.Path, FileValueSegmentSource.FolderName)),
             }, TimedStorageDirectory.Wrap(directory, statistics));
         }
         catch

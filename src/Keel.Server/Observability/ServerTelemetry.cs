@@ -74,6 +74,11 @@ public sealed class ServerTelemetry : IAsyncDisposable
         m.CreateObservableGauge("keel_raft_term", () => (long)_host.Status.Term, description: "The current Raft term.");
         m.CreateObservableGauge("keel_raft_log_memory_bytes", () => _latest.RaftLogBytesInMemory, description: "Bytes of Raft log entry payloads held in memory (applied entries beyond 8 MiB are read back from the WAL).");
         m.CreateObservableCounter("keel_raft_entries_read_back_total", () => _latest.EntriesReadBack, description: "Raft log entries read back from the WAL for lagging followers (their payloads had left memory).");
+        m.CreateObservableGauge("keel_value_segments", () => _latest.ValueSegments, description: "Value segments the store uses (files of the data directory's values/ folder, mapped into memory).");
+        m.CreateObservableGauge("keel_value_segment_bytes", () => _latest.ValueSegmentBytes, description: "Bytes of the value segments the store uses.");
+        m.CreateObservableGauge("keel_value_live_bytes", () => _latest.ValueLiveBytes, description: "Bytes of values the store's index refers to in value segments.");
+        m.CreateObservableCounter("keel_values_moved_total", () => _latest.ValuesMoved, description: "Values compaction moved out of value segments less than half used.");
+        m.CreateObservableCounter("keel_values_outside_segments_total", () => _latest.ValuesOutsideSegments, description: "Values kept on the heap because no value segment could be made (a full disk).");
 
         // Disk.
         _fsync = m.CreateHistogram("etcd_disk_wal_fsync_duration_seconds", unit: "s",
@@ -389,6 +394,21 @@ public sealed record NodeSample
     /// <summary><see cref="KeelNode.EntriesReadBack"/>.</summary>
     public long EntriesReadBack { get; init; }
 
+    /// <summary><see cref="Keel.Mvcc.MvccStore.ValueSegmentCount"/>.</summary>
+    public long ValueSegments { get; init; }
+
+    /// <summary><see cref="Keel.Mvcc.MvccStore.ValueSegmentBytes"/>.</summary>
+    public long ValueSegmentBytes { get; init; }
+
+    /// <summary><see cref="Keel.Mvcc.MvccStore.ValueLiveBytes"/>.</summary>
+    public long ValueLiveBytes { get; init; }
+
+    /// <summary><see cref="Keel.Mvcc.MvccStore.ValuesMoved"/>.</summary>
+    public long ValuesMoved { get; init; }
+
+    /// <summary><see cref="Keel.Mvcc.MvccStore.ValuesOutsideSegments"/>.</summary>
+    public long ValuesOutsideSegments { get; init; }
+
     /// <summary>True when this member led at the time.</summary>
     public bool IsLeader { get; init; }
 
@@ -422,6 +442,11 @@ public sealed record NodeSample
             LastIndex = node.Raft.Log.LastIndex,
             RaftLogBytesInMemory = node.RaftLogBytesInMemory,
             EntriesReadBack = node.EntriesReadBack,
+            ValueSegments = node.Store.ValueSegmentCount,
+            ValueSegmentBytes = node.Store.ValueSegmentBytes,
+            ValueLiveBytes = node.Store.ValueLiveBytes,
+            ValuesMoved = node.Store.ValuesMoved,
+            ValuesOutsideSegments = node.Store.ValuesOutsideSegments,
             IsLeader = node.IsLeader,
             Members = node.Members,
             Followers = followers,
