@@ -149,7 +149,7 @@ public static class DashboardEndpoints
                 Revision = revision,
                 Limit = max,
             });
-            var kvs = range.Kvs.Select(kv => new KeyValueView(KeyView.Of(kv.Key), Display(kv.Value, MaxValueChars), kv.Value.Length,
+            var kvs = range.Kvs.Select(kv => new KeyValueView(KeyView.Of(kv.Key), Display(kv.Value, MaxValueChars), kv.ValueLength,
                 kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease.ToString("x", CultureInfo.InvariantCulture), Time(store, kv.ModRevision))).ToArray();
             return Results.Json(new KeysView(revision, store.CurrentRevision, oldestMs, store.TimestampPhysicalMsOrZero(revision), kvs, range.More, range.Count));
         });

@@ -23,6 +23,11 @@ public sealed class FileValueSegmentSource : ValueSegmentSource
     public const string FolderName = "values";
 
     private const string Extension = ".values";
+
+    // Numbers segment files across every source of the process, so a member restarted in the same process never makes
+    // a file under the name a previous store's segment (deleted when it is finalized, later) still has.
+    private static long s_lastNumber;
+
     private readonly string _directory;
     private long _created;
 
@@ -45,8 +50,9 @@ public sealed class FileValueSegmentSource : ValueSegmentSource
     /// <inheritdoc/>
     public override ValueSegment Create(int capacityBytes)
     {
-        var number = Interlocked.Increment(ref _created);
-        var path = Path.Combine(_directory, $"segment-{number:D8}{Extension}");
+        Interlocked.Increment(ref _created);
+        var number = Interlocked.Increment(ref s_lastNumber);
+        var path = Path.Combine(_directory, $"segment-{Environment.ProcessId:x}-{number:D8}{Extension}");
         return new FileValueSegment(ScratchFileMapping.Create(path, capacityBytes));
     }
 
