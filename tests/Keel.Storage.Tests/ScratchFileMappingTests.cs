@@ -41,6 +41,24 @@ public sealed class ScratchFileMappingTests : IDisposable
     }
 
     [Fact]
+    public void Bytes_written_with_positional_writes_are_seen_through_the_mapping_without_being_mapped_in()
+    {
+        var file = Path.Combine(_path, "segment-4.values");
+        const int length = 8 * 1024 * 1024;
+        using var mapping = ScratchFileMapping.Create(file, length);
+        var data = new byte[length];
+        new Random(5).NextBytes(data);
+        for (var offset = 0; offset < length; offset += 64 * 1024) mapping.Write(offset, data.AsSpan(offset, 64 * 1024));
+        if (OperatingSystem.IsLinux())
+        {
+            var resident = ResidentKilobytes(file);
+            Assert.True(resident < 64, $"{resident} KiB resident after writing 8 MiB with pwrite");
+        }
+        Assert.True(mapping.Span.SequenceEqual(data));
+        Assert.Throws<ArgumentOutOfRangeException>(() => mapping.Write(length - 1, new byte[2]));
+    }
+
+    [Fact]
     public void Dropping_part_of_the_mapping_keeps_the_partly_covered_pages_and_every_byte()
     {
         var file = Path.Combine(_path, "segment-2.values");
