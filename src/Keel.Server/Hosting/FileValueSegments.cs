@@ -31,11 +31,22 @@ public sealed class FileValueSegmentSource : ValueSegmentSource
     private readonly string _directory;
     private long _created;
 
+    /// <summary>
+    /// The free space a new segment must leave on the device: 256 MiB. The segments are scratch and the WAL is not, so a
+    /// segment is never made where it would take the room the WAL needs for its next 64 MiB segment; values then stay on
+    /// the heap (counted by <c>keel_values_outside_segments_total</c>) until there is room again.
+    /// </summary>
+    public const long DefaultMinFreeBytes = 256L * 1024 * 1024;
+
+    private readonly long _minFreeBytes;
+
     /// <summary>Opens <paramref name="directory"/> (made if missing) and deletes the segments a previous run left behind.</summary>
-    public FileValueSegmentSource(string directory, int segmentBytes = DefaultSegmentBytes)
+    public FileValueSegmentSource(string directory, int segmentBytes = DefaultSegmentBytes, long minFreeBytes = DefaultMinFreeBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(segmentBytes);
+        ArgumentOutOfRangeException.ThrowIfNegative(minFreeBytes);
         _directory = directory;
+        _minFreeBytes = minFreeBytes;
         SegmentBytes = segmentBytes;
         Directory.CreateDirectory(directory);
         foreach (var stale in Directory.EnumerateFiles(directory, "*" + Extension)) File.Delete(stale);
@@ -50,6 +61,22 @@ public sealed class FileValueSegmentSource : ValueSegmentSource
     /// <inheritdoc/>
     public override ValueSegment Create(int capacityBytes)
     {
+        if (_minFreeBytes > 0)
+        {
+            long free;
+            try
+            {
+                free = new DriveInfo(_directory).AvailableFreeSpace;
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                // The free space is unknown: the reservation below still refuses a segment the device cannot hold.
+                free = long.MaxValue;
+            }
+            if (free - capacityBytes < _minFreeBytes)
+                throw new IOException($"a {capacityBytes}-byte value segment would leave {free - capacityBytes} bytes free on the device of {_directory}, " +
+                    $"below the {_minFreeBytes} kept for the WAL");
+        }
         Interlocked.Increment(ref _created);
         var number = Interlocked.Increment(ref s_lastNumber);
         var path = Path.Combine(_directory, $"segment-{Environment.ProcessId:x}-{number:D8}{Extension}");
