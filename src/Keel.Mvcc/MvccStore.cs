@@ -63,15 +63,6 @@ public sealed partial class MvccStore
     /// <summary>Values compaction moved out of sparse segments, in all.</summary>
     public long ValuesMoved => _values?.ValuesMoved ?? 0;
 
-    /// <summary>
-    /// A reader went through the values (a snapshot was encoded): file-backed segments drop their pages from the
-    /// process again. Safe on any thread.
-    /// </summary>
-    internal static void ReleaseResidentPages(ValueSegment[] segments)
-    {
-        foreach (var segment in segments) segment.ReleaseResidentPages();
-    }
-
     /// <summary>The store revision: that of the latest write transaction, 1 for an empty store.</summary>
     public long CurrentRevision => _currentRevision;
 
@@ -215,9 +206,10 @@ public sealed partial class MvccStore
         var sparse = values.TakeSparseSegments();
         if (sparse.Count == 0) return;
         var moved = new Dictionary<KeyValue, KeyValue>(ReferenceEqualityComparer.Instance);
+        bool InSparse(KeyValue? kv) => kv?.Segment is { } segment && sparse.Contains(segment);
         KeyValue Moved(KeyValue kv)
         {
-            if (kv.Segment is not { } segment || !sparse.Contains(segment)) return kv;
+            if (!InSparse(kv)) return kv;
             if (!moved.TryGetValue(kv, out var copy)) moved[kv] = copy = values.Move(kv);
             return copy;
         }
@@ -231,7 +223,7 @@ public sealed partial class MvccStore
             }
             var history = found.History!;
             var any = false;
-            for (var i = 0; i < history.Count && !any; i++) any = history[i].Kv?.Segment is { } segment && sparse.Contains(segment);
+            for (var i = 0; i < history.Count && !any; i++) any = InSparse(history[i].Kv);
             if (any) Writable(history).MapVersions(Moved);
         }
         if (moved.Count > 0) _log.MapVersions(kv => moved.GetValueOrDefault(kv, kv));

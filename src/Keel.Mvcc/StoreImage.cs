@@ -75,9 +75,14 @@ public sealed class StoreImage
                 crc.Append(kv.ValueSpan);
             }
         }
-        // Every value was read: file-backed segments give their pages back to the page cache.
-        MvccStore.ReleaseResidentPages(_valueSegments);
+        ReleaseResidentPages();
         return crc.GetCurrentHashAsUInt32();
+    }
+
+    /// <summary>Every value was read: file-backed segments drop their pages from the process again (safe on any thread).</summary>
+    private void ReleaseResidentPages()
+    {
+        foreach (var segment in _valueSegments) segment.ReleaseResidentPages();
     }
 
     /// <summary>The exact size of the encoded image, in 64-bit arithmetic (may exceed 2 GiB); computed once.</summary>
@@ -146,8 +151,7 @@ public sealed class StoreImage
         }
         writer.EndFrame();
         Invariant.Check(writer.Position - start == SizeBytes, "encoded size was computed wrongly");
-        // Every value was read: file-backed segments give their pages back to the page cache.
-        MvccStore.ReleaseResidentPages(_valueSegments);
+        ReleaseResidentPages();
     }
 
     /// <summary>The payload size, summed in 64 bits (a 32-bit sum wrapped past 2 GiB of state on every member at once).</summary>

@@ -80,7 +80,15 @@ public sealed class FileValueSegmentSource : ValueSegmentSource
         Interlocked.Increment(ref _created);
         var number = Interlocked.Increment(ref s_lastNumber);
         var path = Path.Combine(_directory, $"segment-{Environment.ProcessId:x}-{number:D8}{Extension}");
-        return new FileValueSegment(ScratchFileMapping.Create(path, capacityBytes));
+        try
+        {
+            return new FileValueSegment(ScratchFileMapping.Create(path, capacityBytes));
+        }
+        catch (UnauthorizedAccessException exception)
+        {
+            // The contract's "could not be made": the store keeps the value on the heap, as for a full disk.
+            throw new IOException($"cannot make value segment {path}: {exception.Message}", exception);
+        }
     }
 
     /// <summary>
