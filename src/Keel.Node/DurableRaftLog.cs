@@ -253,6 +253,71 @@ public sealed class DurableRaftLog : IRaftEntryArchive
     /// <summary>Makes the Ready's entries and hard state durable; returns once they are synced.</summary>
     public void Persist(Ready ready)
     {
+        Buffer(ready);
+        _unsynced = (ready.MustSync, ready.Snapshot?.Metadata.Index ?? 0);
+        // A full device throws WalNoSpaceException here and leaves _unsynced for RetryPersist. A Ready that need not be
+        // synced (a new commit index alone) is still written, so a member killed now re-applies on restart everything it
+        // has applied (and served) so far; only a power loss can take that back, and the leader tells it again.
+        if (_unsynced.MustSync) _wal.Sync();
+        else _wal.Flush();
+        FinishPersist();
+    }
+
+    /// <summary>
+    /// Pipelined persistence (issue 12 item 1): writes the Ready's records to the WAL file and returns the ticket whose
+    /// sync, run off the caller's thread, makes them durable (<see cref="WalSyncTicket.Sync"/>, then
+    /// <see cref="CompleteSync"/>), so the caller can go on taking Readys meanwhile. Returns
+    /// <see cref="PipelinedPersist.Durable"/> when the Ready was made durable here instead (a snapshot from the leader,
+    /// or a WAL that must roll to a new segment first: a synchronous <see cref="Persist"/>, which also makes every
+    /// earlier pipelined write durable), <see cref="PipelinedPersist.NoSyncNeeded"/> for a Ready that promises nothing
+    /// durable (written, not synced) and <see cref="PipelinedPersist.DiskFull"/> as <see cref="TryPersist"/> returns false.
+    /// </summary>
+    public PipelinedPersist PersistPipelined(Ready ready, out WalSyncTicket? ticket)
+    {
+        ArgumentNullException.ThrowIfNull(ready);
+        ticket = null;
+        if (ready.Snapshot is not null) return TryPersist(ready) ? PipelinedPersist.Durable : PipelinedPersist.DiskFull;
+        Buffer(ready);
+        if (!ready.MustSync)
+        {
+            _wal.Flush();
+            return PipelinedPersist.NoSyncNeeded;
+        }
+        ticket = _wal.BeginSync();
+        if (ticket is not null) return PipelinedPersist.Pending;
+        _unsynced = (true, 0);
+        return TryCompletePersist() ? PipelinedPersist.Durable : PipelinedPersist.DiskFull;
+    }
+
+    /// <summary>True when everything <paramref name="ticket"/> covers is durable.</summary>
+    public bool IsDurable(WalSyncTicket ticket) => _wal.IsDurable(ticket);
+
+    /// <summary>
+    /// The sync of <paramref name="ticket"/> ended, on the syncing thread, with <paramref name="error"/> (null: it
+    /// succeeded). A full device falls back to a synchronous sync that writes every pending record again (false, with
+    /// the NOSPACE alarm raised, if that fails too: retry with <see cref="RetryPersist"/>); any other error is thrown:
+    /// the file's durable state is unknown and the member must stop.
+    /// </summary>
+    public bool CompleteSync(WalSyncTicket ticket, Exception? error)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        switch (error)
+        {
+            case null:
+                _wal.CompleteSync(ticket);
+                return true;
+            case DiskFullException:
+                _wal.ForgetUnsyncedWrites();
+                _unsynced = (true, 0);
+                return TryCompletePersist();
+            default:
+                throw new IOException($"a pipelined WAL sync failed; the log's durable state is unknown: {error.Message}", error);
+        }
+    }
+
+    // The Ready's records, in etcd's wal.Save order, into the WAL's buffer and Raft's in-memory storage.
+    private void Buffer(Ready ready)
+    {
         if (ready.Snapshot is { } received)
         {
             // InstallSnapshot from the leader: durable image, then the marker (which resets the WAL to start after it).
@@ -275,13 +340,6 @@ public sealed class DurableRaftLog : IRaftEntryArchive
             _wal.SetHardState(new WalHardState(hard.Term, hard.Vote, hard.Commit));
             Storage.SetHardState(hard);
         }
-        _unsynced = (ready.MustSync, ready.Snapshot?.Metadata.Index ?? 0);
-        // A full device throws WalNoSpaceException here and leaves _unsynced for RetryPersist. A Ready that need not be
-        // synced (a new commit index alone) is still written, so a member killed now re-applies on restart everything it
-        // has applied (and served) so far; only a power loss can take that back, and the leader tells it again.
-        if (_unsynced.MustSync) _wal.Sync();
-        else _wal.Flush();
-        FinishPersist();
     }
 
     private (bool MustSync, ulong CompactTo) _unsynced;
@@ -329,4 +387,20 @@ public sealed class DurableRaftLog : IRaftEntryArchive
         if (_unsynced.CompactTo > 0) _wal.Compact(_unsynced.CompactTo);
         _unsynced = default;
     }
+}
+
+/// <summary>What <see cref="DurableRaftLog.PersistPipelined"/> did with a Ready.</summary>
+public enum PipelinedPersist
+{
+    /// <summary>Written; durable once its ticket's sync completes.</summary>
+    Pending,
+
+    /// <summary>Durable now, with every earlier pipelined write.</summary>
+    Durable,
+
+    /// <summary>Written; it promises nothing durable, so it may be acted on once every earlier Ready has been.</summary>
+    NoSyncNeeded,
+
+    /// <summary>The device is full: buffered, not durable; retry with <see cref="DurableRaftLog.RetryPersist"/>.</summary>
+    DiskFull,
 }

@@ -133,6 +133,47 @@ public sealed partial class KeelNode
     /// </summary>
     public Action? SendBeforePersist { get; set; }
 
+    /// <summary>
+    /// Called, when set, with the ticket of every WAL write that must become durable (pipelined persistence, issue 12
+    /// item 1): the driver runs <see cref="WalSyncTicket.Sync"/> off the loop (a sync thread; the simulator later in
+    /// virtual time) and then, on the loop, <see cref="OnLogSynced"/>. Meanwhile the node goes on stepping messages and
+    /// taking requests and Readys; what a Ready promises (acks, votes, applies, answers) waits for its own sync and for
+    /// every earlier one, in order. Drivers that do not set it sync on the loop, as before.
+    /// </summary>
+    public Action<WalSyncTicket>? SyncLogInBackground { get; set; }
+
+    /// <summary>At most this many Readys wait for their WAL sync; beyond, the node takes no new Ready until one completes.</summary>
+    public const int MaxReadiesAwaitingSync = 256;
+
+    /// <summary>Readys written to the WAL and waiting for their sync (pipelined persistence), oldest first.</summary>
+    public int ReadiesAwaitingSync => _readiesAwaitingSync.Count;
+
+    /// <summary>
+    /// The sync of <paramref name="ticket"/>, handed out through <see cref="SyncLogInBackground"/>, ended with
+    /// <paramref name="error"/> (null: durable). Acts, in order, on every Ready now durable. A full device raises the
+    /// NOSPACE alarm and is retried as a synchronous sync is; any other failure is thrown (the member must stop).
+    /// </summary>
+    public void OnLogSynced(WalSyncTicket ticket, Exception? error)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        if (!_log.CompleteSync(ticket, error) && _blockedReady is null)
+            _lastDiskRetryMs = _nowMs == long.MinValue ? 0 : _nowMs;
+        ActOnDurableReadies();
+        HandleReady();
+    }
+
+    // Pipelined persistence: Readys written and awaiting their sync (Ticket set) or awaiting an earlier one (null).
+    private readonly Queue<(Ready Ready, WalSyncTicket? Ticket)> _readiesAwaitingSync = new();
+
+    private void ActOnDurableReadies()
+    {
+        while (_readiesAwaitingSync.TryPeek(out var head) && (head.Ticket is null || _log.IsDurable(head.Ticket)))
+        {
+            _readiesAwaitingSync.Dequeue();
+            ActOnPersistedReady(head.Ready);
+        }
+    }
+
     /// <summary>Client writes waiting for their entry to apply.</summary>
     public int PendingWriteCount => _pendingWrites.Count;
 
@@ -187,6 +228,8 @@ public sealed partial class KeelNode
         _raft.AssertInvariants();
         _store.AssertInvariants();
         Invariant.Check(AppliedIndex <= _raft.Log.Committed, "the store never applies past the commit index");
+        Invariant.Check(_readiesAwaitingSync.Count <= MaxReadiesAwaitingSync, "the Readys awaiting their syncs are bounded");
+        Invariant.Check(SyncLogInBackground is not null || _readiesAwaitingSync.Count == 0, "only pipelined persistence leaves Readys awaiting a sync");
         foreach (var (index, _) in _readsAwaitingApply)
             Invariant.Check(index > AppliedIndex, "a read whose index is applied is served at once");
         foreach (var (index, proposalId) in _proposalAtIndex)
@@ -218,13 +261,17 @@ public sealed partial class KeelNode
             if (nowMs - _lastDiskRetryMs < DiskRetryEveryMs) return;
             _lastDiskRetryMs = nowMs;
             if (!_log.RetryPersist()) return;
+            // The retried sync made every earlier pipelined write durable too.
+            ActOnDurableReadies();
             if (_blockedReady is { } unblocked)
             {
                 _blockedReady = null;
                 ActOnPersistedReady(unblocked);
             }
         }
-        while (_raft.HasReady())
+        // Pipelined persistence: the lease table follows Raft's role at once, even while no Ready can be taken.
+        if (SyncLogInBackground is not null) UpdateLeaseRole();
+        while (_raft.HasReady() && _readiesAwaitingSync.Count < MaxReadiesAwaitingSync)
         {
             var ready = _raft.GetReady();
             // Appends and heartbeats promise nothing about our disk: they go out before our write, so the followers'
@@ -234,6 +281,32 @@ public sealed partial class KeelNode
             {
                 _outbox.AddMessages(ready.Messages);
                 if (ready.MustSync) SendBeforePersist?.Invoke();
+            }
+            if (SyncLogInBackground is { } syncInBackground)
+            {
+                // Role and leader are not durable promises: act on them now, not after earlier Readys' syncs (a deposed
+                // leader's lease table must stop expiring at once, and forwarded writes learn of a lost leader now).
+                if (ready.SoftState is { } soft) OnSoftState(soft);
+                switch (_log.PersistPipelined(ready, out var ticket))
+                {
+                    case PipelinedPersist.Pending:
+                        _readiesAwaitingSync.Enqueue((ready, ticket));
+                        syncInBackground(ticket!);
+                        continue;
+                    case PipelinedPersist.NoSyncNeeded when _readiesAwaitingSync.Count > 0:
+                        _readiesAwaitingSync.Enqueue((ready, null));
+                        continue;
+                    case PipelinedPersist.DiskFull:
+                        _blockedReady = ready;
+                        _lastDiskRetryMs = _nowMs == long.MinValue ? 0 : _nowMs;
+                        return;
+                    default:
+                        // Durable now (and so is every earlier write), or nothing to wait for and nothing before it.
+                        ActOnDurableReadies();
+                        Invariant.Check(_readiesAwaitingSync.Count == 0, "a synchronous sync makes every earlier Ready durable");
+                        ActOnPersistedReady(ready);
+                        continue;
+                }
             }
             if (!_log.TryPersist(ready))
             {
@@ -260,7 +333,8 @@ public sealed partial class KeelNode
     {
         if (ready.Snapshot is { } installed) OnSnapshotInstalled(installed);
         _outbox.AddMessages(ready.MessagesAfterPersist);
-        if (ready.SoftState is { } soft) OnSoftState(soft);
+        // Pipelined persistence acted on the soft state when it took the Ready.
+        if (ready.SoftState is { } soft && SyncLogInBackground is null) OnSoftState(soft);
         UpdateLeaseRole();
         foreach (var outcome in ready.ProposalOutcomes) OnProposalOutcome(outcome);
         foreach (var entry in ready.CommittedEntries)

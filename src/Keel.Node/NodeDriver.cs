@@ -27,6 +27,17 @@ public interface INodeDriverHost
     /// </summary>
     void WriteSnapshotInBackground(SnapshotToPersist snapshot);
 
+    /// <summary>True when the host syncs the WAL off the loop (<see cref="SyncLogInBackground"/>): pipelined persistence.</summary>
+    bool SyncsLogInBackground => false;
+
+    /// <summary>
+    /// Runs <see cref="Keel.Storage.WalSyncTicket.Sync"/> off the loop (tickets in the order given; one sync may cover
+    /// several of one file), then, for each ticket, a work item that calls <see cref="NodeDriver.LogSynced"/> with the
+    /// sync's exception or null. Called only when <see cref="SyncsLogInBackground"/> is true.
+    /// </summary>
+    void SyncLogInBackground(Keel.Storage.WalSyncTicket ticket) =>
+        throw new NotSupportedException("this host syncs the log on the loop");
+
     /// <summary>After every tick, on the loop: the host's own periodic work (peer addresses, watch progress).</summary>
     void OnTicked(long monotonicMs);
 
@@ -83,6 +94,7 @@ public sealed class NodeDriver
         _host = host;
         TickEveryMs = tickEveryMs;
         node.SendBeforePersist = SendBeforePersist;
+        if (host.SyncsLogInBackground) node.SyncLogInBackground = host.SyncLogInBackground;
     }
 
     /// <summary>The node driven.</summary>
@@ -136,6 +148,9 @@ public sealed class NodeDriver
         Flush();
         return ran;
     }
+
+    /// <summary>A pipelined WAL sync ended, with <paramref name="error"/> or null (call it from a work item, on the loop).</summary>
+    public void LogSynced(Keel.Storage.WalSyncTicket ticket, Exception? error) => Node.OnLogSynced(ticket, error);
 
     /// <summary>The background write of a snapshot ended (call it from a work item, on the loop).</summary>
     public void SnapshotWritten(ulong index, ulong term, bool durable) => Node.OnSnapshotPersisted(index, term, durable);

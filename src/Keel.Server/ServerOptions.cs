@@ -99,6 +99,13 @@ public sealed record ServerOptions
     public long QuotaBackendBytes { get; init; } = Keel.Node.KeelNodeOptions.DefaultQuotaBackendBytes;
 
     /// <summary>
+    /// Sync the WAL on the node loop (<c>--wal-sync-on-loop</c>) instead of on the WAL sync thread. By default the loop
+    /// writes each batch to the file and goes on (stepping peers, taking requests, sending appends) while its own thread
+    /// runs the fdatasync; acks, applies and answers wait for it (pipelined persistence, docs/server.md).
+    /// </summary>
+    public bool WalSyncOnLoop { get; init; }
+
+    /// <summary>
     /// Client requests queued for the node loop at most; past it a request fails at once with "etcdserver: too many
     /// requests" (ResourceExhausted) instead of waiting in an ever longer queue.
     /// </summary>

@@ -56,6 +56,8 @@ public sealed record KvScenarioOptions
     public int? SnapshotChunkBytes { get; init; }
     /// <summary>Longest simulated time a background snapshot takes to encode and write.</summary>
     public long BackgroundSnapshotMaxDelayMs { get; init; } = 600;
+    /// <summary>A bug to plant on purpose (<see cref="PlantedBug.WalSyncLies"/>).</summary>
+    public PlantedBug Bug { get; init; }
     /// <summary>
     /// Members added to the running cluster, one after another, as an operator does with etcd: a client asks the
     /// cluster to add the member (etcd MemberAdd, as a voter or, on a coin flip, as a learner promoted later), and once
@@ -116,6 +118,7 @@ public sealed class KvScenario : ISimulationScenario
         _options.SnapshotChunkBytes is { } chunk ? $"--snapshot-chunk-bytes {chunk}" : "",
         _options.JoiningMembers > 0 ? $"--join {_options.JoiningMembers}" : "",
         _options.RemovingMembers > 0 ? $"--remove {_options.RemovingMembers}" : "",
+        _options.Bug != PlantedBug.None ? $"--plant-bug {_options.Bug}" : "",
     }.Where(a => a.Length > 0));
     /// <summary>Snapshots installed from a leader, over all nodes and boots (after Finish).</summary>
     public int SnapshotsInstalled { get; internal set; }
@@ -125,6 +128,12 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <summary>Values the live members' compactions moved out of sparse value segments by the end of the run.</summary>
     public long ValuesMoved { get; private set; }
+
+    /// <summary>Pipelined WAL syncs the live members ran since their last start (after Finish).</summary>
+    public long PipelinedSyncs { get; private set; }
+
+    /// <summary>The most Readys this process had written and waiting for their syncs at once since its last start.</summary>
+    public int MaxReadiesAwaitingSync { get; private set; }
     /// <summary>
     /// Snapshot transfers a leader abandoned because retention deleted the file it streamed (a newer snapshot was
     /// saved), counted over the nodes alive at the end (after Finish).
@@ -221,6 +230,8 @@ public sealed class KvScenario : ISimulationScenario
         SnapshotsInstalled += live.Sum(p => p.Node.SnapshotsInstalled);
         EntriesReadBack = live.Sum(p => p.Node.EntriesReadBack);
         ValuesMoved = live.Sum(p => p.Node.Store.ValuesMoved);
+        PipelinedSyncs = live.Sum(p => p.PipelinedSyncs);
+        MaxReadiesAwaitingSync = live.Count == 0 ? 0 : live.Max(p => p.MaxReadiesAwaitingSync);
         SnapshotTransfersAbandoned += live.Sum(p => p.Node.Raft.SnapshotTransfersAbandoned);
         if (!live.Any(p => p.Node.IsLeader)) return "liveness: no leader after healing";
         if (_completedAfterHeal == 0) return "liveness: no request completed after healing";
@@ -350,7 +361,7 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}, values moved between segments {ValuesMoved}");
+        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}, values moved between segments {ValuesMoved}, pipelined WAL syncs {PipelinedSyncs} (up to {MaxReadiesAwaitingSync} Readys waiting)");
 
     private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
 
@@ -578,6 +589,7 @@ public sealed class KvScenario : ISimulationScenario
     }
 
     internal long TickMs => _options.TickMs;
+    internal PlantedBug Bug => _options.Bug;
     internal bool UnsafeLocalReadsOnLeader => _options.UnsafeLocalReadsOnLeader;
 }
 
@@ -592,6 +604,11 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     private const int TurnTag = 5;
     private const int TickTag = 6;
     private const int SnapshotWrittenTag = 7;
+    private const int LogSyncedTag = 8;
+    // A pipelined WAL sync finishes up to this long after it was handed off (the loop goes on meanwhile).
+    private const long MaxLogSyncUs = 3_000;
+    // One sync in five is slow (a busy or a cloud disk), so the loop writes several Readys ahead and crashes hit them.
+    private const long MaxSlowLogSyncUs = 30_000;
     // The loop wakes up to this long after work is queued: work arriving meanwhile joins the same turn (a batch).
     private const long MaxTurnWakeUpUs = 300;
 
@@ -603,6 +620,14 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     private NodeDriver _driver = null!;
     private bool _turnScheduled;
     private SnapshotToPersist? _pendingSnapshot;
+    private readonly List<WalSyncTicket> _syncQueued = [];
+    private bool _syncScheduled;
+
+    /// <summary>Pipelined WAL syncs this process ran (each may cover several tickets).</summary>
+    public long PipelinedSyncs { get; private set; }
+
+    /// <summary>The most Readys this process had written and waiting for their syncs at once since its last start.</summary>
+    public int MaxReadiesAwaitingSync { get; private set; }
 
     public KeelProcess(KvScenario scenario, int simId, ulong raftId, ulong[] voters, bool joining)
     {
@@ -664,6 +689,11 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         _work.Clear();
         _turnScheduled = false;
         _pendingSnapshot = null;
+        // Syncs in flight at a crash never finished: what they covered survives only as the disk's crash rules say.
+        _syncQueued.Clear();
+        _syncScheduled = false;
+        PipelinedSyncs = 0;
+        MaxReadiesAwaitingSync = 0;
         _driver = new NodeDriver(Node, this, (int)_scenario.TickMs);
         Started = true;
         _driver.Start();
@@ -683,6 +713,9 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         {
             case SnapshotWrittenTag:
                 WriteSnapshot(context);
+                return;
+            case LogSyncedTag:
+                SyncLog();
                 return;
             case TurnTag:
                 _turnScheduled = false;
@@ -743,6 +776,47 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         }
         BackgroundSnapshotsWritten += durable ? 1 : 0;
         Enqueue(() => _driver.SnapshotWritten(snapshot.Index, snapshot.Term, durable));
+    }
+
+    /// <summary>
+    /// The WAL sync thread's work, late in virtual time: one sync of each file among the queued tickets (what a real
+    /// fdatasync covers), then the completions through the loop. Until then the node went on writing; a crash before this
+    /// loses the unsynced writes as the simulated disk decides.
+    /// </summary>
+    private void SyncLog()
+    {
+        _syncScheduled = false;
+        if (_syncQueued.Count == 0) return;
+        var tickets = _syncQueued.ToArray();
+        _syncQueued.Clear();
+        Exception? error = null;
+        try
+        {
+            // The planted bug: a sync thread (or a disk cache) that reports a sync it never did.
+            for (var i = 0; i < tickets.Length && _scenario.Bug != PlantedBug.WalSyncLies; i++)
+                if (i == tickets.Length - 1 || tickets[i + 1].File != tickets[i].File) tickets[i].Sync();
+            PipelinedSyncs++;
+        }
+        catch (IOException exception)
+        {
+            error = exception;
+        }
+        Enqueue(() =>
+        {
+            foreach (var ticket in tickets) _driver.LogSynced(ticket, error);
+        });
+    }
+
+    bool INodeDriverHost.SyncsLogInBackground => true;
+
+    void INodeDriverHost.SyncLogInBackground(WalSyncTicket ticket)
+    {
+        _syncQueued.Add(ticket);
+        MaxReadiesAwaitingSync = Math.Max(MaxReadiesAwaitingSync, Node.ReadiesAwaitingSync);
+        if (_syncScheduled) return;
+        _syncScheduled = true;
+        var random = _context.Random;
+        _context.SetTimerUs(random.Chance(0.2) ? random.NextInt64(MaxLogSyncUs, MaxSlowLogSyncUs + 1) : random.NextInt64(0, MaxLogSyncUs + 1), LogSyncedTag);
     }
 
     long INodeDriverHost.MonotonicMs => _context.MonotonicMs;

@@ -11,4 +11,6 @@ public enum PlantedBug
     HlcForgetsUpperBound,
     /// <summary>A Raft voter forgets it already voted in a term and grants a second vote (raft scenario).</summary>
     RaftVoteTwiceInTerm,
+    /// <summary>The kv scenario's WAL sync thread reports syncs it never ran: a crash then loses acknowledged writes.</summary>
+    WalSyncLies,
 }

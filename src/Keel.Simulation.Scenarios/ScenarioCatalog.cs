@@ -44,6 +44,7 @@ public static class ScenarioCatalog
             JoiningMembers = settings.JoiningMembers,
             RemovingMembers = settings.RemovingMembers,
             SnapshotChunkBytes = settings.SnapshotChunkBytes,
+            Bug = settings.Bug,
         };
         // Joining takes an add, maybe a promotion and a snapshot transfer, each retried after timeouts: a longer calm
         // tail (the fault window stays 5 s) gives every run time to finish the first.

@@ -46,12 +46,16 @@ public sealed partial class WriteAheadLog
 
     private void NoteBufferedEntry(ulong index, int pendingOffset) => _pendingEntries.Add((index, pendingOffset));
 
-    // After a sync wrote the pending buffer at baseOffset of the active segment: its entries are durable there.
-    private void OnPendingSynced(long baseOffset)
+    // After a sync made the first syncedBytes of the pending buffer durable at baseOffset of the active segment: the
+    // entries in them are durable there; the later ones stay pending, their offsets now from the new start.
+    private void OnPendingSynced(long baseOffset, int syncedBytes)
     {
         var sequence = _segments[^1].Sequence;
+        var synced = 0;
         foreach (var (index, pendingOffset) in _pendingEntries)
         {
+            if (pendingOffset >= syncedBytes) break;
+            synced++;
             var count = (ulong)_locations.Count;
             if (count > 0 && index >= _locationsFirstIndex && index < _locationsFirstIndex + count)
                 // Raft replaced an uncommitted suffix: the later record wins, as at recovery.
@@ -64,7 +68,14 @@ public sealed partial class WriteAheadLog
             }
             _locations.Add(new EntryLocation(sequence, baseOffset + pendingOffset));
         }
-        _pendingEntries.Clear();
+        if (synced == _pendingEntries.Count)
+        {
+            _pendingEntries.Clear();
+            return;
+        }
+        _pendingEntries.RemoveRange(0, synced);
+        for (var i = 0; i < _pendingEntries.Count; i++)
+            _pendingEntries[i] = (_pendingEntries[i].Index, _pendingEntries[i].PendingOffset - syncedBytes);
     }
 
     // After Compact deleted segments: their entries cannot be read back any more.

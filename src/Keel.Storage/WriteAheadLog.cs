@@ -57,6 +57,7 @@ public sealed partial class WriteAheadLog : IDisposable
         _options = options;
         _segments = segments;
         _active = active;
+        _activeTarget = new SyncTarget(active);
         _durableOffsetBytes = durableOffsetBytes;
         _lastIndex = _durableLastIndex = lastIndex;
         _hardState = _durableHardState = hardState;
@@ -177,7 +178,9 @@ public sealed partial class WriteAheadLog : IDisposable
         if (_pendingBytes == 0) return;
         try
         {
-            if (_durableOffsetBytes >= _options.SegmentSizeBytes) Roll();
+            // A roll moves the pending bytes to a new segment: only when none of them went to the old one already (a
+            // pipelined write, BeginSync); otherwise they are synced where they are and the next sync rolls.
+            if (_durableOffsetBytes >= _options.SegmentSizeBytes && _flushedBytes == 0) Roll();
             // Only bytes past the durable offset are written, so a failure (even a partial write) cannot damage
             // acknowledged records; a retry writes the same bytes again at the same place.
             WriteUnflushed();
@@ -193,11 +196,12 @@ public sealed partial class WriteAheadLog : IDisposable
             _failed = true;
             throw;
         }
-        OnPendingSynced(_durableOffsetBytes);
+        OnPendingSynced(_durableOffsetBytes, _pendingBytes);
         _durableOffsetBytes += _pendingBytes;
         _pendingBytes = 0;
         _flushedBytes = 0;
         _pendingRecords = 0;
+        _recordsDurable = _recordsBuffered;
         _durableLastIndex = _lastIndex;
         _durableHardState = _hardState;
         _durableSnapshot = _snapshot;
@@ -268,6 +272,7 @@ public sealed partial class WriteAheadLog : IDisposable
         Invariant.Check(_pendingBytes >= 0 && _pendingBytes <= _pending.Length, "the pending buffer is consistent");
         Invariant.Check(_flushedBytes >= 0 && _flushedBytes <= _pendingBytes, "only pending bytes are flushed, each once");
         Invariant.Check((_pendingRecords == 0) == (_pendingBytes == 0), "pending records and bytes agree");
+        Invariant.Check(_pendingRecords == _recordsBuffered - _recordsDurable, "pending records are those buffered and not yet durable");
         Invariant.Check(_pendingRecords != 0 || (_durableLastIndex == _lastIndex && _durableHardState == _hardState && _durableSnapshot == _snapshot),
             "with nothing pending, the durable state is the current state");
         Invariant.Check(_snapshot.Index <= _lastIndex, "the snapshot lies within the log");
@@ -312,6 +317,7 @@ public sealed partial class WriteAheadLog : IDisposable
         Debug.Assert(written == frameBytes, "the frame is as long as computed");
         _pendingBytes += written;
         _pendingRecords++;
+        _recordsBuffered++;
     }
 
     private void Roll()
@@ -328,8 +334,12 @@ public sealed partial class WriteAheadLog : IDisposable
             // The caller writes the pending batch after these bytes and syncs the file; the directory entry must be
             // durable too, or a crash could drop the whole segment with acknowledged records in it.
             _directory.SyncDirectory();
+            // A pipelined sync still queued for the old segment has nothing left to do: its bytes were synced before
+            // a roll is allowed (BeginSync, Sync).
+            _activeTarget.Retire();
             _active.Dispose();
             _active = file;
+            _activeTarget = new SyncTarget(file);
             _durableOffsetBytes = headerBytes;
             _segments.Add(segment);
         }

@@ -10,7 +10,8 @@ public sealed class KvSimulationTests
     {
         var failures = new List<string>();
         var completed = 0;
-        long turns = 0, batched = 0, readBack = 0, valuesMoved = 0;
+        long turns = 0, batched = 0, readBack = 0, valuesMoved = 0, pipelinedSyncs = 0;
+        var deepestPipeline = 0;
         for (ulong seed = 1; seed <= 200; seed++)
         {
             var scenario = new KvScenario();
@@ -21,6 +22,8 @@ public sealed class KvSimulationTests
             batched += scenario.BatchedTurns;
             readBack += scenario.EntriesReadBack;
             valuesMoved += scenario.ValuesMoved;
+            pipelinedSyncs += scenario.PipelinedSyncs;
+            deepestPipeline = Math.Max(deepestPipeline, scenario.MaxReadiesAwaitingSync);
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         Assert.True(completed > 200 * 20, $"only {completed} operations completed over 200 seeds");
@@ -31,6 +34,29 @@ public sealed class KvSimulationTests
         // Values live in tiny segments and the leader compacts every second: compactions moved live values out of
         // sparse segments while captures of the old ones were still being read.
         Assert.True(valuesMoved > 1000, $"only {valuesMoved} values were moved between segments over 200 seeds");
+        // The WAL is synced as the server syncs it, off the loop and late: members wrote further Readys while earlier
+        // ones waited for their syncs, and crashes hit them with unsynced writes in flight.
+        Assert.True(pipelinedSyncs > 10_000, $"only {pipelinedSyncs} pipelined WAL syncs ran over 200 seeds");
+        Assert.True(deepestPipeline >= 3, $"at most {deepestPipeline} Readys ever waited for their syncs at once");
+    }
+
+    [Fact]
+    public void A_sync_thread_that_reports_syncs_it_never_ran_is_caught_and_replays_exactly()
+    {
+        // The kv run is only as strong as its crashes between a write and its sync: a WAL sync that lies must lose
+        // acknowledged writes, and the checker must see it.
+        KvScenario Scenario() => new(new KvScenarioOptions { Bug = PlantedBug.WalSyncLies });
+        SimulationResult? caught = null;
+        for (ulong seed = 1; seed <= 30 && caught is null; seed++)
+        {
+            var result = SimulationRunner.Run(Scenario(), seed);
+            if (!result.Passed) caught = result;
+        }
+        Assert.NotNull(caught);
+        Assert.Equal($"./keel sim kv --seed {caught.Seed} --plant-bug WalSyncLies", caught.ReplayCommand);
+        var replay = SimulationRunner.Run(Scenario(), caught.Seed);
+        Assert.Equal(caught.Failure!.Violation, replay.Failure?.Violation);
+        Assert.Equal(caught.Failure.TraceHash, replay.Failure!.TraceHash);
     }
 }
 

@@ -569,6 +569,7 @@ public sealed class NodeHost : IAsyncDisposable
         try
         {
             if (_loop is not null) await _loop.WaitAsync(TimeSpan.FromSeconds(10));
+            _walSync?.Stop();
             if (_publisher is not null) await _publisher.WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (Exception exception) when (exception is OperationCanceledException or TimeoutException)
@@ -597,6 +598,10 @@ public sealed class NodeHost : IAsyncDisposable
         }
 
         public void WriteSnapshotInBackground(SnapshotToPersist snapshot) => host.WriteSnapshot(snapshot);
+
+        public bool SyncsLogInBackground => !host.Options.WalSyncOnLoop;
+
+        public void SyncLogInBackground(WalSyncTicket ticket) => host.SyncLog(ticket);
 
         public void OnTicked(long monotonicMs) => host.OnTicked(monotonicMs);
 
@@ -673,6 +678,32 @@ public sealed class NodeHost : IAsyncDisposable
             }
         });
     }
+
+    /// <summary>Hands a WAL write to the sync thread (started on first use); the loop hears back through a work item.</summary>
+    private void SyncLog(WalSyncTicket ticket)
+    {
+        _walSync ??= new WalSyncThread(OnLogSynced);
+        _walSync.Enqueue(ticket);
+    }
+
+    // On the sync thread.
+    private void OnLogSynced(List<WalSyncTicket> tickets, Exception? error)
+    {
+        var synced = tickets.ToArray();
+        try
+        {
+            Post(() =>
+            {
+                foreach (var ticket in synced) _driver.LogSynced(ticket, error);
+            });
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopping: nothing waits for these writes any more, and restart recovers what reached the disk.
+        }
+    }
+
+    private WalSyncThread? _walSync;
 
     /// <summary>Points the transport at the replicated member table (members added, moved or removed).</summary>
     private void SyncPeers()
