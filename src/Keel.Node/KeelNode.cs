@@ -287,6 +287,10 @@ public sealed partial class KeelNode
                 // Role and leader are not durable promises: act on them now, not after earlier Readys' syncs (a deposed
                 // leader's lease table must stop expiring at once, and forwarded writes learn of a lost leader now).
                 if (ready.SoftState is { } soft) OnSoftState(soft);
+                // A confirmed read index promises nothing about this member's disk either: a read is served once the
+                // store has applied up to it, however many syncs are in flight (issue 12 item 5: reads do not wait
+                // behind writes).
+                foreach (var state in ready.ReadStates) OnReadState(state);
                 switch (_log.PersistPipelined(ready, out var ticket))
                 {
                     case PipelinedPersist.Pending:
@@ -343,7 +347,8 @@ public sealed partial class KeelNode
             Apply(entry);
         }
         if (ready.CommittedEntries.Count > 0) _log.ReleaseAppliedPayloads(AppliedIndex, _options.RaftLogMemoryBytes);
-        foreach (var state in ready.ReadStates) OnReadState(state);
+        if (SyncLogInBackground is null)
+            foreach (var state in ready.ReadStates) OnReadState(state);
         ServeAppliedReads();
         _raft.Advance(ready);
         MaybeSnapshot();
