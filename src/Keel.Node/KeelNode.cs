@@ -98,6 +98,7 @@ public sealed partial class KeelNode
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.AppliedProposalWindowEntries);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.SnapshotEveryEntries);
         ArgumentOutOfRangeException.ThrowIfNegative(options.RaftLogMemoryBytes);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxWalSyncsInFlight, 1);
         if (!double.IsFinite(options.SnapshotMinLogBytesPerStoreByte) || options.SnapshotMinLogBytesPerStoreByte < 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.SnapshotMinLogBytesPerStoreByte, "SnapshotMinLogBytesPerStoreByte must be a finite number of at least 0");
         return new KeelNode(options, directory);
@@ -164,12 +165,14 @@ public sealed partial class KeelNode
 
     // Pipelined persistence: Readys written and awaiting their sync (Ticket set) or awaiting an earlier one (null).
     private readonly Queue<(Ready Ready, WalSyncTicket? Ticket)> _readiesAwaitingSync = new();
+    private int _syncsInFlight; // entries of _readiesAwaitingSync with a ticket
 
     private void ActOnDurableReadies()
     {
         while (_readiesAwaitingSync.TryPeek(out var head) && (head.Ticket is null || _log.IsDurable(head.Ticket)))
         {
             _readiesAwaitingSync.Dequeue();
+            if (head.Ticket is not null) _syncsInFlight--;
             ActOnPersistedReady(head.Ready);
         }
     }
@@ -229,6 +232,8 @@ public sealed partial class KeelNode
         _store.AssertInvariants();
         Invariant.Check(AppliedIndex <= _raft.Log.Committed, "the store never applies past the commit index");
         Invariant.Check(_readiesAwaitingSync.Count <= MaxReadiesAwaitingSync, "the Readys awaiting their syncs are bounded");
+        Invariant.Check(_syncsInFlight == _readiesAwaitingSync.Count(r => r.Ticket is not null) && _syncsInFlight <= _options.MaxWalSyncsInFlight,
+            "the syncs in flight are counted and bounded");
         Invariant.Check(SyncLogInBackground is not null || _readiesAwaitingSync.Count == 0, "only pipelined persistence leaves Readys awaiting a sync");
         foreach (var (index, _) in _readsAwaitingApply)
             Invariant.Check(index > AppliedIndex, "a read whose index is applied is served at once");
@@ -271,7 +276,7 @@ public sealed partial class KeelNode
         }
         // Pipelined persistence: the lease table follows Raft's role at once, even while no Ready can be taken.
         if (SyncLogInBackground is not null) UpdateLeaseRole();
-        while (_raft.HasReady() && _readiesAwaitingSync.Count < MaxReadiesAwaitingSync)
+        while (_raft.HasReady() && _readiesAwaitingSync.Count < MaxReadiesAwaitingSync && _syncsInFlight < _options.MaxWalSyncsInFlight)
         {
             var ready = _raft.GetReady();
             // Appends and heartbeats promise nothing about our disk: they go out before our write, so the followers'
@@ -295,6 +300,7 @@ public sealed partial class KeelNode
                 {
                     case PipelinedPersist.Pending:
                         _readiesAwaitingSync.Enqueue((ready, ticket));
+                        _syncsInFlight++;
                         syncInBackground(ticket!);
                         continue;
                     case PipelinedPersist.NoSyncNeeded when _readiesAwaitingSync.Count > 0:

@@ -106,6 +106,12 @@ public sealed record ServerOptions
     public bool WalSyncOnLoop { get; init; }
 
     /// <summary>
+    /// WAL syncs the sync thread may have in flight before the loop stops taking new Readys (<c>--wal-syncs-in-flight</c>,
+    /// default 1: the loop works while one fsync runs and batches what arrives meanwhile into the next write).
+    /// </summary>
+    public int WalSyncsInFlight { get; init; } = 1;
+
+    /// <summary>
     /// Client requests queued for the node loop at most; past it a request fails at once with "etcdserver: too many
     /// requests" (ResourceExhausted) instead of waiting in an ever longer queue.
     /// </summary>

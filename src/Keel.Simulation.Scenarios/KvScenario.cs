@@ -678,6 +678,8 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
             SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
             SnapshotChunkBytes = _scenario.Options.SnapshotChunkBytes ?? KeelNodeOptions.DefaultSnapshotChunkBytes,
             PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
+            // The server's default (one fsync in flight) or a deeper pipeline, drawn per boot.
+            MaxWalSyncsInFlight = context.Random.Chance(0.5) ? 1 : 8,
             // A log of a few entries in memory: every catch-up of a lagging member reads entries back from its WAL.
             RaftLogMemoryBytes = 1024,
             // Values in segments as the server keeps them, tiny ones so every run fills, seals and empties many; the

@@ -196,6 +196,7 @@ public sealed class NodeHost : IAsyncDisposable
                 // Snapshot files are written by a background task (WriteSnapshot) so a large one never stalls the
                 // loop's heartbeats past an election timeout.
                 PersistSnapshotsInBackground = true,
+                MaxWalSyncsInFlight = options.WalSyncsInFlight,
                 QuotaBackendBytes = options.QuotaBackendBytes,
                 LeaderWaitMs = options.EffectiveLeaderWaitMs,
                 MaxRequestsAwaitingLeader = options.MaxRequestsAwaitingLeader,
