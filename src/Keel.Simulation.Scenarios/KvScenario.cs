@@ -678,7 +678,7 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
             SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
             SnapshotChunkBytes = _scenario.Options.SnapshotChunkBytes ?? KeelNodeOptions.DefaultSnapshotChunkBytes,
             PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
-            // The server's default (one fsync in flight) or a deeper pipeline, drawn per boot.
+            // Pipelined syncs with one or eight in flight, or syncs on the loop (the server's default), drawn per boot.
             MaxWalSyncsInFlight = context.Random.Chance(0.5) ? 1 : 8,
             // A log of a few entries in memory: every catch-up of a lagging member reads entries back from its WAL.
             RaftLogMemoryBytes = 1024,
@@ -696,6 +696,7 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         _syncScheduled = false;
         PipelinedSyncs = 0;
         MaxReadiesAwaitingSync = 0;
+        _syncsLogInBackground = !context.Random.Chance(1.0 / 3);
         _driver = new NodeDriver(Node, this, (int)_scenario.TickMs);
         Started = true;
         _driver.Start();
@@ -809,7 +810,9 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         });
     }
 
-    bool INodeDriverHost.SyncsLogInBackground => true;
+    private bool _syncsLogInBackground;
+
+    bool INodeDriverHost.SyncsLogInBackground => _syncsLogInBackground;
 
     void INodeDriverHost.SyncLogInBackground(WalSyncTicket ticket)
     {

@@ -600,7 +600,7 @@ public sealed class NodeHost : IAsyncDisposable
 
         public void WriteSnapshotInBackground(SnapshotToPersist snapshot) => host.WriteSnapshot(snapshot);
 
-        public bool SyncsLogInBackground => !host.Options.WalSyncOnLoop;
+        public bool SyncsLogInBackground => host.Options.WalSyncPipelined;
 
         public void SyncLogInBackground(WalSyncTicket ticket) => host.SyncLog(ticket);
 
