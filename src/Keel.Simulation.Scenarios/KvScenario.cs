@@ -796,8 +796,7 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         try
         {
             // The planted bug: a sync thread (or a disk cache) that reports a sync it never did.
-            for (var i = 0; i < tickets.Length && _scenario.Bug != PlantedBug.WalSyncLies; i++)
-                if (i == tickets.Length - 1 || tickets[i + 1].File != tickets[i].File) tickets[i].Sync();
+            if (_scenario.Bug != PlantedBug.WalSyncLies) WalSyncTicket.SyncAll(tickets);
             PipelinedSyncs++;
         }
         catch (IOException exception)

@@ -158,8 +158,16 @@ public sealed class WalSyncTicket
 
     internal WalSnapshotMarker Snapshot { get; }
 
-    /// <summary>The segment file this ticket's bytes were written to (for tests and for coalescing syncs of one file).</summary>
-    public object File => _target;
+    /// <summary>
+    /// Syncs every ticket of <paramref name="tickets"/> (in the order they were begun) with one fdatasync per segment
+    /// file: the last ticket of a run on one file covers the run. What a WAL sync thread does with its queue.
+    /// </summary>
+    public static void SyncAll(IReadOnlyList<WalSyncTicket> tickets)
+    {
+        ArgumentNullException.ThrowIfNull(tickets);
+        for (var i = 0; i < tickets.Count; i++)
+            if (i == tickets.Count - 1 || tickets[i + 1]._target != tickets[i]._target) tickets[i].Sync();
+    }
 
     /// <summary>
     /// Makes the ticket's bytes durable (fdatasync of its segment); safe on any thread. A segment the log rolled away

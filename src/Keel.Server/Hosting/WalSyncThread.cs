@@ -63,9 +63,7 @@ internal sealed class WalSyncThread
             Exception? error = null;
             try
             {
-                // One fdatasync per file: the last ticket of a run on one segment covers the run.
-                for (var i = 0; i < _syncing.Count; i++)
-                    if (i == _syncing.Count - 1 || _syncing[i + 1].File != _syncing[i].File) _syncing[i].Sync();
+                WalSyncTicket.SyncAll(_syncing);
             }
             catch (Exception exception)
             {
