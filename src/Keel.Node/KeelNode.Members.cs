@@ -25,6 +25,22 @@ public sealed partial class KeelNode
     /// <summary>The members as this replica's applied state knows them, in id order (etcd MemberList).</summary>
     public IReadOnlyList<MemberInfo> Members => [.. _members.Values];
 
+    /// <summary>
+    /// Counts changes to the member table (and to the Raft configuration, which changes with it), so that a host can
+    /// follow both cheaply after every turn.
+    /// </summary>
+    public long MemberTableVersion { get; private set; }
+
+    /// <summary>
+    /// True when this member must still exchange Raft messages with <paramref name="id"/>: the member table lists it, or
+    /// the Raft configuration still counts it. A member removed by a joint change leaves the table when the joint
+    /// configuration is entered but stays an outgoing voter until it is left; the transport must keep reaching it until
+    /// then, or a removed leader never hears the acks that commit its own removal (it then steps down by check quorum
+    /// and never learns it was removed). A joiner whose table is still empty (it has not restored the cluster's state
+    /// yet) keeps every peer its flags name.
+    /// </summary>
+    public bool IsPeer(ulong id) => id != Id && (_members.Count == 0 || _members.ContainsKey(id) || _raft.Membership.Contains(id));
+
     private void InitializeMembers()
     {
         if (_options.InitialMembers.Count > 0)
@@ -183,6 +199,7 @@ public sealed partial class KeelNode
         if (CheckMemberChange(change) is { } refused) return KvResult.Failed(0, refused);
         if (change.Kind == MemberChangeKind.Add) _pendingMemberAdds[change.MemberId] = change;
         else _members[change.MemberId] = _members[change.MemberId] with { PeerUrls = [.. change.PeerUrls] };
+        MemberTableVersion++;
         return new KvResult { RequestId = 0, Members = Members };
     }
 
@@ -191,6 +208,7 @@ public sealed partial class KeelNode
         if (!_members.TryGetValue(attributes.MemberId, out var member))
             return KvResult.Failed(0, KeelError.MembershipRefused("etcdserver: member not found", "NotFound"));
         _members[attributes.MemberId] = member with { Name = attributes.Name, ClientUrls = [.. attributes.ClientUrls] };
+        MemberTableVersion++;
         return new KvResult { RequestId = 0, Members = Members };
     }
 
@@ -238,6 +256,7 @@ public sealed partial class KeelNode
         try
         {
             _raft.ApplyConfChange(change);
+            MemberTableVersion++;
             // Only a member that was in the configuration can be removed: a joiner that restored a snapshot taken
             // before its own admission is not in it yet, and is added by a later entry.
             if (wasMember && !_raft.Membership.IsJoint && !_raft.Membership.Contains(Id)) IsRemoved = true;
@@ -272,6 +291,7 @@ public sealed partial class KeelNode
                     _pendingMemberAdds.Remove(id);
                     break;
             }
+            MemberTableVersion++;
             if (TakeWaiting(item, wasKnown) is { } waiting)
                 Respond(new KvResult { RequestId = waiting.RequestId, Members = Members, AddedMember = added ?? (_members.TryGetValue(id, out var m) && waiting.Kind == MemberChangeKind.Add ? m : null) });
         }

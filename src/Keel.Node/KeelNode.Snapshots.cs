@@ -219,6 +219,7 @@ public sealed partial class KeelNode
         }
         _members.Clear();
         foreach (var member in image.Members) _members.Add(member.Id, member);
+        MemberTableVersion++;
         _pendingMemberAdds.Clear();
         foreach (var add in image.PendingAdds) _pendingMemberAdds.Add(add.MemberId, add);
         _appliedProposals.Clear();

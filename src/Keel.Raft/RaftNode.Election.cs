@@ -19,6 +19,12 @@ public sealed partial class RaftNode
     /// </summary>
     public bool IsSoleVoter => _tracker.IsSingleVoter(Id);
 
+    /// <summary>
+    /// Why this node last stopped leading without seeing a higher term (check quorum, a stalled disk, its removal), for
+    /// the host's log; null until it happens once.
+    /// </summary>
+    public string? LastStepDownReason { get; private set; }
+
     /// <summary>True when this node may campaign: it is a voter of its configuration.</summary>
     public bool IsPromotable => _tracker.IsVoter(Id);
 
@@ -46,6 +52,7 @@ public sealed partial class RaftNode
                 {
                     // Not heard from a quorum for an election timeout: a partitioned leader must stop acting as one
                     // (and serving reads) instead of waiting for a higher term to reach it.
+                    LastStepDownReason = "check quorum: a quorum of voters was not heard from for an election timeout";
                     BecomeFollower(_term, 0);
                     return;
                 }
@@ -56,6 +63,7 @@ public sealed partial class RaftNode
             }
             if (_options.StepDownOnStalledDisk && LeaderDiskStalled())
             {
+                LastStepDownReason = $"stalled disk: the log stayed persisted at index {_log.PersistedIndex} of {_log.LastIndex} for an election timeout";
                 BecomeFollower(_term, 0);
                 return;
             }
@@ -65,6 +73,7 @@ public sealed partial class RaftNode
                 // A removed or demoted leader that could not hand over in time stops leading now.
                 if (!IsPromotable && _options.StepDownOnRemoval)
                 {
+                    LastStepDownReason = "removed from the configuration; the leadership transfer did not finish in an election timeout";
                     BecomeFollower(_term, 0);
                     return;
                 }
@@ -75,6 +84,7 @@ public sealed partial class RaftNode
             _heartbeatElapsed = 0;
             BroadcastHeartbeat();
         }
+        MaybeAutoLeaveJoint();
     }
 
     // Called once per election timeout: stalled when entries waited for persistence at the previous check and the

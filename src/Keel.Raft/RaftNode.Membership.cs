@@ -79,11 +79,14 @@ public sealed partial class RaftNode
         }
         if (target == 0)
         {
+            LastStepDownReason = "removed from the configuration; no voter to hand over to";
             BecomeFollower(_term, 0);
             return;
         }
         HandleTransferLeader(target);
-        if (LeadTransferee == 0) BecomeFollower(_term, 0);
+        if (LeadTransferee != 0) return;
+        LastStepDownReason = $"removed from the configuration; the leadership transfer to {target:x16} did not start";
+        BecomeFollower(_term, 0);
     }
 
     private string? CheckConfChangeProposal(ReadOnlyMemory<byte> data)
@@ -113,7 +116,8 @@ public sealed partial class RaftNode
         }
         // Never leave the cluster without a working quorum: the voters we heard from recently (plus members being
         // added, which cannot have been heard from yet) must form a quorum of every half of the new configuration.
-        if (!HasActiveQuorum(next.Voters.Incoming) || !HasActiveQuorum(next.Voters.Outgoing))
+        // Leaving a joint configuration is always allowed (etcd refuses no auto-leave): staying joint helps nobody.
+        if (!change.IsLeaveJoint && (!HasActiveQuorum(next.Voters.Incoming) || !HasActiveQuorum(next.Voters.Outgoing)))
             return $"the new configuration {next.Voters} would have no quorum of recently active voters";
         return null;
     }
@@ -130,7 +134,9 @@ public sealed partial class RaftNode
         return active >= voters.QuorumSize;
     }
 
-    // etcd: once the joint configuration with auto-leave is applied, the leader proposes leaving it.
+    // etcd: once the joint configuration with auto-leave is applied, the leader proposes leaving it. Called when entries
+    // apply and on every leader tick, so a proposal dropped once (a leadership transfer under way, a full uncommitted
+    // budget) is retried instead of leaving the cluster joint until something else applies.
     private void MaybeAutoLeaveJoint()
     {
         if (Role != RaftRole.Leader || !Membership.AutoLeave || _log.Applied < _pendingConfIndex) return;

@@ -93,6 +93,9 @@ public sealed class KvScenario : ISimulationScenario
     private readonly Dictionary<ulong, ClientOp> _inFlight = [];
     // Raft member id of each simulated machine, by machine index.
     private readonly List<ulong> _raftIds = [];
+
+    /// <summary>The Raft ids of every machine of the run, founders and joiners.</summary>
+    internal IReadOnlyList<ulong> AllRaftIds => _raftIds;
     private ulong? _committedBeforeEnd;
     private Sim _simulation = null!;
     private DeterministicRandom _random = null!;
@@ -361,7 +364,7 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}, values moved between segments {ValuesMoved}, pipelined WAL syncs {PipelinedSyncs} (up to {MaxReadiesAwaitingSync} Readys waiting)");
+        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed ({MembersStoppedThemselves} stopped by themselves)" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}, values moved between segments {ValuesMoved}, pipelined WAL syncs {PipelinedSyncs} (up to {MaxReadiesAwaitingSync} Readys waiting)");
 
     private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
 
@@ -697,6 +700,9 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         PipelinedSyncs = 0;
         MaxReadiesAwaitingSync = 0;
         _syncsLogInBackground = !context.Random.Chance(1.0 / 3);
+        _peerView.Clear();
+        _peerViewVersion = -1;
+        RefreshPeerView();
         _driver = new NodeDriver(Node, this, (int)_scenario.TickMs);
         Started = true;
         _driver.Start();
@@ -830,7 +836,9 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     void INodeDriverHost.Send(Message message)
     {
         var bytes = RaftMessageCodec.Encode(message);
-        // A member id no machine has (none today) is dropped, as the server's transport drops a peer with no address.
+        // As the server's transport: a member id no machine has is dropped, and so is one that was not this member's
+        // peer when its last turn ended.
+        if (!_peerView.Contains(message.To)) return;
         var to = _scenario.SimIdOf(message.To);
         if (to >= 0) _context.Send(to, bytes, sizeBytes: bytes.Length);
     }
@@ -847,7 +855,21 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
 
     void INodeDriverHost.BeforeAnswers() { }
 
-    void INodeDriverHost.AfterTurn() { }
+    void INodeDriverHost.AfterTurn() => RefreshPeerView();
+
+    // The server's transport follows the member table after each turn's messages went out: a peer dropped by a turn
+    // still gets what that turn sent it, and nothing later (NodeHost.SyncPeers).
+    private readonly HashSet<ulong> _peerView = [];
+    private long _peerViewVersion;
+
+    private void RefreshPeerView()
+    {
+        if (Node.MemberTableVersion == _peerViewVersion) return;
+        _peerViewVersion = Node.MemberTableVersion;
+        _peerView.Clear();
+        foreach (var id in _scenario.AllRaftIds)
+            if (Node.IsPeer(id)) _peerView.Add(id);
+    }
 
     // As the server does: a member that applied its own removal stops, for good (after this event, not inside it).
     void INodeDriverHost.Removed() => _scenario.Simulation.Schedule(0, () => _scenario.MemberStoppedItself(SimId), "removed-member-stops");

@@ -202,6 +202,8 @@ public sealed class KvJoinSimulationTests
         Assert.True(installed >= joined, $"{installed} snapshots installed for {joined} joiners, each of which starts empty");
         Assert.Equal(0, abandoned);
         Assert.True(removed >= seeds / 2, $"only {removed} founders removed over {seeds} seeds");
-        Assert.True(stoppedThemselves > 0, "no removed member stopped by itself");
+        // A removed member learns its removal from the commit its peers still send it (a partition may cut it off
+        // first, so not all do): 33 of 40 did when this was written, none while peers dropped it with the member table.
+        Assert.True(stoppedThemselves >= removed * 3 / 4, $"only {stoppedThemselves} of {removed} removed members stopped by themselves");
     }
 }

@@ -68,6 +68,9 @@ internal sealed class TestCluster
         }
     }
 
+    /// <summary>Whom each member's transport sends to: its peers as of its previous batch of messages.</summary>
+    public Dictionary<ulong, HashSet<ulong>> PeerViews { get; } = [];
+
     public void Deliver()
     {
         for (var round = 0; round < 1_000; round++)
@@ -86,8 +89,12 @@ internal sealed class TestCluster
                 {
                     moved = true;
                     if (Isolated.Contains(message.From) || Isolated.Contains(message.To)) continue;
+                    // As the server's transport: a member sends only to those that were its peers (its member table
+                    // and its Raft configuration) when its previous batch of messages went out.
+                    if (PeerViews.TryGetValue(node.Id, out var peers) && !peers.Contains(message.To)) continue;
                     if (Nodes.TryGetValue(message.To, out var to)) to.Step(message);
                 }
+                PeerViews[node.Id] = [.. Nodes.Keys.Where(node.IsPeer)];
             }
             if (!moved) return;
         }

@@ -40,8 +40,6 @@ public sealed class NodeHost : IAsyncDisposable
     private ulong _nextRequestId;
     private Task? _loop;
     private Task? _publisher;
-    private IReadOnlyList<MemberInfo> _knownMembers = [];
-    private long _lastMemberSyncMs = long.MinValue / 2;
     private long _leaderLastArrivedMs;
     private long _lastProgressNotifyMs;
     private volatile HostStatus _status = new(0, 0, 0, 0, 0, 0);
@@ -620,11 +618,6 @@ public sealed class NodeHost : IAsyncDisposable
 
     private void OnTicked(long monotonicMs)
     {
-        if (monotonicMs - _lastMemberSyncMs >= 200)
-        {
-            _lastMemberSyncMs = monotonicMs;
-            SyncPeers();
-        }
         if (monotonicMs - _lastProgressNotifyMs >= Options.WatchProgressNotifyIntervalMs)
         {
             _lastProgressNotifyMs = monotonicMs;
@@ -706,21 +699,28 @@ public sealed class NodeHost : IAsyncDisposable
 
     private WalSyncThread? _walSync;
 
-    /// <summary>Points the transport at the replicated member table (members added, moved or removed).</summary>
+    /// <summary>
+    /// Points the transport at the replicated member table (members added, moved or removed). A peer goes only once
+    /// the member table and the Raft configuration both dropped it (<see cref="KeelNode.IsPeer"/>): a member removed by
+    /// a joint change still votes in the outgoing half until the joint configuration is left.
+    /// </summary>
     private void SyncPeers()
     {
-        var members = Node.Members;
-        if (members.SequenceEqual(_knownMembers)) return;
-        foreach (var member in members)
+        if (Node.MemberTableVersion == _knownMemberTableVersion) return;
+        _knownMemberTableVersion = Node.MemberTableVersion;
+        var membership = Node.Raft.Membership;
+        foreach (var member in Node.Members)
             if (member.PeerUrls.Count > 0) Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
-        // Every peer the table does not list goes, including ids derived from a joining member's flags that the
-        // cluster knows under other ids.
-        if (members.Count > 0)
-            foreach (var gone in Transport.PeerIds.Where(id => members.All(m => m.Id != id)))
-                Transport.RemovePeer(gone);
-        _knownMembers = members;
+        // Every other peer goes, including ids derived from a joining member's flags that the cluster knows under other
+        // ids. Its connection still sends what this turn queued for it (the commit of its own removal, say).
+        foreach (var gone in Transport.PeerIds.Where(id => !Node.IsPeer(id)))
+        {
+            _logger.LogInformation("peer {Peer:x16} is no longer a member or in the configuration {Configuration}; its connection closes", gone, membership);
+            Transport.RemovePeer(gone);
+        }
     }
 
+    private long _knownMemberTableVersion = -1;
     // The loop owns a thread: it blocks on fsync by design, and a loop borrowing pool threads would starve the pool
     // that the peer transport, the ticker and gRPC run on (on 2 cores, heartbeats then stalled for half a second at a
     // time, until the pool injected a thread, and followers called elections).
@@ -865,16 +865,30 @@ public sealed class NodeHost : IAsyncDisposable
     }
 
     /// <summary>After a turn's messages and answers went out: the leader-change log, the published status, the watchers.</summary>
+    private Keel.Quorum.Membership? _loggedMembership;
+
     private void AfterTurn()
     {
+        // After the turn's messages went out: a peer dropped by this turn still gets what the turn sent it.
+        SyncPeers();
         if (Node.Raft.Leader != _status.Leader && Node.Raft.Leader != 0) Statistics.LeaderChanged();
         if (Node.Raft.Leader != _status.Leader)
         {
-            if (Node.Raft.Leader == 0 && _status.Leader != 0 && _status.Leader != MemberId)
+            if (Node.Raft.Leader == 0 && _status.Leader == MemberId && Node.Raft.Term == _status.Term)
+                _logger.LogWarning("stopped leading (term {Term}): {Reason}; applied index {Applied}, commit index {Committed}",
+                    Node.Raft.Term, Node.Raft.LastStepDownReason ?? "unknown", Node.AppliedIndex, Node.Raft.Log.Committed);
+            else if (Node.Raft.Leader == 0 && _status.Leader != 0 && _status.Leader != MemberId)
                 _logger.LogWarning("lost leader {Leader:x16} (term {Term}, now {Role}): its last message arrived {SilentMs} ms ago, {Queued} work items queued",
                     _status.Leader, Node.Raft.Term, Node.Raft.Role, MonotonicMs - Volatile.Read(ref _leaderLastArrivedMs), QueuedItems);
             else
                 _logger.LogInformation("leader is now {Leader:x16} (term {Term}){Self}", Node.Raft.Leader, Node.Raft.Term, Node.IsLeader ? ", this member" : "");
+        }
+        if (!ReferenceEquals(Node.Raft.Membership, _loggedMembership))
+        {
+            if (_loggedMembership is not null && !Node.Raft.Membership.Equals(_loggedMembership))
+                _logger.LogInformation("configuration is now {Configuration} (applied index {Applied}, commit index {Committed})",
+                    Node.Raft.Membership, Node.AppliedIndex, Node.Raft.Log.Committed);
+            _loggedMembership = Node.Raft.Membership;
         }
         _status = new HostStatus(Node.Raft.Leader, Node.Raft.Term, Node.Store.CurrentRevision, Node.Store.CompactRevision,
             Node.AppliedIndex, Node.Raft.Log.Committed)

@@ -172,11 +172,18 @@ public sealed class PeerTransport : IAsyncDisposable
     /// <summary>The peers this transport sends to.</summary>
     public IReadOnlyList<ulong> PeerIds => _peers.Keys.ToArray();
 
-    /// <summary>Forgets a removed peer and closes its connection.</summary>
+    /// <summary>
+    /// Forgets a removed peer. Its connection first sends what is already queued for it (for a removed member, the
+    /// commit of its own removal, which is how it learns to stop), then closes; at most <see cref="RemovedPeerDrainMs"/>
+    /// later it closes regardless.
+    /// </summary>
     public void RemovePeer(ulong id)
     {
-        if (_peers.TryRemove(id, out var peer)) peer.Close();
+        if (_peers.TryRemove(id, out var peer)) peer.Close(RemovedPeerDrainMs);
     }
+
+    /// <summary>How long a removed peer's connection may take to send what was queued for it before it closes.</summary>
+    public const int RemovedPeerDrainMs = 2_000;
 
     /// <summary>Queues <paramref name="message"/> for its recipient; drops it if the recipient is unknown or backed up.</summary>
     public void Send(Message message)
@@ -503,12 +510,14 @@ public sealed class PeerTransport : IAsyncDisposable
             if (!_queue.Writer.TryWrite(message)) Interlocked.Increment(ref _dropped);
         }
 
-        public void Close()
+        public void Close(int drainMs = 0)
         {
+            // A completed queue lets the send loop write what it holds and then return.
             _queue.Writer.TryComplete();
             try
             {
-                _closed.Cancel();
+                if (drainMs > 0) _closed.CancelAfter(drainMs);
+                else _closed.Cancel();
             }
             catch (ObjectDisposedException)
             {
