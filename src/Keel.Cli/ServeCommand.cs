@@ -50,7 +50,7 @@ internal static class ServeCommand
     private static readonly Option<string?> PeerCertAllowedCn = new("--peer-cert-allowed-cn") { Description = "Only accept peer certificates with this common name." };
     private static readonly Option<bool?> PeerAutoTls = new("--peer-auto-tls") { Description = "Peer TLS with a generated self-signed certificate (development only: encrypts, authenticates no one).", Arity = ArgumentArity.ZeroOrOne };
     private static readonly Option<string?> PeerSecretFile = new("--peer-secret-file") { Description = "File holding the cluster secret (16+ bytes, the same on every member) that peers prove in their hello (Keel only; see docs/security.md)." };
-    private static readonly Option<bool?> WalSyncPipelined = new("--wal-sync-pipelined") { Description = "Sync the WAL on its own thread while the node loop goes on (pipelined persistence; off by default, see docs/server.md).", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Option<bool?> WalSyncPipelined = new("--wal-sync-pipelined") { Description = "Sync the WAL on its own thread while the node loop goes on (pipelined persistence; on by default, =false syncs on the loop; see docs/server.md).", Arity = ArgumentArity.ZeroOrOne };
     private static readonly Option<int?> WalSyncsInFlight = new("--wal-syncs-in-flight") { Description = "WAL syncs in flight on the sync thread before the loop waits for one (default 1)." };
     private static readonly Option<string?> LogFormat = new("--log-format") { Description = "text (default) or json: structured logs on stdout." };
     private static readonly Option<string?> LogLevel = new("--log-level") { Description = "debug, info (default), warn or error: the least severe log written to the console (etcd's flag)." };
@@ -116,7 +116,7 @@ internal static class ServeCommand
                 AutoCompaction = Get(AutoCompactionMode) is null && Get(AutoCompactionRetention) is null ? ServerOptions.DefaultAutoCompaction
                     : ParseAutoCompaction(Get(AutoCompactionMode) ?? "periodic", Get(AutoCompactionRetention) ?? "1h"),
                 MaxResponseBytes = GetLong(MaxResponseBytes) is > 0 and var maxResponse ? maxResponse : 1L << 30,
-                WalSyncPipelined = GetBool(WalSyncPipelined),
+                WalSyncPipelined = parse?.GetValue(WalSyncPipelined) ?? (!bool.TryParse(Setting(config, WalSyncPipelined.Name), out var pipelined) || pipelined),
                 WalSyncsInFlight = GetInt(WalSyncsInFlight) is > 0 and var inFlight ? inFlight : 1,
                 GossipKeyFile = Get(GossipKeyFile),
                 Zone = Get(Zone) ?? "default",

@@ -99,12 +99,12 @@ public sealed record ServerOptions
     public long QuotaBackendBytes { get; init; } = Keel.Node.KeelNodeOptions.DefaultQuotaBackendBytes;
 
     /// <summary>
-    /// Sync the WAL on its own thread (<c>--wal-sync-pipelined</c>, off by default): the loop writes each batch to the file
-    /// and goes on (stepping peers, taking requests, sending appends) while the WAL sync thread runs the fdatasync; acks,
-    /// applies and answers wait for it (pipelined persistence, docs/server.md). Off by default because one test of a
-    /// leader removing itself (MembershipChangeTests) failed about one run in ten with it; see docs/performance.md.
+    /// Sync the WAL on its own thread (<c>--wal-sync-pipelined</c>, on by default; <c>--wal-sync-pipelined=false</c> makes
+    /// the loop wait in every fsync): the loop writes each batch to the file and goes on (stepping peers, taking
+    /// requests, sending appends) while the WAL sync thread runs the fdatasync; acks, applies and answers wait for it
+    /// (pipelined persistence, docs/server.md).
     /// </summary>
-    public bool WalSyncPipelined { get; init; }
+    public bool WalSyncPipelined { get; init; } = true;
 
     /// <summary>
     /// WAL syncs the sync thread may have in flight before the loop stops taking new Readys (<c>--wal-syncs-in-flight</c>,
