@@ -230,4 +230,30 @@ public sealed class PeerTransportHardeningTests
             await receiver.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task A_removed_peer_still_gets_what_was_queued_for_it_before_its_connection_closes()
+    {
+        // A member removed from the cluster learns it from the commit its peers send it in the turn that drops it: the
+        // transport must write what is queued before it closes the connection, not cancel it mid-queue.
+        await using var receiver = new Harness(Cluster);
+        var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var senderPort = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        await using var sender = new PeerTransport(Peer, Cluster, [new Uri($"http://127.0.0.1:{senderPort}")], _ => { }, NullLogger.Instance);
+        sender.SetPeer(Self, [new Uri($"http://127.0.0.1:{receiver.Port}")]);
+        await PollAsync(() => sender.PeerStatistics().Count == 1 && sender.PeerStatistics()[0].Connected, TimeSpan.FromSeconds(5), "connected");
+
+        const int queued = 500;
+        for (var i = 1; i <= queued; i++)
+            sender.Send(new Message { Type = MessageType.Append, From = Peer, To = Self, Term = 1, Index = (ulong)i, Commit = (ulong)i });
+        sender.RemovePeer(Self);
+        Assert.Empty(sender.PeerIds);
+        sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 1 });
+
+        await PollAsync(() => receiver.Received.Count >= queued, TimeSpan.FromSeconds(5), "every queued message delivered");
+        Assert.Equal(Enumerable.Range(1, queued).Select(i => (ulong)i), receiver.Received.Take(queued).Select(m => m.Index));
+        Assert.DoesNotContain(receiver.Received, m => m.Type == MessageType.Heartbeat);
+    }
 }
