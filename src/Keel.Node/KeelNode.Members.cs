@@ -256,6 +256,7 @@ public sealed partial class KeelNode
         try
         {
             _raft.ApplyConfChange(change);
+            // Covers the member table's changes below too: a host reads the version only after the turn.
             MemberTableVersion++;
             // Only a member that was in the configuration can be removed: a joiner that restored a snapshot taken
             // before its own admission is not in it yet, and is added by a later entry.
@@ -291,7 +292,6 @@ public sealed partial class KeelNode
                     _pendingMemberAdds.Remove(id);
                     break;
             }
-            MemberTableVersion++;
             if (TakeWaiting(item, wasKnown) is { } waiting)
                 Respond(new KvResult { RequestId = waiting.RequestId, Members = Members, AddedMember = added ?? (_members.TryGetValue(id, out var m) && waiting.Kind == MemberChangeKind.Add ? m : null) });
         }

@@ -687,7 +687,7 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
             SnapshotTrailingEntries = _scenario.Options.SnapshotTrailingEntries,
             SnapshotChunkBytes = _scenario.Options.SnapshotChunkBytes ?? KeelNodeOptions.DefaultSnapshotChunkBytes,
             PersistSnapshotsInBackground = _scenario.Options.BackgroundSnapshots,
-            // Pipelined syncs with one or eight in flight, or syncs on the loop (the server's default), drawn per boot.
+            // Pipelined syncs (the server's default) with one or eight in flight, or syncs on the loop, drawn per boot.
             MaxWalSyncsInFlight = context.Random.Chance(0.5) ? 1 : 8,
             // A log of a few entries in memory: every catch-up of a lagging member reads entries back from its WAL.
             RaftLogMemoryBytes = 1024,
@@ -846,7 +846,7 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         // As the server's transport: a member id no machine has is dropped, and so is one this member knew (its table
         // or its configuration listed it) but dropped by the end of its last turn. One it never knew is still reached,
         // where the server's transport has no address for it: a joiner restored from a snapshot older than a member
-        // added since cannot answer that member (docs/server.md, "Removed members"), a gap the simulator leaves open
+        // added since cannot answer that member (docs/server.md, "Known gap: a member the joiner never heard of"), a gap the simulator leaves open
         // so that it checks the rest.
         if (_knownPeers.Contains(message.To) && !_peerView.Contains(message.To)) return;
         var to = _scenario.SimIdOf(message.To);

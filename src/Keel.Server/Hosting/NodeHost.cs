@@ -709,6 +709,10 @@ public sealed class NodeHost : IAsyncDisposable
         if (Node.MemberTableVersion == _knownMemberTableVersion) return;
         _knownMemberTableVersion = Node.MemberTableVersion;
         var membership = Node.Raft.Membership;
+        if (_knownMembership is not null && !membership.Equals(_knownMembership))
+            _logger.LogInformation("configuration is now {Configuration} (applied index {Applied}, commit index {Committed})",
+                membership, Node.AppliedIndex, Node.Raft.Log.Committed);
+        _knownMembership = membership;
         foreach (var member in Node.Members)
             if (member.PeerUrls.Count > 0) Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
         // Every other peer goes, including ids derived from a joining member's flags that the cluster knows under other
@@ -721,6 +725,8 @@ public sealed class NodeHost : IAsyncDisposable
     }
 
     private long _knownMemberTableVersion = -1;
+    private Keel.Quorum.Membership? _knownMembership;
+
     // The loop owns a thread: it blocks on fsync by design, and a loop borrowing pool threads would starve the pool
     // that the peer transport, the ticker and gRPC run on (on 2 cores, heartbeats then stalled for half a second at a
     // time, until the pool injected a thread, and followers called elections).
@@ -865,8 +871,6 @@ public sealed class NodeHost : IAsyncDisposable
     }
 
     /// <summary>After a turn's messages and answers went out: the leader-change log, the published status, the watchers.</summary>
-    private Keel.Quorum.Membership? _loggedMembership;
-
     private void AfterTurn()
     {
         // After the turn's messages went out: a peer dropped by this turn still gets what the turn sent it.
@@ -882,13 +886,6 @@ public sealed class NodeHost : IAsyncDisposable
                     _status.Leader, Node.Raft.Term, Node.Raft.Role, MonotonicMs - Volatile.Read(ref _leaderLastArrivedMs), QueuedItems);
             else
                 _logger.LogInformation("leader is now {Leader:x16} (term {Term}){Self}", Node.Raft.Leader, Node.Raft.Term, Node.IsLeader ? ", this member" : "");
-        }
-        if (!ReferenceEquals(Node.Raft.Membership, _loggedMembership))
-        {
-            if (_loggedMembership is not null && !Node.Raft.Membership.Equals(_loggedMembership))
-                _logger.LogInformation("configuration is now {Configuration} (applied index {Applied}, commit index {Committed})",
-                    Node.Raft.Membership, Node.AppliedIndex, Node.Raft.Log.Committed);
-            _loggedMembership = Node.Raft.Membership;
         }
         _status = new HostStatus(Node.Raft.Leader, Node.Raft.Term, Node.Store.CurrentRevision, Node.Store.CompactRevision,
             Node.AppliedIndex, Node.Raft.Log.Committed)
