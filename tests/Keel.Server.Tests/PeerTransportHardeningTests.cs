@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using Keel.Raft;
 using Keel.Server.Peers;
+using Keel.TestCluster;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Keel.Server.Tests;
@@ -29,15 +30,6 @@ public sealed class PeerTransportHardeningTests
         return hello;
     }
 
-    private static int FreeLoopbackPort()
-    {
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
-    }
-
     private static byte[] Frame(Message message)
     {
         var body = RaftMessageCodec.Encode(message);
@@ -53,7 +45,7 @@ public sealed class PeerTransportHardeningTests
 
         public Harness(ulong clusterId, PeerTransportOptions? options = null, int port = 0)
         {
-            Port = port == 0 ? FreeLoopbackPort() : port;
+            Port = port == 0 ? FreePorts.Reserve(1)[0] : port;
             Transport = new PeerTransport(Self, clusterId, [new Uri($"http://127.0.0.1:{Port}")], Received.Enqueue, NullLogger.Instance, options);
             Transport.Start();
         }
@@ -210,7 +202,7 @@ public sealed class PeerTransportHardeningTests
         var port = receiver.Port;
         try
         {
-            var senderPort = FreeLoopbackPort();
+            var senderPort = FreePorts.Reserve(1)[0];
             await using var sender = new PeerTransport(Peer, Cluster, [new Uri($"http://127.0.0.1:{senderPort}")], _ => { }, NullLogger.Instance);
             sender.SetPeer(Self, [new Uri($"http://127.0.0.1:{port}")]);
             await PollAsync(() => sender.RoundTripTime(Self) is not null && sender.PeerStatistics()[0].Connected, TimeSpan.FromSeconds(5), "a round trip measured");
@@ -236,7 +228,7 @@ public sealed class PeerTransportHardeningTests
         // A member removed from the cluster learns it from the commit its peers send it in the turn that drops it: the
         // transport must write what is queued before it closes the connection, not cancel it mid-queue.
         await using var receiver = new Harness(Cluster);
-        var senderPort = FreeLoopbackPort();
+        var senderPort = FreePorts.Reserve(1)[0];
         await using var sender = new PeerTransport(Peer, Cluster, [new Uri($"http://127.0.0.1:{senderPort}")], _ => { }, NullLogger.Instance);
         sender.SetPeer(Self, [new Uri($"http://127.0.0.1:{receiver.Port}")]);
         await PollAsync(() => sender.PeerStatistics().Count == 1 && sender.PeerStatistics()[0].Connected, TimeSpan.FromSeconds(5), "connected");
