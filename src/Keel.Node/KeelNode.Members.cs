@@ -21,6 +21,17 @@ public sealed partial class KeelNode
     // Local: member changes this node proposed, waiting for their configuration change to apply (by member id).
     private readonly SortedDictionary<ulong, PendingMemberChange> _memberChangesAwaitingConf = [];
     private readonly List<(ulong RequestId, MemberChange Change)> _deferredConfChanges = [];
+    // Replicated: members removed from the table, with the index of the entry that removed them (etcd keeps removed
+    // ids in its membership store and answers their messages with "removed"). Bounded: the newest
+    // MaxRemovedMembersRemembered removals are kept.
+    private readonly SortedDictionary<ulong, ulong> _removedMembers = [];
+
+    /// <summary>
+    /// How many removed members a replica remembers (the newest removals), to tell each one that it was removed if it
+    /// comes back after a partition (<see cref="RemovalNoticeFor"/>). Older removals are forgotten in log order on every
+    /// replica alike; a member removed that long ago and still running is left to its operator.
+    /// </summary>
+    public const int MaxRemovedMembersRemembered = 1024;
 
     /// <summary>The members as this replica's applied state knows them, in id order (etcd MemberList).</summary>
     public IReadOnlyList<MemberInfo> Members => [.. _members.Values];
@@ -40,6 +51,49 @@ public sealed partial class KeelNode
     /// yet) keeps every peer its flags name.
     /// </summary>
     public bool IsPeer(ulong id) => id != Id && (_members.Count == 0 || _members.ContainsKey(id) || _raft.Membership.Contains(id));
+
+    /// <summary>
+    /// Members this replica knows were removed and no longer counts in any configuration, each with the log index of the
+    /// entry that removed it: whoever of them still talks to this member must be told it was removed
+    /// (<see cref="AcceptRemovalNotice"/> on its side). A member in the outgoing half of a joint configuration is not
+    /// listed: it still votes until the configuration is left. Changes only when <see cref="MemberTableVersion"/> does.
+    /// </summary>
+    public IReadOnlyDictionary<ulong, ulong> RemovedMembersToNotify()
+    {
+        var notify = new Dictionary<ulong, ulong>();
+        foreach (var (id, removedAtIndex) in _removedMembers)
+            if (!IsPeer(id)) notify[id] = removedAtIndex;
+        return notify;
+    }
+
+    /// <summary>The log index at which <paramref name="id"/> was removed, when it is to be told so; else null.</summary>
+    public ulong? RemovalNoticeFor(ulong id) =>
+        _removedMembers.TryGetValue(id, out var removedAtIndex) && !IsPeer(id) ? removedAtIndex : null;
+
+    /// <summary>
+    /// Member <paramref name="from"/> says this member was removed from the cluster by the entry at
+    /// <paramref name="removedAtIndex"/> (what etcd's peers answer a removed member: "the member has been permanently
+    /// removed from the cluster"). A member cut off while it was removed never applies its removal, and would otherwise
+    /// run, campaign and serve stale reads until an operator stops it. Accepted, and <see cref="IsRemoved"/> set, only
+    /// when the removal is of this incarnation of the member: this member is in its own configuration (a joiner not yet
+    /// admitted is not), and either it has not applied that index yet (its membership predates the removal: a member
+    /// added again under the same id, its peer URLs being the same, was added by a later entry and applied it) or the
+    /// removal it applied itself is that very entry. A notice from a member that is behind a later re-admission is
+    /// refused. Returns whether the notice was accepted.
+    /// </summary>
+    public bool AcceptRemovalNotice(ulong from, ulong removedAtIndex)
+    {
+        if (IsRemoved) return true;
+        if (from == Id || removedAtIndex == 0 || !_raft.Membership.Contains(Id)) return false;
+        var sameRemoval = _removedMembers.TryGetValue(Id, out var own) && own == removedAtIndex;
+        if (AppliedIndex >= removedAtIndex && !sameRemoval) return false;
+        IsRemoved = true;
+        RemovalNoticeFrom = from;
+        return true;
+    }
+
+    /// <summary>The member whose notice told this member it was removed (<see cref="AcceptRemovalNotice"/>); 0 when it applied its removal itself or was not removed.</summary>
+    public ulong RemovalNoticeFrom { get; private set; }
 
     private void InitializeMembers()
     {
@@ -151,6 +205,14 @@ public sealed partial class KeelNode
             case MemberChangeKind.Add:
                 if (change.PeerUrls.Count == 0) return KeelError.MembershipRefused("keel: a member needs at least one peer URL", "InvalidArgument");
                 if (known) return KeelError.MembershipRefused("etcdserver: member ID already exist");
+                // An id is a hash of the peer URLs, so a member added again at the same URLs would come back under the
+                // id it was removed with. Its new incarnation, replaying the log from the start, would apply the old
+                // removal of its own id and stop (etcd never reuses an id: its ids are random). Refused, as etcd
+                // refuses a removed id ("membership: ID removed"), with what to do instead.
+                if (_removedMembers.TryGetValue(change.MemberId, out var removedAtIndex))
+                    return KeelError.MembershipRefused($"keel: member {change.MemberId:x16} (peer URLs {string.Join(",", change.PeerUrls)}) was removed " +
+                        $"from this cluster by the entry at index {removedAtIndex}, and a removed member's id is not added again " +
+                        "(membership: ID removed); give the new member other peer URLs (another port or host name)");
                 return PeerUrlsTaken(change.PeerUrls, change.MemberId) ? KeelError.MembershipRefused("etcdserver: Peer URLs already exists") : null;
             case MemberChangeKind.Update:
                 if (!known) return KeelError.MembershipRefused("etcdserver: member not found", "NotFound");
@@ -197,7 +259,12 @@ public sealed partial class KeelNode
     private KvResult ApplyMemberChange(MemberChange change)
     {
         if (CheckMemberChange(change) is { } refused) return KvResult.Failed(0, refused);
-        if (change.Kind == MemberChangeKind.Add) _pendingMemberAdds[change.MemberId] = change;
+        if (change.Kind == MemberChangeKind.Add)
+        {
+            _pendingMemberAdds[change.MemberId] = change;
+            // Only reached for an id forgotten from the bounded set (CheckMemberChange refuses a remembered one).
+            _removedMembers.Remove(change.MemberId);
+        }
         else _members[change.MemberId] = _members[change.MemberId] with { PeerUrls = [.. change.PeerUrls] };
         MemberTableVersion++;
         return new KvResult { RequestId = 0, Members = Members };
@@ -282,6 +349,7 @@ public sealed partial class KeelNode
                     if (_members.TryGetValue(id, out var member)) _members[id] = member with { IsLearner = learner };
                     else
                     {
+                        _removedMembers.Remove(id);
                         _pendingMemberAdds.Remove(id, out var recorded);
                         added = new MemberInfo(id, "", recorded is null ? [] : [.. recorded.PeerUrls], [], learner);
                         _members[id] = added;
@@ -290,11 +358,21 @@ public sealed partial class KeelNode
                 case ConfigurationChangeType.RemoveNode:
                     _members.Remove(id);
                     _pendingMemberAdds.Remove(id);
+                    RememberRemoval(id, entry.Index);
                     break;
             }
             if (TakeWaiting(item, wasKnown) is { } waiting)
                 Respond(new KvResult { RequestId = waiting.RequestId, Members = Members, AddedMember = added ?? (_members.TryGetValue(id, out var m) && waiting.Kind == MemberChangeKind.Add ? m : null) });
         }
+    }
+
+    private void RememberRemoval(ulong id, ulong index)
+    {
+        _removedMembers[id] = index;
+        if (_removedMembers.Count <= MaxRemovedMembersRemembered) return;
+        // The oldest removal goes, on every replica alike (the index is replicated state).
+        var oldest = _removedMembers.MinBy(pair => pair.Value).Key;
+        _removedMembers.Remove(oldest);
     }
 
     // The change waiting for this applied item, taken off the waiting list: a change waits for its own kind of item (an
@@ -343,6 +421,9 @@ public sealed partial class KeelNode
         // Once no joint configuration is in progress, the member table names exactly Raft's voters and learners.
         var raftMembers = membership.Voters.Incoming.Concat(membership.Learners).Order().ToArray();
         Invariant.Check(raftMembers.SequenceEqual(_members.Keys), "the member table names exactly Raft's members");
+        Invariant.Check(_removedMembers.Count <= MaxRemovedMembersRemembered, "the removed members are bounded");
+        foreach (var id in _removedMembers.Keys)
+            Invariant.Check(!_members.ContainsKey(id), "a removed member is not in the member table");
         foreach (var (id, member) in _members)
             Invariant.Check(member.IsLearner == membership.IsLearner(id), "a member is a learner exactly when Raft's configuration says so");
     }

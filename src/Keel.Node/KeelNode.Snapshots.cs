@@ -18,7 +18,8 @@ namespace Keel.Node;
 public sealed partial class KeelNode
 {
     private const uint SnapshotMagic = 0x444F4E4B; // "KNOD"
-    private const byte SnapshotVersion = 4;
+    private const byte SnapshotVersion = 5;
+    private const byte SnapshotVersionWithoutRemovedMembers = 4;
     private const byte SnapshotVersionWithoutKeyring = 3;
     private const byte SnapshotVersionWithoutAuth = 2;
     private const byte SnapshotVersionWithoutAlarms = 1;
@@ -163,6 +164,12 @@ public sealed partial class KeelNode
             WriteAlarms(writer);
             _auth.WriteTo(writer);
             _gossipKeys.WriteTo(writer);
+            writer.Write(_removedMembers.Count);
+            foreach (var (id, removedAtIndex) in _removedMembers)
+            {
+                writer.Write(id);
+                writer.Write(removedAtIndex);
+            }
         }
         return new NodeImage(appliedIndex, head.ToArray(), _store.CaptureImage(), leases, idempotency, tail.ToArray());
     }
@@ -198,7 +205,7 @@ public sealed partial class KeelNode
             ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
             : new ReadOnlyMemoryStream(data);
         var reader = new BinaryReader(stream, Encoding.UTF8);
-        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutKeyring or SnapshotVersionWithoutAuth or SnapshotVersionWithoutAlarms))
+        if (reader.ReadUInt32() != SnapshotMagic || reader.ReadByte() is not (SnapshotVersion or SnapshotVersionWithoutRemovedMembers or SnapshotVersionWithoutKeyring or SnapshotVersionWithoutAuth or SnapshotVersionWithoutAlarms))
             throw new InvalidCommandException("not a Keel node snapshot (wrong magic or version)");
         return reader;
     }
@@ -222,6 +229,8 @@ public sealed partial class KeelNode
         MemberTableVersion++;
         _pendingMemberAdds.Clear();
         foreach (var add in image.PendingAdds) _pendingMemberAdds.Add(add.MemberId, add);
+        _removedMembers.Clear();
+        foreach (var (id, removedAtIndex) in image.RemovedMembers) _removedMembers.Add(id, removedAtIndex);
         _appliedProposals.Clear();
         _appliedProposalOrder.Clear();
         foreach (var entry in image.AppliedProposals)
@@ -247,7 +256,8 @@ public sealed partial class KeelNode
 
     private sealed record DecodedState(ulong Index, ulong LastAppliedTimestamp, long LeaseBaseMs, List<MemberInfo> Members,
         List<MemberChange> PendingAdds, List<(ulong Index, ulong ProposalId)> AppliedProposals, MvccStore Store, LeaseTable Leases,
-        IdempotencyTable Idempotency, List<AlarmMember> Alarms, Keel.Node.Auth.AuthState Auth, Keyring.GossipKeys GossipKeys);
+        IdempotencyTable Idempotency, List<AlarmMember> Alarms, Keel.Node.Auth.AuthState Auth, Keyring.GossipKeys GossipKeys,
+        SortedDictionary<ulong, ulong> RemovedMembers);
 
     private DecodedState DecodeState(ReadOnlyMemory<byte> data) => DecodeStateWith(data, _options);
 
@@ -301,9 +311,24 @@ public sealed partial class KeelNode
             var auth = reader.BaseStream.Position < reader.BaseStream.Length ? Keel.Node.Auth.AuthState.ReadFrom(reader) : Keel.Node.Auth.AuthState.Empty;
             // Version 3 images end here (the gossip keyring was added in version 4): no keyring, a leader initializes one.
             var gossipKeys = reader.BaseStream.Position < reader.BaseStream.Length ? Keyring.GossipKeys.ReadFrom(reader) : Keyring.GossipKeys.Empty;
+            // Version 4 images end here (removed members were added in version 5): no removal is remembered.
+            var removedMembers = new SortedDictionary<ulong, ulong>();
+            if (reader.BaseStream.Position < reader.BaseStream.Length)
+            {
+                var count = ReadCount(reader, 16);
+                if (count > MaxRemovedMembersRemembered)
+                    throw new InvalidCommandException($"{count} removed members in a node snapshot (at most {MaxRemovedMembersRemembered})");
+                for (var i = count; i > 0; i--)
+                {
+                    var id = reader.ReadUInt64();
+                    var removedAtIndex = reader.ReadUInt64();
+                    if (removedAtIndex == 0 || removedAtIndex > index || !removedMembers.TryAdd(id, removedAtIndex) || members.Any(m => m.Id == id))
+                        throw new InvalidCommandException($"removed member {id:x16} (index {removedAtIndex}) twice, in the member table, or removed after the snapshot's index {index}");
+                }
+            }
             if (reader.BaseStream.Position != reader.BaseStream.Length)
                 throw new InvalidCommandException($"{reader.BaseStream.Length - reader.BaseStream.Position} trailing bytes after a node snapshot");
-            return new DecodedState(index, lastAppliedTimestamp, leaseBaseMs, members, pendingAdds, applied, store, leases, idempotency, alarms, auth, gossipKeys);
+            return new DecodedState(index, lastAppliedTimestamp, leaseBaseMs, members, pendingAdds, applied, store, leases, idempotency, alarms, auth, gossipKeys, removedMembers);
         }
         catch (Exception e) when (e is EndOfStreamException or IOException or FormatException or ArgumentException
             or InvariantViolationException or ConfigurationChangeException && e is not InvalidCommandException)

@@ -317,8 +317,11 @@ public sealed class KvScenario : ISimulationScenario
     /// <summary>Founding members removed from the cluster (and stopped) whose removal was checked at the end (after Finish).</summary>
     public int RemovedMembers { get; private set; }
 
-    /// <summary>Members that applied their own removal and stopped by themselves (the server's behaviour).</summary>
+    /// <summary>Members that applied their own removal, or were told of it by a peer, and stopped by themselves (the server's behaviour).</summary>
     public int MembersStoppedThemselves { get; private set; }
+
+    /// <summary>Of <see cref="MembersStoppedThemselves"/>, those a peer told of their removal (cut off from its commit).</summary>
+    public int MembersToldTheyWereRemoved { get; private set; }
 
     /// <summary>Machine <paramref name="simId"/> applied its own removal: it stops for good.</summary>
     internal void MemberStoppedItself(int simId)
@@ -326,6 +329,7 @@ public sealed class KvScenario : ISimulationScenario
         var node = _simulation.Nodes[simId];
         if (node.State == NodeState.Decommissioned) return;
         MembersStoppedThemselves++;
+        if (node.Process is KeelProcess { Started: true } process && process.Node.RemovalNoticeFrom != 0) MembersToldTheyWereRemoved++;
         node.Decommission();
     }
 
@@ -370,7 +374,7 @@ public sealed class KvScenario : ISimulationScenario
 
     /// <inheritdoc />
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed ({MembersStoppedThemselves} stopped by themselves)" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}, values moved between segments {ValuesMoved}, pipelined WAL syncs {PipelinedSyncs} (up to {MaxReadiesAwaitingSync} Readys waiting)");
+        $"{NodeCount} nodes{(_options.JoiningMembers > 0 ? $" + {JoinedMembers}/{_options.JoiningMembers} joined" : "")}{(_options.RemovingMembers > 0 ? $" - {RemovedMembers}/{_options.RemovingMembers} removed ({MembersStoppedThemselves} stopped by themselves, {MembersToldTheyWereRemoved} of them told by a peer)" : "")}; {_completed} ops completed ({_completedAfterHeal} after healing), {_unknown} unknown, {_refused} refused; history {_history.Count}; loop turns {Turns} ({BatchedTurns} batched), background snapshots written {BackgroundSnapshotsWritten}, snapshot transfers abandoned {SnapshotTransfersAbandoned}, entries read back from WALs {EntriesReadBack}, values moved between segments {ValuesMoved}, pipelined WAL syncs {PipelinedSyncs} (up to {MaxReadiesAwaitingSync} Readys waiting)");
 
     private IEnumerable<KeelProcess> AllProcesses() => _simulation.Nodes.Select(n => n.Process).OfType<KeelProcess>();
 
@@ -718,10 +722,29 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
 
     public void OnMessage(NodeContext context, int from, object message)
     {
+        if (message is RemovalNotice notice)
+        {
+            Enqueue(() => Node.AcceptRemovalNotice(notice.From, notice.RemovedAtIndex));
+            return;
+        }
         // Every message crosses the wire codec, as between real members.
         var decoded = RaftMessageCodec.Decode((byte[])message);
+        // As the server's transport: a member this one knows was removed is told so instead of being heard
+        // (PeerTransport.SetRemovedMembers, KeelNode.RemovedMembersToNotify).
+        if (Started && Node.RemovalNoticeFor(decoded.From) is { } removedAtIndex)
+        {
+            RemovalNoticesSent++;
+            context.Send(from, new RemovalNotice(Node.Id, removedAtIndex), sizeBytes: 16);
+            return;
+        }
         Enqueue(() => Node.Step(decoded));
     }
+
+    /// <summary>The removal notice a member's transport answers a removed member with (PeerTransport's marker and index).</summary>
+    private sealed record RemovalNotice(ulong From, ulong RemovedAtIndex);
+
+    /// <summary>Removal notices this machine answered removed members with.</summary>
+    public int RemovalNoticesSent { get; private set; }
 
     public void OnTimer(NodeContext context, long timerId, int tag)
     {

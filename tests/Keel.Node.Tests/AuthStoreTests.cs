@@ -198,13 +198,14 @@ public sealed class AuthStoreTests
         var leader = cluster.ElectLeader();
         cluster.Submit(leader, 1, KvCommand.Of(new PutRequest { Key = B("k"), Value = B("v") }));
         var image = KeelNode.VerifyBackup(leader.EncodeBackup()).ToArray();
-        Assert.Equal(4, image[4]);
-        // An empty auth state is 17 bytes before the empty gossip keyring (one count byte) that ends a version 4 image.
-        var version2 = image[..^18];
+        Assert.Equal(5, image[4]);
+        // An empty auth state is 17 bytes before the empty gossip keyring (one count byte) and the empty list of removed
+        // members (a 4-byte count) that end a version 5 image.
+        var version2 = image[..^22];
         version2[4] = 2;
         Assert.Equal(leader.Store.CurrentRevision, KeelNode.DescribeBackup(version2).Revision);
         var damaged = (byte[])image.Clone();
-        damaged[^5] = 0xFF;
+        damaged[^9] = 0xFF;
         Assert.Throws<InvalidCommandException>(() => KeelNode.DescribeBackup(damaged));
     }
 

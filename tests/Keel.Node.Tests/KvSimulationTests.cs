@@ -171,7 +171,7 @@ public sealed class KvJoinSimulationTests
     public void Every_seed_is_linearizable_while_members_join_learners_are_promoted_and_a_founder_is_removed()
     {
         var failures = new List<string>();
-        int joined = 0, promoted = 0, installed = 0, removed = 0, stoppedThemselves = 0;
+        int joined = 0, promoted = 0, installed = 0, removed = 0, stoppedThemselves = 0, told = 0;
         long abandoned = 0;
         const int seeds = 40;
         for (ulong seed = 1; seed <= seeds; seed++)
@@ -195,6 +195,7 @@ public sealed class KvJoinSimulationTests
             abandoned += scenario.SnapshotTransfersAbandoned;
             removed += scenario.RemovedMembers;
             stoppedThemselves += scenario.MembersStoppedThemselves;
+            told += scenario.MembersToldTheyWereRemoved;
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         Assert.True(joined >= seeds, $"only {joined} members joined over {seeds} seeds");
@@ -202,8 +203,11 @@ public sealed class KvJoinSimulationTests
         Assert.True(installed >= joined, $"{installed} snapshots installed for {joined} joiners, each of which starts empty");
         Assert.Equal(0, abandoned);
         Assert.True(removed >= seeds / 2, $"only {removed} founders removed over {seeds} seeds");
-        // A removed member learns its removal from the commit its peers still send it (a partition may cut it off
-        // first, so not all do): 36 of 40 did when this was written, 5 of 40 while peers dropped it with the member table.
-        Assert.True(stoppedThemselves >= removed * 3 / 4, $"only {stoppedThemselves} of {removed} removed members stopped by themselves");
+        // A removed member learns its removal from the commit its peers still send it, or, cut off by a partition
+        // until the commit went by, from a peer's removal notice once it reaches one: 39 of 40 stopped by themselves
+        // when this was written (10 of them told by a peer; the last was still cut off when the operator stopped it),
+        // 36 of 40 without the notice, 5 of 40 while peers dropped a removed member with the member table.
+        Assert.True(stoppedThemselves * 20 >= removed * 19, $"only {stoppedThemselves} of {removed} removed members stopped by themselves");
+        Assert.True(told > 0, "no removed member was told of its removal by a peer");
     }
 }

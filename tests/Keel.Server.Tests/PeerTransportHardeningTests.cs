@@ -244,4 +244,45 @@ public sealed class PeerTransportHardeningTests
         Assert.Equal(Enumerable.Range(1, queued).Select(i => (ulong)i), receiver.Received.Take(queued).Select(m => m.Index));
         Assert.DoesNotContain(receiver.Received, m => m.Type == MessageType.Heartbeat);
     }
+
+    [Fact]
+    public async Task A_removed_member_is_told_so_on_connecting_and_on_a_connection_already_open_and_nothing_it_sends_reaches_raft()
+    {
+        // etcd's peers answer a removed member "the member has been permanently removed from the cluster"; Keel's
+        // transport answers it with a notice carrying the index of the removing entry, in place of a pong.
+        await using var receiver = new Harness(Cluster);
+        var senderPort = FreePorts.Reserve(1)[0];
+        await using var sender = new PeerTransport(Peer, Cluster, [new Uri($"http://127.0.0.1:{senderPort}")], _ => { }, NullLogger.Instance);
+        var notices = new ConcurrentQueue<(ulong Peer, ulong Index)>();
+        sender.RemovedByPeer += (peer, index) => notices.Enqueue((peer, index));
+        sender.SetPeer(Self, [new Uri($"http://127.0.0.1:{receiver.Port}")]);
+        await PollAsync(() => sender.PeerStatistics().Count == 1 && sender.PeerStatistics()[0].Connected, TimeSpan.FromSeconds(5), "connected");
+        sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 1 });
+        await PollAsync(() => receiver.Received.Count == 1, TimeSpan.FromSeconds(5), "a message of a member in good standing arrives");
+        Assert.Empty(notices);
+
+        // Removed while its connection is open: its next frame gets the notice, and the frame is not delivered.
+        receiver.Transport.SetRemovedMembers(new Dictionary<ulong, ulong> { [Peer] = 42 });
+        sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 2 });
+        await PollAsync(() => !notices.IsEmpty, TimeSpan.FromSeconds(5), "the removal notice on the open connection");
+        Assert.Equal((Self, 42UL), notices.First());
+
+        // Every connection it opens afterwards is told at once, before any frame is read.
+        var before = notices.Count;
+        await PollAsync(() => notices.Count > before, TimeSpan.FromSeconds(10), "the notice again on reconnecting");
+        Assert.All(notices, notice => Assert.Equal((Self, 42UL), notice));
+        for (var i = 0; i < 20; i++) sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 3 });
+        await PollAsync(() => receiver.Transport.RemovalNoticesSent >= 3, TimeSpan.FromSeconds(10), "a third notice");
+        Assert.Single(receiver.Received);
+        var sent = receiver.Transport.RemovalNoticesSent;
+        Assert.True(receiver.Transport.ConnectionsRefusedByReason["removed-member"] >= sent);
+
+        // Added again (no longer in the set): its messages are heard again.
+        receiver.Transport.SetRemovedMembers(new Dictionary<ulong, ulong>());
+        await PollAsync(() =>
+        {
+            sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 4 });
+            return receiver.Received.Any(m => m.Term == 4);
+        }, TimeSpan.FromSeconds(10), "heard again once no longer removed");
+    }
 }

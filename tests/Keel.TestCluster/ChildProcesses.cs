@@ -56,6 +56,17 @@ internal static class ChildProcesses
             throw new InvalidOperationException($"kill({process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
+    /// <summary>Sends SIGSTOP (the process freezes at once, as in a long pause or a partition it cannot see) or SIGCONT.</summary>
+    public static void Freeze(Process process, bool frozen)
+    {
+        // Linux's numbers (x86-64 and arm64).
+        const int sigstop = 19, sigcont = 18;
+        if (process.HasExited) return;
+        var signal = frozen ? sigstop : sigcont;
+        if (kill(process.Id, signal) != 0 && !process.HasExited)
+            throw new InvalidOperationException($"kill({process.Id}, {(frozen ? "SIGSTOP" : "SIGCONT")}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
     private static void KillAll()
     {
         foreach (var process in Live.Values) KillTree(process);

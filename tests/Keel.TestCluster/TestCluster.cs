@@ -136,6 +136,18 @@ public sealed class TestCluster : IAsyncDisposable
     public Etcdctl Etcdctl(params int[] memberIndexes) =>
         new(memberIndexes.Length == 0 ? ClientUrls : memberIndexes.Select(i => Members[i].ClientUrl), tls: Options.EtcdctlTls);
 
+    /// <summary>
+    /// Freezes member <paramref name="memberIndex"/> with SIGSTOP, or thaws it with SIGCONT: its peers see it go silent
+    /// and come back, as across a partition. A frozen member is still killed by <see cref="DisposeAsync"/>.
+    /// </summary>
+    public void Freeze(int memberIndex, bool frozen)
+    {
+        var member = Members[memberIndex];
+        var process = member.Process ?? throw new InvalidOperationException($"{member} was never started");
+        ChildProcesses.Freeze(process, frozen);
+        member.Output.Append("harness", frozen ? "SIGSTOP" : "SIGCONT");
+    }
+
     /// <summary>Kills member <paramref name="memberIndex"/> with SIGKILL (whole process tree) and waits until it is gone.</summary>
     public Task KillAsync(int memberIndex)
     {

@@ -83,6 +83,7 @@ public sealed class NodeHost : IAsyncDisposable
             WriteIdentity(directory, new MemberIdentity(node.Id, learned, Joined: true));
             logger.LogInformation("joined cluster {Cluster:x16}", learned);
         };
+        Transport.RemovedByPeer += OnRemovalNotice;
         // By name, not id: a member that joins an existing cluster has the id the cluster gave it, not the one the
         // flags would derive, and must not dial itself under the other id.
         foreach (var member in members.Where(m => m.Name != options.Name))
@@ -110,11 +111,35 @@ public sealed class NodeHost : IAsyncDisposable
 
     private void OnRemovedFromCluster()
     {
-        _logger.LogError("member {Name} ({Id:x16}) was removed from the cluster (etcdserver: the member has been permanently removed from the cluster); it stops now. " +
+        var how = Node.RemovalNoticeFrom is 0 ? "it applied its removal" : $"member {Node.RemovalNoticeFrom:x16} told it so; it was cut off when the removal committed";
+        _logger.LogError("member {Name} ({Id:x16}) was removed from the cluster ({How}; etcdserver: the member has been permanently removed from the cluster); it stops now. " +
             "Its data directory {DataDir} must not be reused: to bring it back, add it again (member add) and start it with an empty data directory and --initial-cluster-state existing",
-            Options.Name, MemberId, Options.DataDir);
+            Options.Name, MemberId, how, Options.DataDir);
         _removed.TrySetResult();
     }
+
+    // From a transport I/O thread: a peer refused our connection because its replicated state says we were removed.
+    // The node decides on the loop whether the removal is of this incarnation (KeelNode.AcceptRemovalNotice).
+    private void OnRemovalNotice(ulong peer, ulong removedAtIndex)
+    {
+        try
+        {
+            Post(() =>
+            {
+                if (Node.AcceptRemovalNotice(peer, removedAtIndex)) return; // the driver reports it after the turn
+                if (Interlocked.Increment(ref _removalNoticesRefused) is var refused && (refused <= 5 || (refused & (refused - 1)) == 0))
+                    _logger.LogWarning("peer {Peer:x16} says this member was removed by the entry at index {Index}, but this member's state " +
+                        "(applied index {Applied}, configuration {Configuration}) shows a later admission; the peer is behind, so the notice is ignored ({Refused} so far)",
+                        peer, removedAtIndex, Node.AppliedIndex, Node.Raft.Membership, refused);
+            });
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopping anyway.
+        }
+    }
+
+    private long _removalNoticesRefused;
 
     /// <summary>The bootstrap members.</summary>
     public IReadOnlyList<InitialMember> InitialMembers { get; }
@@ -722,6 +747,8 @@ public sealed class NodeHost : IAsyncDisposable
             _logger.LogInformation("peer {Peer:x16} is no longer a member or in the configuration {Configuration}; its connection closes", gone, membership);
             Transport.RemovePeer(gone);
         }
+        // A removed member cut off from the commit of its removal learns it when it next reaches us.
+        Transport.SetRemovedMembers(Node.RemovedMembersToNotify());
     }
 
     private long _knownMemberTableVersion = -1;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Collections.Frozen;
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Net;
@@ -62,6 +63,11 @@ public sealed class PeerTransport : IAsyncDisposable
     private const int QueueCapacity = 16_384;
     private const int PingBytes = 4 + 8;
     private const int PongBytes = 8;
+    // Written in place of a pong to a member the cluster removed, followed by the index of the removing entry: a pong is
+    // a positive timestamp, so a dialer of an older build ignores it as not an echo of its own.
+    private const long RemovedNoticeMarker = long.MinValue;
+    // How long a listener that told a removed member so keeps reading until that member closes (see TellRemoved).
+    private const int RemovedNoticeLingerMs = 1_000;
     private const int InitialBufferBytes = 64 * 1024;
     // A buffer grown for one large frame or burst is given back afterwards: a snapshot transfer must not pin its
     // largest chunk per peer for the life of the process.
@@ -77,6 +83,8 @@ public sealed class PeerTransport : IAsyncDisposable
     private readonly ConcurrentDictionary<string, long> _refusals = new(StringComparer.Ordinal);
     private long _refusalsLogged;
     private readonly ConcurrentDictionary<ulong, PeerConnection> _peers = new();
+    private volatile FrozenDictionary<ulong, ulong> _removedMembers = FrozenDictionary<ulong, ulong>.Empty;
+    private long _removalNoticesSent;
     private readonly ConcurrentDictionary<string, long> _rejections = new(StringComparer.Ordinal);
     private readonly List<TcpListener> _listeners = [];
     private readonly CancellationTokenSource _stopping = new();
@@ -117,6 +125,29 @@ public sealed class PeerTransport : IAsyncDisposable
     /// <summary>Raised once, from an I/O thread, when a joining member learns its cluster's id from a peer's hello.</summary>
     public event Action<ulong>? ClusterIdLearned;
 
+    /// <summary>
+    /// Raised (from an I/O thread) when a peer answered this member's connection with a removal notice: its replicated
+    /// state says this member was removed by the entry at the given index (etcd's rafthttp answers a removed member
+    /// the same way). Arguments: the peer, the index. The node decides whether the removal is of this incarnation.
+    /// </summary>
+    public event Action<ulong, ulong>? RemovedByPeer;
+
+    /// <summary>Removal notices written to removed members that connected or sent a frame.</summary>
+    public long RemovalNoticesSent => Interlocked.Read(ref _removalNoticesSent);
+
+    /// <summary>
+    /// The members to answer with a removal notice, by id, with the index of the entry that removed each (from
+    /// <c>KeelNode.RemovedMembersToNotify</c>); replaces the previous set. A connection from one of them, or a frame on a
+    /// connection already open, gets the notice and is closed; nothing it sends reaches Raft.
+    /// </summary>
+    public void SetRemovedMembers(IReadOnlyDictionary<ulong, ulong> removed)
+    {
+        ArgumentNullException.ThrowIfNull(removed);
+        var current = _removedMembers;
+        if (current.Count == removed.Count && removed.All(pair => current.TryGetValue(pair.Key, out var index) && index == pair.Value)) return;
+        _removedMembers = removed.ToFrozenDictionary();
+    }
+
     /// <summary>Frames accepted from peers so far (pings not counted).</summary>
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
 
@@ -129,7 +160,8 @@ public sealed class PeerTransport : IAsyncDisposable
     /// <summary>
     /// Peer connections refused before any Raft message was read, per reason: <c>tls-handshake</c> (plaintext on a TLS
     /// port, no common protocol or cipher), <c>no-certificate</c>, <c>untrusted-certificate</c>, <c>cn-not-allowed</c>,
-    /// <c>secret</c> (wrong or missing proof of the cluster secret).
+    /// <c>secret</c> (wrong or missing proof of the cluster secret), <c>removed-member</c> (a member the cluster removed,
+    /// told so; counted also when its connection was already open).
     /// </summary>
     public IReadOnlyDictionary<string, long> ConnectionsRefusedByReason => new Dictionary<string, long>(_refusals, StringComparer.Ordinal);
 
@@ -179,7 +211,10 @@ public sealed class PeerTransport : IAsyncDisposable
     /// </summary>
     public void RemovePeer(ulong id)
     {
-        if (_peers.TryRemove(id, out var peer)) peer.Close(RemovedPeerDrainMs);
+        if (!_peers.TryRemove(id, out var peer)) return;
+        peer.Close(RemovedPeerDrainMs);
+        _ = peer.Completion.ContinueWith(_ => _logger.LogInformation("removed peer {Peer:x16}: connection closed", id),
+            CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
     }
 
     /// <summary>How long a removed peer's connection may take to send what was queued for it before it closes.</summary>
@@ -332,6 +367,11 @@ public sealed class PeerTransport : IAsyncDisposable
                 Refuse("secret", $"member {from:x16} did not prove the cluster secret (--peer-secret-file differs or is missing)", remote);
                 return;
             }
+            if (_removedMembers.TryGetValue(from, out var removedAt))
+            {
+                await TellRemoved(socket, network, stream, from, removedAt, remote, writes);
+                return;
+            }
             stage = "idle-timeout";
             while (!_stopping.IsCancellationRequested)
             {
@@ -376,6 +416,12 @@ public sealed class PeerTransport : IAsyncDisposable
                     _logger.LogWarning("peer {From:x16}: frame {Message} not for this member {Self:x16}; closing", from, message, _selfId);
                     return;
                 }
+                if (_removedMembers.TryGetValue(from, out var removedAtIndex))
+                {
+                    // Removed while this connection was open (it was cut off from the commit of its removal).
+                    await TellRemoved(socket, network, stream, from, removedAtIndex, remote, writes);
+                    return;
+                }
                 Interlocked.Increment(ref _framesReceived);
                 if (MessageValidator.Validate(message, _selfId) is { } reason)
                 {
@@ -402,6 +448,37 @@ public sealed class PeerTransport : IAsyncDisposable
             ArrayPool<byte>.Shared.Return(buffer);
             if (stream is not null) await stream.DisposeAsync();
             else await network.DisposeAsync();
+        }
+    }
+
+    // Answers a removed member with the notice (in place of a pong), half-closes, and reads until it closes: closing with
+    // its frames unread would reset the connection, and a reset can discard the notice before the member reads it.
+    private async Task TellRemoved(Socket socket, Stream network, Stream reader, ulong from, ulong removedAtIndex, EndPoint? remote,
+        CancellationTokenSource writes)
+    {
+        Refuse("removed-member", $"member {from:x16} was removed from the cluster by the entry at index {removedAtIndex}; it is told so", remote);
+        Interlocked.Increment(ref _removalNoticesSent);
+        var notice = new byte[PongBytes * 2];
+        BinaryPrimitives.WriteInt64LittleEndian(notice, RemovedNoticeMarker);
+        BinaryPrimitives.WriteUInt64LittleEndian(notice.AsSpan(PongBytes), removedAtIndex);
+        writes.CancelAfter(_options.WriteTimeoutMs);
+        await network.WriteAsync(notice, writes.Token);
+        await network.FlushAsync(writes.Token);
+        if (network is SslStream ssl) await ssl.ShutdownAsync();
+        writes.CancelAfter(Timeout.Infinite);
+        using var linger = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        linger.CancelAfter(RemovedNoticeLingerMs);
+        var discard = new byte[4096];
+        try
+        {
+            socket.Shutdown(SocketShutdown.Send);
+            while (await reader.ReadAsync(discard, linger.Token) > 0)
+            {
+            }
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+        {
+            // It did not close within the linger time, or it reset: either way the notice was written.
         }
     }
 
@@ -690,6 +767,14 @@ public sealed class PeerTransport : IAsyncDisposable
                     await stream.ReadExactlyAsync(pong, connection.Token);
                     var now = Stopwatch.GetTimestamp();
                     var sent = BinaryPrimitives.ReadInt64LittleEndian(pong);
+                    if (sent == RemovedNoticeMarker)
+                    {
+                        await stream.ReadExactlyAsync(pong, connection.Token);
+                        var removedAtIndex = BinaryPrimitives.ReadUInt64LittleEndian(pong);
+                        _owner._logger.LogDebug("peer {Peer:x16} says this member was removed from the cluster by the entry at index {Index}", Id, removedAtIndex);
+                        _owner.RemovedByPeer?.Invoke(Id, removedAtIndex);
+                        return;
+                    }
                     if (sent <= 0 || sent > now) continue; // not an echo of ours
                     Interlocked.Exchange(ref _rttTicks, now - sent);
                     Interlocked.Exchange(ref _lastPongTimestamp, now);
