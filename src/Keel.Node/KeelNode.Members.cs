@@ -48,9 +48,12 @@ public sealed partial class KeelNode
     /// configuration is entered but stays an outgoing voter until it is left; the transport must keep reaching it until
     /// then, or a removed leader never hears the acks that commit its own removal (it then steps down by check quorum
     /// and never learns it was removed). A joiner whose table is still empty (it has not restored the cluster's state
-    /// yet) keeps every peer its flags name.
+    /// yet) keeps every peer its flags name. The leader this member follows is always a peer: a joiner that restored a
+    /// snapshot older than the leader's own admission has it in neither its table nor its configuration until it
+    /// applies that admission, and must answer it meanwhile (the simulator found a joiner waiting for a leadership
+    /// change to make progress).
     /// </summary>
-    public bool IsPeer(ulong id) => id != Id && (_members.Count == 0 || _members.ContainsKey(id) || _raft.Membership.Contains(id));
+    public bool IsPeer(ulong id) => id != Id && (_members.Count == 0 || _members.ContainsKey(id) || _raft.Membership.Contains(id) || id == _raft.Leader);
 
     /// <summary>
     /// Members this replica knows were removed and no longer counts in any configuration, each with the log index of the

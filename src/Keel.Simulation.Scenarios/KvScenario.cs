@@ -248,6 +248,10 @@ public sealed class KvScenario : ISimulationScenario
     internal ulong RaftIdOf(int simId) => _raftIds[simId];
 
     /// <summary>The simulated machine of Raft member <paramref name="raftId"/>, or -1 for an id no machine has.</summary>
+    /// <summary>Whether machine <paramref name="simId"/>'s transport dials <paramref name="raftId"/> (so an answer can come back on its connection).</summary>
+    internal bool HasPeer(int simId, ulong raftId) =>
+        _simulation.Nodes[simId].Process is KeelProcess { Started: true } process && process.PeerView.Contains(raftId);
+
     internal int SimIdOf(ulong raftId)
     {
         // Founding members are 1..N; only joiners have hashed ids, and there are few of them.
@@ -352,14 +356,25 @@ public sealed class KvScenario : ISimulationScenario
 
     private int _joinersAdmitted;
     private readonly Dictionary<int, long> _joinerStartedUs = [];
+    private readonly Dictionary<int, ulong[]> _joinerFlagPeers = [];
+
+    /// <summary>The member ids machine <paramref name="simId"/>'s flags name: the founders, or for a joiner the members when it was added.</summary>
+    internal IReadOnlyCollection<ulong> FlagPeersOf(int simId, ulong[] founders) =>
+        simId >= NodeCount && _joinerFlagPeers.TryGetValue(simId - NodeCount, out var flags) ? flags : founders;
 
     private long CatchUpMarkUs => (_options.DurationMs - 1_000) * 1000;
 
     /// <summary>The operator starts joiner <paramref name="joiner"/>'s machine (once the cluster admitted it).</summary>
-    internal void StartJoiner(int joiner)
+    /// <param name="joiner">The joiner.</param>
+    /// <param name="members">The member ids the add's answer listed: what `member add` prints as ETCD_INITIAL_CLUSTER and
+    /// the operator passes as the new member's flags (null when the answer had none: then every founder and earlier joiner).</param>
+    internal void StartJoiner(int joiner, IEnumerable<ulong>? members)
     {
         _joinerStartedUs.TryAdd(joiner, _simulation.NowUs);
-        _simulation.Nodes[NodeCount + joiner].Start();
+        var node = _simulation.Nodes[NodeCount + joiner];
+        // The flags are given once; a restart keeps them.
+        _joinerFlagPeers.TryAdd(joiner, [.. members ?? _raftIds.Take(NodeCount + joiner)]);
+        node.Start();
     }
 
     /// <summary>The membership client finished admitting the next joiner (added as a voter, or added and promoted).</summary>
@@ -651,6 +666,12 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         _joining = joining;
     }
 
+    /// <summary>
+    /// The members its flags (--initial-cluster) name, whose addresses its transport has from the start: the founders
+    /// for a founder; for a joiner, the members of the cluster when it was added.
+    /// </summary>
+    public IReadOnlyCollection<ulong> FlagPeers => _scenario.FlagPeersOf(SimId, _voters);
+
     public int SimId { get; }
 
     public ulong RaftId { get; }
@@ -710,10 +731,12 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
         PipelinedSyncs = 0;
         MaxReadiesAwaitingSync = 0;
         _syncsLogInBackground = !context.Random.Chance(1.0 / 3);
-        _peerView.Clear();
-        _knownPeers.Clear();
+        _transportPeers.Clear();
+        _transportPeers.UnionWith(FlagPeers);
+        _transportPeers.Remove(RaftId);
         _peerViewVersion = -1;
-        RefreshPeerView();
+        _peerViewLeader = 0;
+        SyncPeers();
         _driver = new NodeDriver(Node, this, (int)_scenario.TickMs);
         Started = true;
         _driver.Start();
@@ -866,14 +889,15 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
     void INodeDriverHost.Send(Message message)
     {
         var bytes = RaftMessageCodec.Encode(message);
-        // As the server's transport: a member id no machine has is dropped, and so is one this member knew (its table
-        // or its configuration listed it) but dropped by the end of its last turn. One it never knew is still reached,
-        // where the server's transport has no address for it: a joiner restored from a snapshot older than a member
-        // added since cannot answer that member (docs/server.md, "Known gap: a member the joiner never heard of"), a gap the simulator leaves open
-        // so that it checks the rest.
-        if (_knownPeers.Contains(message.To) && !_peerView.Contains(message.To)) return;
+        // As the server's transport: a member reaches the peers it has an address for (SyncPeers below), and answers
+        // any other over the connection that one opened to it (it has this member among its own transport's peers).
+        // Until 2026-12-05 a member it never knew was reached here regardless, hiding that a joiner or a lagging member
+        // restored from a snapshot older than the leader's admission could not answer that leader (seed 1050 of
+        // --join 2 --remove 1, once the simulator modelled addresses).
         var to = _scenario.SimIdOf(message.To);
-        if (to >= 0) _context.Send(to, bytes, sizeBytes: bytes.Length);
+        if (to < 0) return;
+        if (!_transportPeers.Contains(message.To) && !_scenario.HasPeer(to, RaftId)) return;
+        _context.Send(to, bytes, sizeBytes: bytes.Length);
     }
 
     void INodeDriverHost.Answer(KvResult result) => _scenario.OnResponse(result);
@@ -888,30 +912,31 @@ internal sealed class KeelProcess : ISimProcess, INodeDriverHost
 
     void INodeDriverHost.BeforeAnswers() { }
 
-    void INodeDriverHost.AfterTurn() => RefreshPeerView();
+    void INodeDriverHost.AfterTurn() => SyncPeers();
 
-    // The server's transport follows the member table after each turn's messages went out: a peer dropped by a turn
-    // still gets what that turn sent it, and nothing later (NodeHost.SyncPeers).
-    private readonly HashSet<ulong> _peerView = [];
+    // The server's transport (NodeHost.SyncPeers), after each turn's messages went out: the ids it has an address for.
+    // At boot those its flags name; when the leader changes, the leader if the flags name it (a joiner restored from a
+    // snapshot older than the leader's admission has no table entry for it); when the member table or configuration
+    // changes, every member of the table, and every id that is no longer a peer (KeelNode.IsPeer) is dropped. A peer
+    // dropped by a turn still got what that turn sent it.
+    private readonly HashSet<ulong> _transportPeers = [];
 
-    /// <summary>Whom this machine sends to: its peers as of the end of its last turn.</summary>
-    public IReadOnlyCollection<ulong> PeerView => _peerView;
+    /// <summary>Whom this machine sends to: the peers its transport has an address for, as of the end of its last turn.</summary>
+    public IReadOnlyCollection<ulong> PeerView => _transportPeers;
     private long _peerViewVersion;
+    private ulong _peerViewLeader;
 
-    // Ids this member's table or configuration listed since it booted.
-    private readonly HashSet<ulong> _knownPeers = [];
-
-    private void RefreshPeerView()
+    private void SyncPeers()
     {
+        var leader = Node.Raft.Leader;
+        if (Node.MemberTableVersion == _peerViewVersion && leader == _peerViewLeader) return;
+        _peerViewLeader = leader;
+        if (leader != 0 && leader != RaftId && FlagPeers.Contains(leader)) _transportPeers.Add(leader);
         if (Node.MemberTableVersion == _peerViewVersion) return;
         _peerViewVersion = Node.MemberTableVersion;
-        _peerView.Clear();
-        var members = Node.Members;
-        foreach (var id in _scenario.AllRaftIds)
-        {
-            if (Node.IsPeer(id)) _peerView.Add(id);
-            if (id != Node.Id && (Node.Raft.Membership.Contains(id) || members.Any(m => m.Id == id))) _knownPeers.Add(id);
-        }
+        foreach (var member in Node.Members)
+            if (member.Id != RaftId) _transportPeers.Add(member.Id);
+        _transportPeers.RemoveWhere(id => !Node.IsPeer(id));
     }
 
     // As the server does: a member that applied its own removal stops, for good (after this event, not inside it).
@@ -1079,7 +1104,7 @@ internal sealed class MembershipClient
         if (!_promoting)
         {
             // Admitted: the operator starts the new machine now, as after `etcdctl member add`.
-            _scenario.StartJoiner(_joiner);
+            _scenario.StartJoiner(_joiner, result?.Members?.Select(m => m.Id));
             if (_asLearner)
             {
                 _promoting = true;

@@ -210,4 +210,30 @@ public sealed class KvJoinSimulationTests
         Assert.True(stoppedThemselves * 20 >= removed * 19, $"only {stoppedThemselves} of {removed} removed members stopped by themselves");
         Assert.True(told > 0, "no removed member was told of its removal by a peer");
     }
+
+    /// <summary>
+    /// Seed 1050 of the join/remove run: a joiner restored a snapshot taken before the next joiner was added, and that
+    /// next joiner then led. The first had no address for its leader until it applied that admission, and the server's
+    /// transport, which the simulator models since 2026-12-05, dropped its answers: it fell behind for good (it fails
+    /// without answers over the leader's own connection). Replay with <c>./keel sim kv --seed 1050 --snapshot-every 10
+    /// --background-snapshots --snapshot-chunk-bytes 256 --join 2 --remove 1</c>.
+    /// </summary>
+    [Fact]
+    public void A_joiner_answers_a_leader_added_after_the_snapshot_it_restored()
+    {
+        var scenario = new KvScenario(new KvScenarioOptions
+        {
+            SnapshotEveryEntries = 10,
+            SnapshotTrailingEntries = 10,
+            SnapshotChunkBytes = 256,
+            BackgroundSnapshots = true,
+            JoiningMembers = 2,
+            RemovingMembers = 1,
+            DurationMs = KvScenarioOptions.JoinDurationMs,
+            CalmTailMs = KvScenarioOptions.JoinCalmTailMs,
+        });
+        var result = SimulationRunner.Run(scenario, 1050);
+        Assert.True(result.Passed, $"{result.Failure?.Violation}\n{result.Summary}\n{result.ReplayCommand}");
+        Assert.Equal(2, scenario.JoinedMembers);
+    }
 }

@@ -285,4 +285,36 @@ public sealed class PeerTransportHardeningTests
             return receiver.Received.Any(m => m.Term == 4);
         }, TimeSpan.FromSeconds(10), "heard again once no longer removed");
     }
+
+    [Fact]
+    public async Task A_member_with_no_address_for_a_peer_answers_it_over_the_connection_that_peer_opened()
+    {
+        // A joiner (or a member back from a long absence) restored from a snapshot older than the leader's own
+        // admission has no address for that leader until it applies the admission: it must still answer it.
+        await using var receiver = new Harness(Cluster);
+        var senderPort = FreePorts.Reserve(1)[0];
+        var answers = new ConcurrentQueue<Message>();
+        await using var sender = new PeerTransport(Peer, Cluster, [new Uri($"http://127.0.0.1:{senderPort}")], answers.Enqueue, NullLogger.Instance);
+        sender.SetPeer(Self, [new Uri($"http://127.0.0.1:{receiver.Port}")]);
+        Assert.Empty(receiver.Transport.PeerIds);
+
+        // Before the peer connected there is nothing to answer on: dropped, as to any unknown member.
+        receiver.Transport.Send(new Message { Type = MessageType.AppendResponse, From = Self, To = Peer, Term = 1, Index = 1 });
+        Assert.Equal(0, receiver.Transport.AnswersOverInboundConnections);
+
+        sender.Send(new Message { Type = MessageType.Append, From = Peer, To = Self, Term = 2, Index = 0, Commit = 0 });
+        await PollAsync(() => receiver.Received.Count == 1, TimeSpan.FromSeconds(5), "the leader's append");
+        for (ulong i = 1; i <= 100; i++)
+            receiver.Transport.Send(new Message { Type = MessageType.AppendResponse, From = Self, To = Peer, Term = 2, Index = i });
+        await PollAsync(() => answers.Count == 100, TimeSpan.FromSeconds(5), "every answer, over the leader's own connection");
+        Assert.Equal(Enumerable.Range(1, 100).Select(i => (ulong)i), answers.Select(m => m.Index));
+        Assert.All(answers, m => Assert.Equal((MessageType.AppendResponse, Self, Peer), (m.Type, m.From, m.To)));
+        Assert.Equal(100, receiver.Transport.AnswersOverInboundConnections);
+
+        // The connection stays healthy: pings and pongs still flow between the answers, and messages still arrive.
+        sender.Send(new Message { Type = MessageType.Heartbeat, From = Peer, To = Self, Term = 2 });
+        await PollAsync(() => receiver.Received.Count == 2, TimeSpan.FromSeconds(5), "a later heartbeat");
+        Assert.True(sender.PeerStatistics().Single().Connected);
+        Assert.Equal(0, sender.Reconnects);
+    }
 }

@@ -87,8 +87,25 @@ public sealed class NodeHost : IAsyncDisposable
         // By name, not id: a member that joins an existing cluster has the id the cluster gave it, not the one the
         // flags would derive, and must not dial itself under the other id.
         foreach (var member in members.Where(m => m.Name != options.Name))
-            Transport.SetPeer(member.Id, member.PeerUrls.Select(u => new Uri(u)).ToArray());
+        {
+            var urls = member.PeerUrls.Select(u => new Uri(u)).ToArray();
+            Transport.SetPeer(member.Id, urls);
+            _flagPeerUrls[member.Id] = urls;
+            // A joiner's flags name the current members, and those added with `member add` are known to the cluster by
+            // the id hashed from their peer URLs alone (KeelNode.MemberIdFor), not by the bootstrap derivation from the
+            // flags. Both are dialed until the member table says which is real; SyncPeers drops the other.
+            var addedId = KeelNode.MemberIdFor(member.PeerUrls);
+            if (addedId != node.Id && addedId != member.Id)
+            {
+                Transport.SetPeer(addedId, urls);
+                _flagPeerUrls[addedId] = urls;
+            }
+        }
     }
+
+    // Where the flags (--initial-cluster) say each member is, under both ids it may have: how a joiner reaches a leader
+    // its member table does not list yet (SyncPeers).
+    private readonly Dictionary<ulong, Uri[]> _flagPeerUrls = [];
 
     /// <summary>The node (touch it only from inside a work item: <see cref="InvokeAsync{T}"/>).</summary>
     internal KeelNode Node { get; }
@@ -731,6 +748,18 @@ public sealed class NodeHost : IAsyncDisposable
     /// </summary>
     private void SyncPeers()
     {
+        var leader = Node.Raft.Leader;
+        if (Node.MemberTableVersion == _knownMemberTableVersion && leader == _knownLeader) return;
+        _knownLeader = leader;
+        // A member must always be able to answer its leader (KeelNode.IsPeer counts it). A joiner that restored a
+        // snapshot older than the leader's own admission has no table entry, so no address, for it: it reaches the
+        // leader where its flags say the leader is (the flags `member add` printed list every member of the time).
+        if (leader != 0 && leader != MemberId && !Transport.PeerIds.Contains(leader) && _flagPeerUrls.TryGetValue(leader, out var leaderUrls))
+        {
+            _logger.LogInformation("leader {Leader:x16} is not in this member's table yet; reaching it at {Urls} from --initial-cluster",
+                leader, string.Join(",", leaderUrls.Select(u => u.ToString())));
+            Transport.SetPeer(leader, leaderUrls);
+        }
         if (Node.MemberTableVersion == _knownMemberTableVersion) return;
         _knownMemberTableVersion = Node.MemberTableVersion;
         var membership = Node.Raft.Membership;
@@ -752,6 +781,7 @@ public sealed class NodeHost : IAsyncDisposable
     }
 
     private long _knownMemberTableVersion = -1;
+    private ulong _knownLeader;
     private Keel.Quorum.Membership? _knownMembership;
 
     // The loop owns a thread: it blocks on fsync by design, and a loop borrowing pool threads would starve the pool

@@ -68,6 +68,10 @@ public sealed class PeerTransport : IAsyncDisposable
     private const long RemovedNoticeMarker = long.MinValue;
     // How long a listener that told a removed member so keeps reading until that member closes (see TellRemoved).
     private const int RemovedNoticeLingerMs = 1_000;
+    // Written in place of a pong before a Raft message answered over the connection that brought the question
+    // (`i64 AnswerMarker | u32 length | RaftMessageCodec bytes`), to a member this one has no address for.
+    private const long AnswerMarker = long.MinValue + 1;
+    private const int InboundAnswerQueueCapacity = 4_096;
     private const int InitialBufferBytes = 64 * 1024;
     // A buffer grown for one large frame or burst is given back afterwards: a snapshot transfer must not pin its
     // largest chunk per peer for the life of the process.
@@ -84,6 +88,9 @@ public sealed class PeerTransport : IAsyncDisposable
     private long _refusalsLogged;
     private readonly ConcurrentDictionary<ulong, PeerConnection> _peers = new();
     private volatile FrozenDictionary<ulong, ulong> _removedMembers = FrozenDictionary<ulong, ulong>.Empty;
+    // The newest accepted connection from each member: where an answer goes to a member this one has no address for.
+    private readonly ConcurrentDictionary<ulong, InboundConnection> _inbound = new();
+    private long _answersOverInbound;
     private long _removalNoticesSent;
     private readonly ConcurrentDictionary<string, long> _rejections = new(StringComparer.Ordinal);
     private readonly List<TcpListener> _listeners = [];
@@ -224,7 +231,13 @@ public sealed class PeerTransport : IAsyncDisposable
     public void Send(Message message)
     {
         if (_peers.TryGetValue(message.To, out var peer)) peer.Enqueue(message);
+        // No address for it (a leader added after the snapshot a joiner or a lagging member restored, so not in its
+        // member table yet): answer over the connection it opened to us, as long as that is open.
+        else if (_inbound.TryGetValue(message.To, out var inbound) && inbound.TryEnqueue(message)) Interlocked.Increment(ref _answersOverInbound);
     }
+
+    /// <summary>Messages sent over a connection the recipient opened, because this member had no address for it.</summary>
+    public long AnswersOverInboundConnections => Interlocked.Read(ref _answersOverInbound);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
@@ -333,6 +346,7 @@ public sealed class PeerTransport : IAsyncDisposable
         ulong from = 0;
         var stage = "handshake-timeout";
         BufferedStream? stream = null;
+        InboundConnection? inbound = null;
         try
         {
             reads.CancelAfter(_options.HandshakeTimeoutMs);
@@ -372,6 +386,8 @@ public sealed class PeerTransport : IAsyncDisposable
                 await TellRemoved(socket, network, stream, from, removedAt, remote, writes);
                 return;
             }
+            inbound = new InboundConnection(this, from, network, socket);
+            _inbound[from] = inbound;
             stage = "idle-timeout";
             while (!_stopping.IsCancellationRequested)
             {
@@ -382,9 +398,18 @@ public sealed class PeerTransport : IAsyncDisposable
                 {
                     // A ping: echo its timestamp so the sender measures the round trip and knows we are alive.
                     await stream.ReadExactlyAsync(pong, reads.Token);
-                    writes.CancelAfter(_options.WriteTimeoutMs);
-                    await network.WriteAsync(pong, writes.Token);
-                    writes.CancelAfter(Timeout.Infinite);
+                    // Answers may be written on this connection too: one writer at a time.
+                    await inbound!.WriteLock.WaitAsync(_stopping.Token);
+                    try
+                    {
+                        writes.CancelAfter(_options.WriteTimeoutMs);
+                        await network.WriteAsync(pong, writes.Token);
+                        writes.CancelAfter(Timeout.Infinite);
+                    }
+                    finally
+                    {
+                        inbound.WriteLock.Release();
+                    }
                     continue;
                 }
                 if (length < 0 || length > MaxFrameBytes)
@@ -419,7 +444,16 @@ public sealed class PeerTransport : IAsyncDisposable
                 if (_removedMembers.TryGetValue(from, out var removedAtIndex))
                 {
                     // Removed while this connection was open (it was cut off from the commit of its removal).
-                    await TellRemoved(socket, network, stream, from, removedAtIndex, remote, writes);
+                    Unregister(from, inbound!);
+                    await inbound!.WriteLock.WaitAsync(_stopping.Token);
+                    try
+                    {
+                        await TellRemoved(socket, network, stream, from, removedAtIndex, remote, writes);
+                    }
+                    finally
+                    {
+                        inbound.WriteLock.Release();
+                    }
                     return;
                 }
                 Interlocked.Increment(ref _framesReceived);
@@ -445,9 +479,112 @@ public sealed class PeerTransport : IAsyncDisposable
         }
         finally
         {
+            if (inbound is not null) Unregister(from, inbound);
             ArrayPool<byte>.Shared.Return(buffer);
             if (stream is not null) await stream.DisposeAsync();
             else await network.DisposeAsync();
+        }
+    }
+
+    private void Unregister(ulong from, InboundConnection inbound)
+    {
+        _inbound.TryRemove(KeyValuePair.Create(from, inbound));
+        inbound.Close();
+    }
+
+    /// <summary>
+    /// The writing side of a connection another member opened to us: pongs (written by the receive loop) and answers to
+    /// a member we have no address for, one writer at a time. Answers are batched per write, at most
+    /// <see cref="InboundAnswerQueueCapacity"/> queued (more are dropped, as a lossy network would).
+    /// </summary>
+    private sealed class InboundConnection
+    {
+        private readonly PeerTransport _owner;
+        private readonly ulong _peer;
+        private readonly Stream _network;
+        private readonly Socket _socket;
+        private readonly Channel<Message> _queue = Channel.CreateBounded<Message>(new BoundedChannelOptions(InboundAnswerQueueCapacity)
+        {
+            FullMode = BoundedChannelFullMode.DropWrite,
+            SingleReader = true,
+        });
+
+        public InboundConnection(PeerTransport owner, ulong peer, Stream network, Socket socket)
+        {
+            _owner = owner;
+            _peer = peer;
+            _network = network;
+            _socket = socket;
+        }
+
+        public SemaphoreSlim WriteLock { get; } = new(1, 1);
+
+        private Task? _writer;
+
+        public bool TryEnqueue(Message message)
+        {
+            if (!_queue.Writer.TryWrite(message)) return false;
+            // The writer starts with the first answer: most inbound connections never carry one.
+            if (Volatile.Read(ref _writer) is null)
+            {
+                var writer = new Task<Task>(WriteLoop);
+                if (Interlocked.CompareExchange(ref _writer, writer.Unwrap(), null) is null) writer.Start(TaskScheduler.Default);
+            }
+            return true;
+        }
+
+        public void Close() => _queue.Writer.TryComplete();
+
+        private async Task WriteLoop()
+        {
+            var buffer = new byte[InitialBufferBytes];
+            try
+            {
+                while (await _queue.Reader.WaitToReadAsync(_owner._stopping.Token))
+                {
+                    var used = 0;
+                    while (_queue.Reader.TryRead(out var message))
+                    {
+                        var size = RaftMessageCodec.EncodedSize(message);
+                        var needed = PongBytes + 4 + size;
+                        if (used + needed > buffer.Length && used > 0)
+                        {
+                            await WriteAsync(buffer.AsMemory(0, used));
+                            used = 0;
+                        }
+                        if (needed > buffer.Length) buffer = new byte[needed];
+                        BinaryPrimitives.WriteInt64LittleEndian(buffer.AsSpan(used), AnswerMarker);
+                        BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(used + PongBytes), size);
+                        RaftMessageCodec.Encode(message, buffer.AsSpan(used + PongBytes + 4, size));
+                        used += needed;
+                    }
+                    if (used > 0) await WriteAsync(buffer.AsMemory(0, used));
+                    if (buffer.Length > ShrinkAboveBytes) buffer = new byte[InitialBufferBytes];
+                }
+            }
+            catch (Exception exception) when (exception is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                // The connection closed or stalled (its socket is closed then): the member dials again, and Raft resends.
+                _owner._logger.LogDebug("answers to peer {Peer:x16} over its connection stopped: {Error}", _peer, exception.Message);
+                _queue.Writer.TryComplete();
+            }
+        }
+
+        private async Task WriteAsync(ReadOnlyMemory<byte> bytes)
+        {
+            await WriteLock.WaitAsync(_owner._stopping.Token);
+            try
+            {
+                // A write that does not finish in time closes the socket, which ends the receive loop too.
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_owner._stopping.Token);
+                deadline.CancelAfter(_owner._options.WriteTimeoutMs);
+                using var close = deadline.Token.Register(static s => ((Socket)s!).Dispose(), _socket);
+                await _network.WriteAsync(bytes, deadline.Token);
+            }
+            finally
+            {
+                WriteLock.Release();
+            }
         }
     }
 
@@ -757,6 +894,38 @@ public sealed class PeerTransport : IAsyncDisposable
 
         private volatile bool _connectedPong;
 
+        // An answer the peer wrote on our connection because it has no address for us: checked as a frame it dialed
+        // us with would be; a malformed or misaddressed one closes the connection.
+        private async Task ReadAnswer(Stream stream, CancellationTokenSource connection)
+        {
+            var header = new byte[4];
+            await stream.ReadExactlyAsync(header, connection.Token);
+            var length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            if (length <= 0 || length > MaxFrameBytes) throw new IOException($"peer {Id:x16} answered with a frame of length {length}");
+            var frame = new byte[length];
+            await stream.ReadExactlyAsync(frame, connection.Token);
+            Message message;
+            try
+            {
+                message = RaftMessageCodec.Decode(frame);
+            }
+            catch (FormatException exception)
+            {
+                throw new IOException($"peer {Id:x16} answered with a malformed frame: {exception.Message}");
+            }
+            if (message.To != _owner._selfId || message.From != Id)
+                throw new IOException($"peer {Id:x16} answered with a frame {message} not from it to this member");
+            Interlocked.Increment(ref _owner._framesReceived);
+            if (MessageValidator.Validate(message, _owner._selfId) is { } reason)
+            {
+                var dropped = Interlocked.Increment(ref _owner._messagesInvalid);
+                if (dropped <= 10 || (dropped & (dropped - 1)) == 0)
+                    _owner._logger.LogWarning("peer {From:x16}: dropped invalid message {Message}: {Reason} ({Dropped} so far)", Id, message, reason, dropped);
+                return;
+            }
+            _owner._onMessage(message);
+        }
+
         private async Task ReadPongs(Stream stream, CancellationTokenSource connection)
         {
             var pong = new byte[PongBytes];
@@ -767,6 +936,11 @@ public sealed class PeerTransport : IAsyncDisposable
                     await stream.ReadExactlyAsync(pong, connection.Token);
                     var now = Stopwatch.GetTimestamp();
                     var sent = BinaryPrimitives.ReadInt64LittleEndian(pong);
+                    if (sent == AnswerMarker)
+                    {
+                        await ReadAnswer(stream, connection);
+                        continue;
+                    }
                     if (sent == RemovedNoticeMarker)
                     {
                         await stream.ReadExactlyAsync(pong, connection.Token);
