@@ -262,12 +262,7 @@ public sealed partial class KeelNode
     private KvResult ApplyMemberChange(MemberChange change)
     {
         if (CheckMemberChange(change) is { } refused) return KvResult.Failed(0, refused);
-        if (change.Kind == MemberChangeKind.Add)
-        {
-            _pendingMemberAdds[change.MemberId] = change;
-            // Only reached for an id forgotten from the bounded set (CheckMemberChange refuses a remembered one).
-            _removedMembers.Remove(change.MemberId);
-        }
+        if (change.Kind == MemberChangeKind.Add) _pendingMemberAdds[change.MemberId] = change;
         else _members[change.MemberId] = _members[change.MemberId] with { PeerUrls = [.. change.PeerUrls] };
         MemberTableVersion++;
         return new KvResult { RequestId = 0, Members = Members };

@@ -176,17 +176,7 @@ public sealed class KvJoinSimulationTests
         const int seeds = 40;
         for (ulong seed = 1; seed <= seeds; seed++)
         {
-            var scenario = new KvScenario(new KvScenarioOptions
-            {
-                SnapshotEveryEntries = 10,
-                SnapshotTrailingEntries = 10,
-                SnapshotChunkBytes = 256,
-                BackgroundSnapshots = true,
-                JoiningMembers = 2,
-                RemovingMembers = 1,
-                DurationMs = KvScenarioOptions.JoinDurationMs,
-                CalmTailMs = KvScenarioOptions.JoinCalmTailMs,
-            });
+            var scenario = JoinAndRemoveScenario();
             var result = SimulationRunner.Run(scenario, seed);
             if (!result.Passed) failures.Add($"seed {seed}: {result.Failure!.Violation}\n  {result.Summary}\n  {result.ReplayCommand}");
             joined += scenario.JoinedMembers;
@@ -221,19 +211,23 @@ public sealed class KvJoinSimulationTests
     [Fact]
     public void A_joiner_answers_a_leader_added_after_the_snapshot_it_restored()
     {
-        var scenario = new KvScenario(new KvScenarioOptions
-        {
-            SnapshotEveryEntries = 10,
-            SnapshotTrailingEntries = 10,
-            SnapshotChunkBytes = 256,
-            BackgroundSnapshots = true,
-            JoiningMembers = 2,
-            RemovingMembers = 1,
-            DurationMs = KvScenarioOptions.JoinDurationMs,
-            CalmTailMs = KvScenarioOptions.JoinCalmTailMs,
-        });
+        var scenario = JoinAndRemoveScenario();
         var result = SimulationRunner.Run(scenario, 1050);
         Assert.True(result.Passed, $"{result.Failure?.Violation}\n{result.Summary}\n{result.ReplayCommand}");
         Assert.Equal(2, scenario.JoinedMembers);
     }
+
+    // Two members join (learners promoted on a coin flip), a founder is removed, snapshots every 10 entries streamed in
+    // 256-byte chunks: `./keel sim kv --snapshot-every 10 --background-snapshots --snapshot-chunk-bytes 256 --join 2 --remove 1`.
+    private static KvScenario JoinAndRemoveScenario() => new(new KvScenarioOptions
+    {
+        SnapshotEveryEntries = 10,
+        SnapshotTrailingEntries = 10,
+        SnapshotChunkBytes = 256,
+        BackgroundSnapshots = true,
+        JoiningMembers = 2,
+        RemovingMembers = 1,
+        DurationMs = KvScenarioOptions.JoinDurationMs,
+        CalmTailMs = KvScenarioOptions.JoinCalmTailMs,
+    });
 }

@@ -122,7 +122,9 @@ public sealed class ServerTelemetry : IAsyncDisposable
         }, description: "Raft messages dropped (Raft resends): inbound past the loop's queue bound, or outbound to an unreachable or slow peer.");
         m.CreateObservableCounter("keel_peer_connections_refused_total", () => _host.Transport.ConnectionsRefusedByReason
             .Select(r => new Measurement<long>(r.Value, new KeyValuePair<string, object?>("reason", r.Key))).ToArray(),
-            description: "Peer connections refused before any Raft message was read: tls-handshake, no-certificate, untrusted-certificate, cn-not-allowed, secret.");
+            description: "Peer connections refused before any Raft message was read: tls-handshake, no-certificate, untrusted-certificate, cn-not-allowed, secret; and removed-member (a removed member told so).");
+        m.CreateObservableCounter("keel_peer_answers_over_inbound_total", () => _host.Transport.AnswersOverInboundConnections,
+            description: "Raft messages sent back over a connection the recipient opened, because this member had no address for it (a leader its member table does not list yet).");
         m.CreateObservableCounter("keel_invalid_entries_skipped_total", () => _latest.InvalidEntriesSkipped, description: "Committed log entries skipped because they were not valid commands.");
 
         // Keel only: idempotency, leases, the hybrid clock.

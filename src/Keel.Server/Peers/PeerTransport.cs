@@ -47,6 +47,13 @@ namespace Keel.Server.Peers;
 /// it under the cluster secret (<c>--peer-secret-file</c>); a listener that has a secret closes a connection whose
 /// answer is wrong. Every refusal is counted by reason (<see cref="ConnectionsRefusedByReason"/>) and logged.
 /// </para>
+/// <para>
+/// What the listener writes back, besides pongs (each an <c>i64</c>; a pong is a positive timestamp, so a dialer of an
+/// older build skips the others): a removal notice (<c>i64 long.MinValue | u64 index</c>) to a member the cluster
+/// removed (<see cref="SetRemovedMembers"/>), after which it closes; and answers (<c>i64 long.MinValue+1 | u32 length |
+/// frame</c>) to a member this one has no address for, over the connection that member opened
+/// (<see cref="AnswersOverInboundConnections"/>), so a joiner can answer a leader its member table does not list yet.
+/// </para>
 /// </remarks>
 public sealed class PeerTransport : IAsyncDisposable
 {
@@ -418,7 +425,7 @@ public sealed class PeerTransport : IAsyncDisposable
                     _logger.LogWarning("peer {From:x16}: frame length {Length} out of range; closing", from, length);
                     return;
                 }
-                buffer = await ReadFrame(stream, buffer, length, reads);
+                buffer = await ReadFrame(stream, buffer, length, reads, _options.IdleTimeoutMs);
                 Message message;
                 try
                 {
@@ -515,23 +522,13 @@ public sealed class PeerTransport : IAsyncDisposable
             _peer = peer;
             _network = network;
             _socket = socket;
+            // Waits for the first answer without a thread: most inbound connections never carry one.
+            _ = WriteLoop();
         }
 
         public SemaphoreSlim WriteLock { get; } = new(1, 1);
 
-        private Task? _writer;
-
-        public bool TryEnqueue(Message message)
-        {
-            if (!_queue.Writer.TryWrite(message)) return false;
-            // The writer starts with the first answer: most inbound connections never carry one.
-            if (Volatile.Read(ref _writer) is null)
-            {
-                var writer = new Task<Task>(WriteLoop);
-                if (Interlocked.CompareExchange(ref _writer, writer.Unwrap(), null) is null) writer.Start(TaskScheduler.Default);
-            }
-            return true;
-        }
+        public bool TryEnqueue(Message message) => _queue.Writer.TryWrite(message);
 
         public void Close() => _queue.Writer.TryComplete();
 
@@ -655,23 +652,38 @@ public sealed class PeerTransport : IAsyncDisposable
 
     // Reads a frame of a length already checked against MaxFrameBytes, growing the buffer as bytes actually arrive:
     // a header that announces 64 MiB and then stalls costs nothing beyond the buffer we already had.
-    private async Task<byte[]> ReadFrame(Stream stream, byte[] buffer, int length, CancellationTokenSource reads)
+    // Both ends read frames this way (the listener its peer's frames, the dialer answers written back to it); the
+    // listener's idle deadline moves on with every chunk that arrives (extendMs), the dialer's connection has none.
+    private static async Task<byte[]> ReadFrame(Stream stream, byte[] buffer, int length, CancellationTokenSource reads, int extendMs)
     {
-        var received = 0;
-        while (received < length)
+        // The caller's buffer goes back to the pool only once the frame is read: on a failure the caller still holds it
+        // (and returns it), and only a buffer grown here is returned here. Returning it twice would let the pool hand
+        // one array to two readers.
+        var original = buffer;
+        try
         {
-            if (received == buffer.Length)
+            var received = 0;
+            while (received < length)
             {
-                var grown = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, 2L * buffer.Length));
-                buffer.AsSpan(0, received).CopyTo(grown);
-                ArrayPool<byte>.Shared.Return(buffer);
-                buffer = grown;
+                if (received == buffer.Length)
+                {
+                    var grown = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, 2L * buffer.Length));
+                    buffer.AsSpan(0, received).CopyTo(grown);
+                    if (buffer != original) ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = grown;
+                }
+                var read = await stream.ReadAsync(buffer.AsMemory(received, Math.Min(length, buffer.Length) - received), reads.Token);
+                if (read == 0) throw new EndOfStreamException();
+                received += read;
+                if (extendMs > 0) reads.CancelAfter(extendMs);
             }
-            var read = await stream.ReadAsync(buffer.AsMemory(received, Math.Min(length, buffer.Length) - received), reads.Token);
-            if (read == 0) throw new EndOfStreamException();
-            received += read;
-            reads.CancelAfter(_options.IdleTimeoutMs);
         }
+        catch
+        {
+            if (buffer != original) ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+        if (buffer != original) ArrayPool<byte>.Shared.Return(original);
         return buffer;
     }
 
@@ -902,16 +914,21 @@ public sealed class PeerTransport : IAsyncDisposable
             await stream.ReadExactlyAsync(header, connection.Token);
             var length = BinaryPrimitives.ReadInt32LittleEndian(header);
             if (length <= 0 || length > MaxFrameBytes) throw new IOException($"peer {Id:x16} answered with a frame of length {length}");
-            var frame = new byte[length];
-            await stream.ReadExactlyAsync(frame, connection.Token);
+            // Grown as bytes arrive, as the listener reads frames: a header announcing 64 MiB costs nothing by itself.
+            var frame = ArrayPool<byte>.Shared.Rent(Math.Min(length, InitialBufferBytes));
             Message message;
             try
             {
-                message = RaftMessageCodec.Decode(frame);
+                frame = await ReadFrame(stream, frame, length, connection, extendMs: 0);
+                message = RaftMessageCodec.Decode(frame.AsSpan(0, length));
             }
             catch (FormatException exception)
             {
                 throw new IOException($"peer {Id:x16} answered with a malformed frame: {exception.Message}");
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(frame);
             }
             if (message.To != _owner._selfId || message.From != Id)
                 throw new IOException($"peer {Id:x16} answered with a frame {message} not from it to this member");
