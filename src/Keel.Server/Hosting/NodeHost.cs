@@ -369,7 +369,10 @@ public sealed class NodeHost : IAsyncDisposable
     internal Task<KvResult> RequestAsync(Action<KeelNode, ulong> start)
     {
         if (!TryAdmitRequest()) return Task.FromResult(KvResult.Failed(0, KeelError.TooManyRequests));
-        var waiting = new TaskCompletionSource<KvResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Completed on the loop with its continuations run there (DriverHost.Answer): a small answer goes straight on to
+        // the RPC's response instead of through a pool hand-off, which on 2 full cores was measured to cost about 6 % of
+        // put throughput (docs/performance.md, "2026-12-05, later"); a large one is completed from the pool instead.
+        var waiting = new TaskCompletionSource<KvResult>();
         // The RPC's trace span (null unless tracing is on) marks when the loop took the request: queue time vs. the
         // rest (replication, apply, answer) until the span ends.
         var span = Activity.Current;
@@ -635,7 +638,11 @@ public sealed class NodeHost : IAsyncDisposable
 
         public void Answer(KvResult result)
         {
-            if (host._waiting.Remove(result.RequestId, out var waiting)) waiting.TrySetResult(result);
+            if (!host._waiting.Remove(result.RequestId, out var waiting)) return;
+            // The waiting RPC's continuation (map to protobuf, write the response) runs here, on the loop, when that is
+            // cheap; an answer carrying many or large key-values is handed to the pool so it cannot hold up the loop.
+            if (InlineAnswers.CheapToFinishOnLoop(result)) waiting.TrySetResult(result);
+            else ThreadPool.UnsafeQueueUserWorkItem(static s => s.Waiting.TrySetResult(s.Result), (Waiting: waiting, Result: result), preferLocal: false);
         }
 
         public void WriteSnapshotInBackground(SnapshotToPersist snapshot) => host.WriteSnapshot(snapshot);
