@@ -11,8 +11,6 @@ namespace Keel.Server.Tests;
 /// </summary>
 public sealed class InlineAnswerTests
 {
-    private const string LoopThreadName = "keel-node-loop";
-
     private static KeyValue Kv(int i, int valueBytes = 8) =>
         new(System.Text.Encoding.ASCII.GetBytes($"key-{i:D4}"), 1, 1, 1, new byte[valueBytes], 0);
 
@@ -58,11 +56,11 @@ public sealed class InlineAnswerTests
             Assert.False((await host.WriteAsync(KvCommand.Of(new PutRequest { Key = Kv(i).Key, Value = [1, 2, 3] }))).IsError);
 
         var put = await FinishingThread(host, () => host.WriteAsync(KvCommand.Of(new PutRequest { Key = "one"u8.ToArray(), Value = [1] })));
-        Assert.Equal(LoopThreadName, put);
+        Assert.Equal(NodeHost.LoopThreadName, put);
         var smallRange = await FinishingThread(host, () => host.ReadAsync(new RangeRequest { Key = Kv(0).Key }, linearizable: true));
-        Assert.Equal(LoopThreadName, smallRange);
+        Assert.Equal(NodeHost.LoopThreadName, smallRange);
         var largeRange = await FinishingThread(host, () => host.ReadAsync(new RangeRequest { Key = "key-"u8.ToArray(), RangeEnd = "key."u8.ToArray() }, linearizable: true));
-        Assert.NotEqual(LoopThreadName, largeRange);
+        Assert.NotEqual(NodeHost.LoopThreadName, largeRange);
     }
 
     // The loop is held until the continuation is attached, so it is attached before the answer exists and runs where

@@ -26,27 +26,31 @@ internal static class InlineAnswers
     {
         ArgumentNullException.ThrowIfNull(result);
         if (result.Members is { Count: > MaxKeyValues }) return false;
+        // A struct, so the common answer (a put without prev_kv) costs no allocation on the loop.
         var budget = new Budget();
-        if (result.Range is { } range && !budget.Take(range.Kvs)) return false;
-        if (result.Put is { PrevKv: { } previous } && !budget.Take(previous)) return false;
-        if (result.DeleteRange is { } delete && !budget.Take(delete.PrevKvs)) return false;
-        if (result.Txn is { } txn && !budget.Take(txn, depth: 0)) return false;
-        return true;
+        return budget.Take(result.Range, result.Put, result.DeleteRange, result.Txn, depth: 0);
     }
 
-    private sealed class Budget
+    private struct Budget
     {
         private int _keyValues;
         private long _bytes;
 
-        public bool Take(KeyValue kv)
+        // A result and a transaction's operation carry the same four answers; a nested transaction is walked the same way.
+        public bool Take(RangeResponse? range, PutResponse? put, DeleteRangeResponse? delete, TxnResponse? txn, int depth) =>
+            (range is null || Take(range.Kvs))
+            && (put?.PrevKv is not { } previous || Take(previous))
+            && (delete is null || Take(delete.PrevKvs))
+            && (txn is null || Take(txn, depth));
+
+        private bool Take(KeyValue kv)
         {
             _keyValues++;
             _bytes += kv.Key.Length + (long)kv.ValueLength;
             return _keyValues <= MaxKeyValues && _bytes <= MaxBytes;
         }
 
-        public bool Take(IReadOnlyList<KeyValue> kvs)
+        private bool Take(IReadOnlyList<KeyValue> kvs)
         {
             // Checked before walking: a list longer than the budget is refused without touching its items.
             if (_keyValues + kvs.Count > MaxKeyValues) return false;
@@ -55,17 +59,12 @@ internal static class InlineAnswers
             return true;
         }
 
-        public bool Take(TxnResponse txn, int depth)
+        private bool Take(TxnResponse txn, int depth)
         {
             // Nested transactions are bounded by the request's own limits; the depth guard keeps this walk bounded anyway.
             if (depth > 8 || txn.Responses.Count > 4 * MaxKeyValues) return false;
             foreach (var op in txn.Responses)
-            {
-                if (op.Range is { } range && !Take(range.Kvs)) return false;
-                if (op.Put is { PrevKv: { } previous } && !Take(previous)) return false;
-                if (op.DeleteRange is { } delete && !Take(delete.PrevKvs)) return false;
-                if (op.Txn is { } nested && !Take(nested, depth + 1)) return false;
-            }
+                if (!Take(op.Range, op.Put, op.DeleteRange, op.Txn, depth + 1)) return false;
             return true;
         }
     }

@@ -371,7 +371,7 @@ public sealed class NodeHost : IAsyncDisposable
         if (!TryAdmitRequest()) return Task.FromResult(KvResult.Failed(0, KeelError.TooManyRequests));
         // Completed on the loop with its continuations run there (DriverHost.Answer): a small answer goes straight on to
         // the RPC's response instead of through a pool hand-off, which on 2 full cores was measured to cost about 6 % of
-        // put throughput (docs/performance.md, "2026-12-05, later"); a large one is completed from the pool instead.
+        // put throughput (docs/performance.md, "2026-12-05, 11:20–12:14"); a large one is completed from the pool instead.
         var waiting = new TaskCompletionSource<KvResult>();
         // The RPC's trace span (null unless tracing is on) marks when the loop took the request: queue time vs. the
         // rest (replication, apply, answer) until the span ends.
@@ -791,6 +791,9 @@ public sealed class NodeHost : IAsyncDisposable
     private ulong _knownLeader;
     private Keel.Quorum.Membership? _knownMembership;
 
+    /// <summary>The name of the loop's thread (in dumps, profiles and <c>ps -T</c>).</summary>
+    internal const string LoopThreadName = "keel-node-loop";
+
     // The loop owns a thread: it blocks on fsync by design, and a loop borrowing pool threads would starve the pool
     // that the peer transport, the ticker and gRPC run on (on 2 cores, heartbeats then stalled for half a second at a
     // time, until the pool injected a thread, and followers called elections).
@@ -810,7 +813,7 @@ public sealed class NodeHost : IAsyncDisposable
         })
         {
             IsBackground = true,
-            Name = "keel-node-loop",
+            Name = LoopThreadName,
         };
         thread.Start();
         return done.Task;
